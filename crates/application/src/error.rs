@@ -1,0 +1,34 @@
+//! The application layer's error: what a use case can fail with, independent of
+//! how it is delivered.
+
+use crate::generate_link::ValidationFailure;
+use crate::ports::StoreError;
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplicationError {
+    /// The input broke one or more rules; every broken rule is listed, in order.
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<ValidationFailure>),
+    /// No link has the phrase.
+    #[error("the link was not found")]
+    NotFound,
+    /// No free phrase was found within the attempt budget.
+    #[error("no free phrase after {attempts} attempts")]
+    CouldNotGenerate { attempts: u32 },
+    /// A dependency (the database) is unreachable; retrying later may succeed.
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything else: a bug or a broken invariant.
+    #[error("unexpected failure")]
+    Unexpected(#[source] StoreError),
+}
+
+impl From<StoreError> for ApplicationError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => ApplicationError::Unavailable(error),
+            _ => ApplicationError::Unexpected(error),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Pure rules of offndat: links, phrases, target URLs, catalogues, vocabularies and
+//! phrase composition. No I/O lives here; randomness is passed in by the caller.
+
+pub mod catalogue;
+pub mod composition;
+pub mod link;
+pub mod phrase;
+pub mod target_url;
+pub mod vocabulary;
+
+pub use catalogue::{Format, GrammaticalGender, GrammaticalNumber, Language, Offensiveness, PartOfSpeech, Theme};
+pub use composition::{ComposedPhrase, compose_phrase};
+pub use link::{Link, LinkStats, Visit};
+pub use phrase::{Phrase, PhraseError};
+pub use target_url::{TargetUrl, TargetUrlError};
+pub use vocabulary::{Vocabulary, VocabularyError, WordListKey};

@@ -1,0 +1,36 @@
+//! `Link`: a phrase bound to a target URL, and what is known of its visits.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::catalogue::{Language, Theme};
+use crate::phrase::Phrase;
+use crate::target_url::TargetUrl;
+
+/// A short link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: Uuid,
+    pub phrase: Phrase,
+    pub target_url: TargetUrl,
+    pub language: Language,
+    pub theme: Theme,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One recorded visit, in its stored (possibly anonymised) form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    pub visited_at: DateTime<Utc>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub referrer: Option<String>,
+}
+
+/// A link with its visit total and newest visits, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkStats {
+    pub link: Link,
+    pub visits: i64,
+    pub recent_visits: Vec<Visit>,
+}

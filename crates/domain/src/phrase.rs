@@ -1,0 +1,101 @@
+//! `Phrase`: the key of a link, e.g. `wildly-grumpy-walrus` or `BardzoGłupiKot`.
+
+use std::fmt;
+
+/// Longest phrase accepted, in characters.
+pub const MAX_PHRASE_CHARS: usize = 256;
+
+/// A phrase that is safe to look up: 1 to 256 characters, not blank, with no control
+/// characters and no `/` (it is one path segment).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Phrase(String);
+
+/// Why a string is not a phrase.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhraseError {
+    #[error("the phrase is empty or blank")]
+    Blank,
+    #[error("the phrase is longer than {MAX_PHRASE_CHARS} characters")]
+    TooLong,
+    #[error("the phrase contains a control character or a slash")]
+    InvalidCharacter,
+}
+
+impl Phrase {
+    /// Parses a decoded phrase.
+    pub fn parse(raw: &str) -> Result<Self, PhraseError> {
+        if raw.trim().is_empty() {
+            return Err(PhraseError::Blank);
+        }
+        // Cheap byte bound first, so a 1 MB input is not walked char by char.
+        if raw.len() > MAX_PHRASE_CHARS * 4 || raw.chars().count() > MAX_PHRASE_CHARS {
+            return Err(PhraseError::TooLong);
+        }
+        if raw.chars().any(|c| c.is_control() || c == '/') {
+            return Err(PhraseError::InvalidCharacter);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Wraps a phrase composed from vocabulary entries, which hold only letters,
+    /// spaces, `-` and `'` and are at most 64 characters long, so it is valid.
+    pub(crate) fn from_composed(phrase: String) -> Self {
+        debug_assert!(Self::parse(&phrase).is_ok(), "{phrase:?}");
+        Self(phrase)
+    }
+
+    /// The phrase as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Takes the inner string.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for Phrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Phrase {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_kebab_pascal_and_non_ascii() {
+        for ok in ["wildly-grumpy-walrus", "BardzoGłupiKot", "bardzo-głupi-kot", "a"] {
+            assert_eq!(Phrase::parse(ok).map(|p| p.to_string()), Ok(ok.to_owned()));
+        }
+    }
+
+    #[test]
+    fn rejects_blank() {
+        for blank in ["", " ", "\t \u{3000}"] {
+            assert_eq!(Phrase::parse(blank), Err(PhraseError::Blank), "{blank:?}");
+        }
+    }
+
+    #[test]
+    fn length_limit_counts_characters() {
+        assert!(Phrase::parse(&"ł".repeat(256)).is_ok());
+        assert_eq!(Phrase::parse(&"a".repeat(257)), Err(PhraseError::TooLong));
+        assert_eq!(Phrase::parse(&"a".repeat(5000)), Err(PhraseError::TooLong));
+    }
+
+    #[test]
+    fn rejects_control_characters_and_slashes() {
+        for bad in ["a\r\nb", "a\0b", "a/b", "a\u{7f}"] {
+            assert_eq!(Phrase::parse(bad), Err(PhraseError::InvalidCharacter), "{bad:?}");
+        }
+    }
+}
