@@ -1,0 +1,274 @@
+//! Typed configuration of both binaries, from flags and `OFFNDAT_*` environment
+//! variables (flags win). Every field is documented here; `--help` prints it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+/// A value that must never reach a log line: `Debug` and `Display` print `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl FromStr for Secret<String> {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.trim().to_owned()))
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Logging settings shared by both binaries.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogConfig {
+    /// Log format.
+    #[arg(long, env = "OFFNDAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter in `tracing` env-filter syntax, e.g. `info,offndat=debug`.
+    #[arg(long, env = "OFFNDAT_LOG", default_value = "info", global = true)]
+    pub log: String,
+}
+
+/// PostgreSQL settings shared by both binaries.
+#[derive(Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL URL. The database is created if missing.
+    #[arg(
+        long,
+        env = "OFFNDAT_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/offndat",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Url,
+
+    /// Most connections this process opens to PostgreSQL.
+    #[arg(long, env = "OFFNDAT_DATABASE_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub database_max_connections: u32,
+
+    /// How long a query waits for a free connection before failing with 503.
+    #[arg(long, env = "OFFNDAT_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "3s", global = true)]
+    pub database_acquire_timeout: Duration,
+
+    /// How long start-up keeps retrying an unreachable PostgreSQL before giving up.
+    #[arg(long, env = "OFFNDAT_DATABASE_STARTUP_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s", global = true)]
+    pub database_startup_timeout: Duration,
+}
+
+impl DatabaseConfig {
+    /// The URL with any password replaced, for log lines.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.database_url)
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("database_url", &self.redacted_url())
+            .field("database_max_connections", &self.database_max_connections)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("database_startup_timeout", &self.database_startup_timeout)
+            .finish()
+    }
+}
+
+/// A URL with its password replaced by `***`.
+pub fn redact(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        // Only fails for URLs that cannot have a password, which then has none.
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// Broker and cache endpoints shared by both binaries.
+#[derive(Clone, clap::Args)]
+pub struct MessagingConfig {
+    /// Redis URL of the shared (L2) redirect cache.
+    #[arg(
+        long,
+        env = "OFFNDAT_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        hide_env_values = true,
+        global = true
+    )]
+    pub redis_url: Url,
+
+    /// RabbitMQ URL the outbox relay publishes to and the worker consumes from.
+    #[arg(
+        long,
+        env = "OFFNDAT_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        global = true
+    )]
+    pub amqp_url: Url,
+}
+
+impl fmt::Debug for MessagingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagingConfig")
+            .field("redis_url", &redact(&self.redis_url))
+            .field("amqp_url", &redact(&self.amqp_url))
+            .finish()
+    }
+}
+
+/// Settings of the API binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiConfig {
+    /// Address the API listens on.
+    #[arg(long, env = "OFFNDAT_LISTEN", default_value = "127.0.0.1:8090", global = true)]
+    pub listen: SocketAddr,
+
+    /// Base of the short URLs handed out (`<base>/<phrase>`); targets under it are refused.
+    #[arg(long, env = "OFFNDAT_PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8090", value_parser = parse_base_url, global = true)]
+    pub public_base_url: Url,
+
+    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`. When none is set a
+    /// random key is generated at start and logged once.
+    #[arg(long, env = "OFFNDAT_API_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
+    pub api_keys: Vec<Secret<String>>,
+
+    /// Load vocabularies from this directory (same layout as the built-in ones)
+    /// instead of the built-in lists.
+    #[arg(long, env = "OFFNDAT_VOCABULARY_DIR", global = true)]
+    pub vocabulary_dir: Option<PathBuf>,
+
+    /// Comma-separated origins allowed to call the API from a browser (CORS).
+    #[arg(long, env = "OFFNDAT_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+
+    /// Comma-separated IPs or CIDRs of proxies whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "OFFNDAT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_ip_net, global = true)]
+    pub trusted_proxies: Vec<IpNet>,
+
+    /// `false` turns rate limiting off (benchmarks from one IP).
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub rate_limit_enabled: bool,
+
+    /// Apply pending migrations at start (safe with many replicas: they take a lock).
+    #[arg(long, env = "OFFNDAT_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub migrate_on_start: bool,
+
+    /// Largest request body accepted, in bytes; larger bodies get a 413 problem.
+    #[arg(long, env = "OFFNDAT_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
+    pub max_body_bytes: usize,
+
+    /// How long shutdown waits for in-flight requests before exiting anyway.
+    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub messaging: MessagingConfig,
+
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// Settings of the worker binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerConfig {
+    /// Address of the worker's health and metrics endpoints.
+    #[arg(long, env = "OFFNDAT_WORKER_LISTEN", default_value = "127.0.0.1:8091", global = true)]
+    pub worker_listen: SocketAddr,
+
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+
+    #[command(flatten)]
+    pub messaging: MessagingConfig,
+
+    #[command(flatten)]
+    pub log: LogConfig,
+}
+
+/// A public base URL: absolute http(s), no query or fragment; kept without a
+/// trailing slash so `<base>/<phrase>` joins cleanly.
+pub fn parse_base_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http or https URL with a host".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".to_owned());
+    }
+    Ok(url)
+}
+
+/// The base URL as a string without trailing slash.
+pub fn base_without_slash(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+fn parse_ip_net(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{raw}` is neither an IP address nor a CIDR block"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_and_passwords_stay_out_of_debug() {
+        let secret = Secret::new("hunter2".to_owned());
+        assert_eq!(format!("{secret:?}"), "***");
+        let url = Url::parse("postgres://app:hunter2@db:5432/offndat").expect("url");
+        assert_eq!(redact(&url), "postgres://app:***@db:5432/offndat");
+    }
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert!(parse_base_url("https://offnd.at").is_ok());
+        assert!(parse_base_url("offnd.at").is_err());
+        assert!(parse_base_url("ftp://offnd.at").is_err());
+        assert!(parse_base_url("https://offnd.at/?x=1").is_err());
+        assert_eq!(base_without_slash(&parse_base_url("https://offnd.at").expect("ok")), "https://offnd.at");
+        assert_eq!(base_without_slash(&parse_base_url("https://x.io/s/").expect("ok")), "https://x.io/s");
+    }
+
+    #[test]
+    fn trusted_proxies_take_ips_and_cidrs() {
+        assert_eq!(parse_ip_net("10.0.0.0/8").map(|n| n.to_string()), Ok("10.0.0.0/8".to_owned()));
+        assert_eq!(parse_ip_net(" 127.0.0.1 ").map(|n| n.to_string()), Ok("127.0.0.1/32".to_owned()));
+        assert!(parse_ip_net("proxy.local").is_err());
+    }
+}

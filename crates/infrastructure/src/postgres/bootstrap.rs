@@ -1,0 +1,107 @@
+//! Start-up against PostgreSQL: create the database if it is missing, apply
+//! migrations, and open the pool, retrying with backoff while PostgreSQL is
+//! unreachable.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
+use tokio::time::Instant;
+
+use super::MIGRATOR;
+use super::errors::is_unavailable;
+use crate::config::DatabaseConfig;
+
+/// Why start-up against PostgreSQL failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("OFFNDAT_DATABASE_URL is not a usable PostgreSQL URL: {0}")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("PostgreSQL at {url} was unreachable for {waited:?}: {source}")]
+    Unreachable { url: String, waited: Duration, source: sqlx::Error },
+    #[error("PostgreSQL at {url} refused start-up: {source}")]
+    Refused { url: String, source: sqlx::Error },
+    #[error("migrating the database failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Creates the database if missing and opens the pool. The pool connects lazily,
+/// so a later outage does not stop the process; queries then fail fast with
+/// `Unavailable` after the acquire timeout.
+pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, BootstrapError> {
+    let options = connect_options(config)?;
+    retry_while_unreachable(config, || ensure_database(&options)).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(config.database_max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.database_acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options);
+    // One round trip now, so a wrong password fails start-up rather than requests.
+    retry_while_unreachable(config, || async { pool.acquire().await.map(drop) }).await?;
+    Ok(pool)
+}
+
+/// Applies pending migrations. sqlx takes a PostgreSQL advisory lock around them,
+/// so replicas starting together apply each migration once.
+pub async fn migrate(pool: &PgPool) -> Result<(), BootstrapError> {
+    MIGRATOR.run(pool).await.map_err(BootstrapError::Migrate)
+}
+
+fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, BootstrapError> {
+    let options: PgConnectOptions = config.database_url.as_str().parse().map_err(BootstrapError::InvalidUrl)?;
+    Ok(options
+        .application_name("offndat")
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+}
+
+/// Creates the target database through the `postgres` maintenance database when it
+/// does not exist. Concurrent creators race harmlessly: "already exists" is success.
+async fn ensure_database(options: &PgConnectOptions) -> Result<(), sqlx::Error> {
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    match PgConnection::connect_with(options).await {
+        Ok(connection) => return connection.close().await,
+        // 3D000: invalid_catalog_name, the database does not exist.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {}
+        Err(e) => return Err(e),
+    }
+    let mut maintenance = PgConnection::connect_with(&options.clone().database("postgres")).await?;
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    let created = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut maintenance).await;
+    maintenance.close().await?;
+    match created {
+        Ok(_) => {
+            tracing::info!(database = %name, "created the database");
+            Ok(())
+        }
+        // 42P04 duplicate_database, 23505 unique_violation: another replica won the race.
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `attempt` until it succeeds, retrying connection failures with capped
+/// exponential backoff up to the start-up timeout; other errors fail at once.
+async fn retry_while_unreachable<F, Fut>(config: &DatabaseConfig, mut attempt: F) -> Result<(), BootstrapError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), sqlx::Error>>,
+{
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(()) => return Ok(()),
+            Err(error) if is_unavailable(&error) => {
+                let waited = started.elapsed();
+                if waited + delay > config.database_startup_timeout {
+                    return Err(BootstrapError::Unreachable { url: config.redacted_url(), waited, source: error });
+                }
+                tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "PostgreSQL unreachable, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => return Err(BootstrapError::Refused { url: config.redacted_url(), source: error }),
+        }
+    }
+}

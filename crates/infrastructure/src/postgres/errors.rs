@@ -1,0 +1,21 @@
+//! Mapping sqlx errors onto the store port's error.
+
+use offndat_application::ports::StoreError;
+
+/// Connection-level failures are `Unavailable` (worth a 503 and a retry); the rest
+/// are `Other`.
+pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
+    if is_unavailable(&error) { StoreError::Unavailable(Box::new(error)) } else { StoreError::Other(Box::new(error)) }
+}
+
+/// Whether `error` means "PostgreSQL cannot be reached right now".
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P0x: shutdown in progress; 53300: too many connections.
+            code.starts_with("08") || code.starts_with("57P0") || code == "53300"
+        }),
+        _ => false,
+    }
+}

@@ -1,0 +1,126 @@
+//! `LinkStore` on PostgreSQL.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use offndat_application::ports::{LinkStore, StoreError};
+use offndat_domain::{Language, Link, LinkStats, Phrase, TargetUrl, Theme, Visit};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::errors::store_error;
+use crate::events::{LINK_CREATED, LinkCreatedV1};
+
+/// Links in PostgreSQL; `create` writes the link and its outbox row together.
+#[derive(Debug, Clone)]
+pub struct PgLinkStore {
+    pool: PgPool,
+}
+
+impl PgLinkStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// A `links` row as selected.
+struct LinkRow {
+    id: Uuid,
+    phrase: String,
+    target_url: String,
+    language_id: i16,
+    theme_id: i16,
+    created_at: DateTime<Utc>,
+}
+
+impl TryFrom<LinkRow> for Link {
+    type Error = StoreError;
+
+    fn try_from(row: LinkRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Other(format!("link {} has an invalid {what}", row.id).into());
+        Ok(Link {
+            id: row.id,
+            phrase: Phrase::parse(&row.phrase).map_err(|_| corrupt("phrase"))?,
+            target_url: TargetUrl::from_stored(&row.target_url).map_err(|_| corrupt("target URL"))?,
+            language: Language::from_id(row.language_id.into()).ok_or_else(|| corrupt("language"))?,
+            theme: Theme::from_id(row.theme_id.into()).ok_or_else(|| corrupt("theme"))?,
+            created_at: row.created_at,
+        })
+    }
+}
+
+#[async_trait]
+impl LinkStore for PgLinkStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        let payload = serde_json::to_value(LinkCreatedV1::from(link)).map_err(|e| StoreError::Other(e.into()))?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // The unique index decides: a taken phrase inserts nothing, and the caller
+        // retries with a fresh one. Never check-then-insert.
+        let inserted = sqlx::query!(
+            "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (phrase) DO NOTHING",
+            link.id,
+            link.phrase.as_str(),
+            link.target_url.as_str(),
+            i16::from(link.language.id()),
+            i16::from(link.theme.id()),
+            link.created_at,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?
+        .rows_affected();
+        if inserted == 0 {
+            tx.rollback().await.map_err(store_error)?;
+            return Err(StoreError::PhraseTaken);
+        }
+        sqlx::query!(
+            "INSERT INTO outbox (id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)",
+            Uuid::now_v7(),
+            LINK_CREATED,
+            payload,
+            link.created_at,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)
+    }
+
+    async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
+        let row = sqlx::query_as!(
+            LinkRow,
+            "SELECT id, phrase, target_url, language_id, theme_id, created_at FROM links WHERE phrase = $1",
+            phrase.as_str()
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.map(Link::try_from).transpose()
+    }
+
+    async fn stats_by_phrase(&self, phrase: &Phrase, recent: u32) -> Result<Option<LinkStats>, StoreError> {
+        let Some(link) = self.find_by_phrase(phrase).await? else {
+            return Ok(None);
+        };
+        let visits =
+            sqlx::query_scalar!(r#"SELECT total_visits AS "total!" FROM visit_summaries WHERE link_id = $1"#, link.id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?
+                .unwrap_or(0);
+        let recent_visits = sqlx::query_as!(
+            Visit,
+            "SELECT visited_at, ip_address, user_agent, referrer
+             FROM visits WHERE link_id = $1
+             ORDER BY visited_at DESC, id DESC
+             LIMIT $2",
+            link.id,
+            i64::from(recent)
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(Some(LinkStats { link, visits, recent_visits }))
+    }
+}
