@@ -1,0 +1,130 @@
+//! The API layer's error: every way a request can fail, mapped to a problem
+//! response. Each failure is logged once, here, at the boundary.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use offndat_application::{ApplicationError, ValidationFailure};
+use offndat_domain::PhraseError;
+
+use crate::problem::{ProblemError, ProblemSpec, UNAUTHORIZED_MESSAGE, title};
+
+/// Seconds clients are asked to wait after a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<ValidationFailure>),
+    #[error("the body is not a JSON object: {0}")]
+    InvalidBody(&'static str),
+    #[error("the body is larger than allowed")]
+    PayloadTooLarge,
+    #[error("missing or wrong API key")]
+    Unauthorized,
+    #[error("invalid phrase: {0}")]
+    InvalidPhrase(PhraseInput),
+    #[error("link not found")]
+    LinkNotFound,
+    #[error("route not found")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("no free phrase found")]
+    CouldNotGenerate,
+    #[error("a dependency is unavailable")]
+    Unavailable,
+    #[error("unexpected failure")]
+    Internal,
+}
+
+/// Why a phrase in the path was refused before any lookup.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PhraseInput {
+    #[error("its percent-encoding does not decode to UTF-8")]
+    NotUtf8,
+    #[error("{0}")]
+    Invalid(PhraseError),
+}
+
+impl From<ApplicationError> for ApiError {
+    fn from(error: ApplicationError) -> Self {
+        match error {
+            ApplicationError::Validation(failures) => ApiError::Validation(failures),
+            ApplicationError::NotFound => ApiError::LinkNotFound,
+            ApplicationError::CouldNotGenerate { attempts } => {
+                tracing::warn!(attempts, "no free phrase found; the vocabulary may be too small");
+                ApiError::CouldNotGenerate
+            }
+            ApplicationError::Unavailable(source) => {
+                tracing::warn!(error = %error_chain(&source), "dependency unavailable");
+                ApiError::Unavailable
+            }
+            ApplicationError::Unexpected(source) => {
+                tracing::error!(error = %error_chain(&source), "unexpected failure");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// `error: cause: cause` on one line.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl ApiError {
+    fn problem(&self) -> ProblemSpec {
+        use StatusCode as S;
+        match self {
+            ApiError::Validation(failures) => ProblemSpec {
+                status: S::BAD_REQUEST,
+                title: title(S::BAD_REQUEST),
+                detail: None,
+                errors: failures
+                    .iter()
+                    .map(|f| ProblemError { code: f.code(), message: f.message().to_owned() })
+                    .collect(),
+            },
+            ApiError::InvalidBody(why) => ProblemSpec::single(S::BAD_REQUEST, "General.InvalidJson", why),
+            ApiError::PayloadTooLarge => ProblemSpec::for_status(S::PAYLOAD_TOO_LARGE),
+            ApiError::Unauthorized => {
+                ProblemSpec::single(S::UNAUTHORIZED, "General.Unauthorized", UNAUTHORIZED_MESSAGE)
+            }
+            ApiError::InvalidPhrase(why) => {
+                ProblemSpec::single(S::BAD_REQUEST, "Link.InvalidPhrase", &format!("The phrase is not valid: {why}."))
+            }
+            ApiError::LinkNotFound => {
+                ProblemSpec::single(S::NOT_FOUND, "Link.NotFound", "The link with the specified phrase was not found.")
+            }
+            ApiError::RouteNotFound => ProblemSpec::for_status(S::NOT_FOUND),
+            ApiError::MethodNotAllowed => ProblemSpec::for_status(S::METHOD_NOT_ALLOWED),
+            ApiError::CouldNotGenerate => ProblemSpec::single(
+                S::SERVICE_UNAVAILABLE,
+                "Link.CouldNotGenerate",
+                "The link could not be generated at this time. Please try again.",
+            ),
+            ApiError::Unavailable => ProblemSpec::for_status(S::SERVICE_UNAVAILABLE),
+            ApiError::Internal => ProblemSpec::for_status(S::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        let mut response = problem.status.into_response();
+        if problem.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response.extensions_mut().insert(problem);
+        response
+    }
+}

@@ -1,0 +1,18 @@
+//! The offndat HTTP API: routes, extractors, problem details, middleware, and the
+//! composition root that wires adapters into use cases.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod extract;
+pub mod problem;
+pub mod request_context;
+pub mod response;
+pub mod routes;
+pub mod short_url;
+pub mod shutdown;
+pub mod state;
+
+pub use app::Application;

@@ -1,0 +1,39 @@
+//! `offndat-api`: serves the v1 HTTP API; `offndat-api migrate` applies migrations;
+//! `offndat-api vocabulary` prints the phrase-space sizes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use offndat_api::cli::{Cli, Command};
+use offndat_api::{commands, shutdown};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = offndat_infrastructure::telemetry::init(&cli.config.log) {
+        eprintln!("offndat-api: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("offndat-api: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => commands::serve(cli.config, shutdown::on_signal()).await,
+            Command::Migrate => commands::migrate(&cli.config).await,
+            Command::Vocabulary => commands::vocabulary(&cli.config),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One clear line, for operators and for `kubectl logs`.
+            tracing::error!("{error:#}");
+            eprintln!("offndat-api: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Per-request context: request and trace ids, the contract's version header, and
+//! rendering of every error response as a problem body.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use rand::Rng;
+
+use crate::problem::{PROBLEM_JSON, ProblemBody, ProblemSpec, type_uri};
+
+/// The header naming the contract version every response speaks.
+pub static API_SUPPORTED_VERSIONS: HeaderName = HeaderName::from_static("api-supported-versions");
+/// The request id header, accepted from clients and echoed back.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest `instance` path echoed in a problem body.
+const MAX_INSTANCE_PATH: usize = 512;
+
+/// Ids of the request in hand, for problem bodies and logs.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub trace_id: String,
+}
+
+/// Assigns ids, then finishes the response: version and id headers, and a problem
+/// body for every error that does not have one yet.
+pub async fn request_context(mut request: Request, next: Next) -> Response {
+    let context = RequestContext {
+        request_id: incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+        trace_id: incoming_trace_id(request.headers()).unwrap_or_else(random_trace_id),
+    };
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    request.extensions_mut().insert(context.clone());
+
+    let mut response = next.run(request).await;
+
+    if response.status().is_client_error() || response.status().is_server_error() {
+        // Our handlers attach a spec; axum's and tower's own errors come bare or as
+        // plain text. JSON bodies (health checks) are already meaningful.
+        let bare = response.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+        let spec = response.extensions_mut().remove::<ProblemSpec>();
+        if spec.is_some() || bare {
+            let spec = spec.unwrap_or_else(|| ProblemSpec::for_status(response.status()));
+            response = render(response, &spec, &format!("{method} {}", truncate(&path)), &context);
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert(API_SUPPORTED_VERSIONS.clone(), HeaderValue::from_static("1"));
+    if let Ok(value) = HeaderValue::from_str(&context.request_id) {
+        headers.insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+fn render(response: Response, spec: &ProblemSpec, instance: &str, context: &RequestContext) -> Response {
+    let body = ProblemBody {
+        kind: type_uri(spec.status),
+        title: spec.title,
+        status: spec.status.as_u16(),
+        detail: spec.detail.as_deref(),
+        instance,
+        errors: &spec.errors,
+        trace_id: &context.trace_id,
+        request_id: &context.request_id,
+    };
+    // Serialising plain strings and numbers cannot fail.
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let (mut parts, _) = response.into_parts();
+    parts.status = spec.status;
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json))
+}
+
+fn truncate(path: &str) -> String {
+    match path.char_indices().nth(MAX_INSTANCE_PATH) {
+        Some((cut, _)) => format!("{}…", &path[..cut]),
+        None => path.to_owned(),
+    }
+}
+
+/// A client's request id, if it is short and made of safe characters.
+fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(&X_REQUEST_ID)?.to_str().ok()?;
+    let valid = !value.is_empty()
+        && value.len() <= 128
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    valid.then(|| value.to_owned())
+}
+
+/// The trace id of a valid W3C `traceparent` header.
+fn incoming_trace_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    let valid = trace_id.len() == 32
+        && trace_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && trace_id.bytes().any(|b| b != b'0');
+    valid.then(|| trace_id.to_owned())
+}
+
+fn random_trace_id() -> String {
+    format!("{:032x}", rand::rng().random::<u128>() | 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_validated() {
+        let mut headers = HeaderMap::new();
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(incoming_request_id(&headers).as_deref(), Some("abc-123"));
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("a b"));
+        assert_eq!(incoming_request_id(&headers), None);
+        let long = "a".repeat(129);
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_str(&long).expect("ascii"));
+        assert_eq!(incoming_request_id(&headers), None);
+    }
+
+    #[test]
+    fn trace_ids_come_from_valid_traceparents() {
+        let mut headers = HeaderMap::new();
+        headers
+            .insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        assert_eq!(incoming_trace_id(&headers).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        headers
+            .insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
+        assert_eq!(incoming_trace_id(&headers), None);
+        assert_eq!(random_trace_id().len(), 32);
+    }
+
+    #[test]
+    fn long_paths_are_truncated() {
+        assert_eq!(truncate("/abc"), "/abc");
+        assert_eq!(truncate(&"a".repeat(600)).chars().count(), MAX_INSTANCE_PATH + 1);
+    }
+}

@@ -1,0 +1,19 @@
+//! `AppState`: everything handlers need, built once by the composition root.
+
+use offndat_application::{GenerateLink, ReadLinkStats, ResolveLink};
+use sqlx::PgPool;
+
+use crate::auth::ApiKeys;
+use crate::short_url::ShortUrls;
+
+/// Shared state of the router; cheap to clone (every field is `Arc`-backed).
+#[derive(Clone)]
+pub struct AppState {
+    pub generate_link: GenerateLink,
+    pub resolve_link: ResolveLink,
+    pub read_link_stats: ReadLinkStats,
+    pub short_urls: ShortUrls,
+    pub api_keys: ApiKeys,
+    /// For health checks only; handlers go through the use cases.
+    pub pool: PgPool,
+}

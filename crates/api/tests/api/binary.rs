@@ -1,0 +1,137 @@
+//! The built `offndat-api` binary, run as a process.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TestDatabase, write_vocabulary};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_offndat-api");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn command(db: &TestDatabase, port: u16) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("OFFNDAT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OFFNDAT_PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .env("OFFNDAT_DATABASE_URL", &db.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Reads stdout until a line contains `needle`, within a deadline.
+async fn wait_for_line(child: &mut Child, needle: &str) -> String {
+    let stdout = child.stdout.as_mut().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let found = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!("the process closed stdout before logging {needle:?}");
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("no {needle:?} within 60 s"))
+}
+
+fn sigterm(child: &Child) {
+    let pid = child.id().expect("running");
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn serves_with_a_generated_key_and_exits_0_on_sigterm() {
+    let db = TestDatabase::new();
+    let port = free_port();
+    let mut child = command(&db, port).spawn().expect("spawn");
+    let line = wait_for_line(&mut child, "api_key=").await;
+    let key = line.split("api_key=").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("key").to_owned();
+    assert_eq!(key.len(), 64, "{line}");
+    wait_for_line(&mut child, "listening").await;
+
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    let response = client
+        .post(format!("{base}/v1/links"))
+        .header("X-Offnd-Api-Key", &key)
+        .json(&json!({"targetUrl": "https://example.com/bin", "languageId": 0, "themeId": 0, "formatId": 0}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201);
+    let url = response.json::<Value>().await.expect("json")["url"].as_str().expect("url").to_owned();
+    assert!(url.starts_with(&base), "{url}");
+    let response = client.get(&url).send().await.expect("follow");
+    assert_eq!(response.status(), 301);
+    assert_eq!(response.headers()["location"], "https://example.com/bin");
+    let response =
+        client.get(format!("{base}/v1/languages")).header("X-Offnd-Api-Key", "guess").send().await.expect("r");
+    assert_eq!(response.status(), 401);
+
+    sigterm(&child);
+    let status =
+        tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits in time").expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn migrate_applies_migrations_and_exits_0() {
+    let db = TestDatabase::new();
+    let output = command(&db, free_port()).arg("migrate").output().await.expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(db.count("links").await, 0, "the links table exists");
+}
+
+#[tokio::test]
+async fn vocabulary_prints_the_phrase_space() {
+    let db = TestDatabase::new();
+    let output = command(&db, free_port()).arg("vocabulary").output().await.expect("run");
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let rows: Vec<(&str, &str, u128)> = stdout
+        .lines()
+        .skip(2)
+        .map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            (cols[0], cols[1], cols[2].replace(',', "").parse().expect("number"))
+        })
+        .collect();
+    assert_eq!(rows.len(), 6, "{stdout}");
+    for (language, theme, space) in rows {
+        let floor = if (language, theme) == ("en", "none") { 100_000_000 } else { 1_000_000 };
+        assert!(space >= floor, "{language} {theme}: {space}");
+    }
+}
+
+#[tokio::test]
+async fn an_incomplete_vocabulary_directory_fails_start_up_naming_the_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_vocabulary(dir.path(), &["word"]);
+    let missing = dir.path().join("en/offensive/none/none/none/adverbs.txt");
+    std::fs::remove_file(&missing).expect("remove");
+    let db = TestDatabase::new();
+    let output = command(&db, free_port()).env("OFFNDAT_VOCABULARY_DIR", dir.path()).output().await.expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("offndat-api:")).expect("one error line");
+    assert!(line.contains(&missing.display().to_string()), "{line}");
+}
+
+#[tokio::test]
+async fn invalid_configuration_fails_fast() {
+    let db = TestDatabase::new();
+    let output = command(&db, free_port()).env("OFFNDAT_PUBLIC_BASE_URL", "not a url").output().await.expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--public-base-url"));
+}

@@ -1,0 +1,173 @@
+//! Spawning the app on port 0 against a fresh database, and small HTTP helpers.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use offndat_api::Application;
+use offndat_api::cli::Cli;
+use offndat_infrastructure::config::ApiConfig;
+use reqwest::redirect::Policy;
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const API_KEY: &str = "test-key-1";
+pub const OTHER_API_KEY: &str = "test-key-2";
+pub const PUBLIC_BASE: &str = "http://short.test";
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_server() -> String {
+    std::env::var("OFFNDAT_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A database of one test's own, dropped when the test ends.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// A fresh name; the app under test creates the database itself.
+    pub fn new() -> Self {
+        let name = format!("offndat_test_{}", uuid::Uuid::new_v4().simple());
+        let url = format!("{}/{name}", postgres_server());
+        Self { name, url }
+    }
+
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.expect("connect to the test database")
+    }
+
+    /// `SELECT count(*)` of a table.
+    pub async fn count(&self, table: &str) -> i64 {
+        let mut conn = self.connect().await;
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let server = postgres_server();
+        // Drop runs inside the test's runtime; a thread of its own may block.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                if let Ok(mut conn) = PgConnection::connect(&format!("{server}/postgres")).await {
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running app.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.get(self.url(path)).header("X-Offnd-Api-Key", API_KEY)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client.post(self.url(path)).header("X-Offnd-Api-Key", API_KEY)
+    }
+
+    /// Creates a link and returns its phrase.
+    pub async fn create(&self, target: &str, language: i64, theme: i64, format: i64) -> String {
+        let response = self
+            .post("/v1/links")
+            .json(&json!({ "targetUrl": target, "languageId": language, "themeId": theme, "formatId": format }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        let body: Value = response.json().await.expect("json");
+        let url = body["url"].as_str().expect("url");
+        let encoded = url.strip_prefix(&format!("{PUBLIC_BASE}/")).expect("under the public base");
+        percent_encoding::percent_decode_str(encoded).decode_utf8().expect("utf-8").into_owned()
+    }
+
+    /// Stops the app the way SIGTERM would and waits for it.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle.await.expect("join").expect("clean shutdown");
+    }
+}
+
+/// Test configuration: port 0, known keys, the test database.
+pub fn config(db: &TestDatabase, extra: &[&str]) -> ApiConfig {
+    let mut args = vec![
+        "offndat-api".to_owned(),
+        "--listen=127.0.0.1:0".to_owned(),
+        format!("--public-base-url={PUBLIC_BASE}"),
+        format!("--database-url={}", db.url),
+        format!("--api-keys={API_KEY},{OTHER_API_KEY}"),
+        "--cors-origins=https://offnd.at".to_owned(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    Cli::try_parse_from(args).expect("valid test configuration").config
+}
+
+/// Spawns the app on `db` with extra flags.
+pub async fn spawn_with(db: &TestDatabase, extra: &[&str]) -> TestApp {
+    let app = Application::build(config(db, extra)).await.expect("app builds");
+    let address = app.local_addr().expect("bound");
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(app.run(shutdown.clone()));
+    let client =
+        reqwest::Client::builder().redirect(Policy::none()).timeout(Duration::from_secs(30)).build().expect("client");
+    TestApp { address, client, shutdown, handle }
+}
+
+/// Spawns the app on a fresh database.
+pub async fn spawn() -> (TestApp, TestDatabase) {
+    let db = TestDatabase::new();
+    let app = spawn_with(&db, &[]).await;
+    (app, db)
+}
+
+/// Writes a vocabulary directory with `words` in every list the rules need.
+pub fn write_vocabulary(dir: &Path, words: &[&str]) {
+    for key in offndat_domain::vocabulary::required_keys() {
+        let path = dir.join(key.path());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let tag = if key.offensiveness == offndat_domain::Offensiveness::Offensive { "rude" } else { "nice" };
+        let tagged: Vec<String> = words.iter().map(|w| format!("{w}{tag}")).collect();
+        std::fs::write(&path, tagged.join("\n")).expect("write list");
+    }
+}
+
+/// Asserts a problem response and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, codes: &[&str]) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(response.headers()["api-supported-versions"], "1");
+    let body: Value = response.json().await.expect("problem json");
+    assert_eq!(body["status"], status);
+    let actual: Vec<&str> =
+        body["errors"].as_array().expect("errors").iter().map(|e| e["code"].as_str().expect("code")).collect();
+    assert_eq!(actual, codes, "{body}");
+    for error in body["errors"].as_array().expect("errors") {
+        assert!(!error["message"].as_str().expect("message").is_empty());
+    }
+    assert_eq!(body["traceId"].as_str().map(str::len), Some(32), "{body}");
+    assert!(!body["requestId"].as_str().expect("requestId").is_empty());
+    body
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the API: the real router on a real port, against a real
+//! PostgreSQL, each test on a database of its own.
+
+mod bad_input;
+mod binary;
+mod catalogues;
+mod collisions;
+mod contract;
+mod helpers;
