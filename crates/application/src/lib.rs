@@ -6,9 +6,11 @@ pub mod error;
 pub mod generate_link;
 pub mod ports;
 pub mod read_link;
+pub mod record_visit;
 pub mod resolve_link;
 
 pub use error::ApplicationError;
 pub use generate_link::{GenerateLink, GenerateLinkCommand, ValidationFailure};
 pub use read_link::ReadLinkStats;
+pub use record_visit::{RecordVisit, Visitor};
 pub use resolve_link::ResolveLink;

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use offndat_domain::{Link, LinkStats, Phrase};
+use offndat_domain::{Link, LinkStats, NewVisit, Phrase};
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,4 +45,10 @@ pub trait Clock: Send + Sync {
 pub trait RandomSource: Send + Sync {
     /// A fresh seed for one composition attempt.
     fn seed(&self) -> u64;
+}
+
+/// Where redirects hand their visits. `record` must return at once: it may buffer
+/// or drop, but never wait for I/O, so a redirect is never slowed by recording.
+pub trait VisitSink: Send + Sync {
+    fn record(&self, visit: NewVisit);
 }

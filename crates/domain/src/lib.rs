@@ -6,6 +6,7 @@ pub mod composition;
 pub mod link;
 pub mod phrase;
 pub mod target_url;
+pub mod visit;
 pub mod vocabulary;
 
 pub use catalogue::{Format, GrammaticalGender, GrammaticalNumber, Language, Offensiveness, PartOfSpeech, Theme};
@@ -13,4 +14,5 @@ pub use composition::{ComposedPhrase, compose_phrase};
 pub use link::{Link, LinkStats, Visit};
 pub use phrase::{Phrase, PhraseError};
 pub use target_url::{TargetUrl, TargetUrlError};
+pub use visit::NewVisit;
 pub use vocabulary::{Vocabulary, VocabularyError, WordListKey};

@@ -25,6 +25,8 @@ pub struct Visit {
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     pub referrer: Option<String>,
+    /// The user agent looks like a crawler; recorded and flagged, never hidden.
+    pub potential_bot: bool,
 }
 
 /// A link with its visit total and newest visits, newest first.

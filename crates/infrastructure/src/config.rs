@@ -135,6 +135,11 @@ pub struct MessagingConfig {
         global = true
     )]
     pub amqp_url: Url,
+
+    /// Prefix of every RabbitMQ name: exchange `<ns>.events`, queues
+    /// `<ns>.link-visited` and `<ns>.link-created`, dead letters `<ns>.dead-letter`.
+    #[arg(long, env = "OFFNDAT_AMQP_NAMESPACE", default_value = "offndat", value_parser = parse_namespace, global = true)]
+    pub amqp_namespace: String,
 }
 
 impl fmt::Debug for MessagingConfig {
@@ -142,6 +147,7 @@ impl fmt::Debug for MessagingConfig {
         f.debug_struct("MessagingConfig")
             .field("redis_url", &redact(&self.redis_url))
             .field("amqp_url", &redact(&self.amqp_url))
+            .field("amqp_namespace", &self.amqp_namespace)
             .finish()
     }
 }
@@ -191,6 +197,27 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
+    /// Most visits waiting in memory to be written; beyond it visits are dropped
+    /// (and counted) rather than slowing redirects.
+    #[arg(long, env = "OFFNDAT_VISIT_BUFFER_CAPACITY", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub visit_buffer_capacity: u32,
+
+    /// Most visits written in one transaction.
+    #[arg(long, env = "OFFNDAT_VISIT_BATCH_SIZE", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=50_000), global = true)]
+    pub visit_batch_size: u32,
+
+    /// Longest a visit waits in the buffer before its batch is written.
+    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = humantime::parse_duration, default_value = "200ms", global = true)]
+    pub visit_flush_interval: Duration,
+
+    /// Store visitors' IPs anonymised (IPv4 last octet zeroed, IPv6 cut to /48).
+    /// `false` stores them whole.
+    #[arg(long, env = "OFFNDAT_ANONYMIZE_IPS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub anonymize_ips: bool,
+
+    #[command(flatten)]
+    pub relay: RelayConfig,
+
     #[command(flatten)]
     pub database: DatabaseConfig,
 
@@ -201,12 +228,52 @@ pub struct ApiConfig {
     pub log: LogConfig,
 }
 
+/// The outbox relay that runs inside every API process.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayConfig {
+    /// Run the outbox relay in this process (every replica may; they share the work).
+    #[arg(long, env = "OFFNDAT_OUTBOX_RELAY_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub outbox_relay_enabled: bool,
+
+    /// Most outbox rows claimed and published per round.
+    #[arg(long, env = "OFFNDAT_OUTBOX_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub outbox_batch_size: u32,
+
+    /// Fallback poll interval; NOTIFY normally wakes the relay at once.
+    #[arg(long, env = "OFFNDAT_OUTBOX_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    pub outbox_poll_interval: Duration,
+
+    /// How long published rows are kept before they are pruned.
+    #[arg(long, env = "OFFNDAT_OUTBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "1h", global = true)]
+    pub outbox_retention: Duration,
+}
+
 /// Settings of the worker binary.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WorkerConfig {
     /// Address of the worker's health and metrics endpoints.
     #[arg(long, env = "OFFNDAT_WORKER_LISTEN", default_value = "127.0.0.1:8091", global = true)]
     pub worker_listen: SocketAddr,
+
+    /// Most unacknowledged deliveries per queue (AMQP prefetch).
+    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub worker_prefetch: u16,
+
+    /// Most deliveries applied in one database transaction.
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub worker_batch_size: u32,
+
+    /// Longest a delivery waits for its batch to fill.
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
+    pub worker_batch_timeout: Duration,
+
+    /// How long applied message ids are remembered for de-duplication.
+    #[arg(long, env = "OFFNDAT_INBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "7d", global = true)]
+    pub inbox_retention: Duration,
+
+    /// How long SIGTERM waits for the batch in hand.
+    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    pub shutdown_timeout: Duration,
 
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -234,6 +301,13 @@ pub fn parse_base_url(raw: &str) -> Result<Url, String> {
 /// The base URL as a string without trailing slash.
 pub fn base_without_slash(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
+}
+
+fn parse_namespace(raw: &str) -> Result<String, String> {
+    let valid = !raw.is_empty()
+        && raw.len() <= 100
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid { Ok(raw.to_owned()) } else { Err("use 1-100 characters of letters, digits, `-`, `_`, `.`".to_owned()) }
 }
 
 fn parse_ip_net(raw: &str) -> Result<IpNet, String> {

@@ -1,0 +1,20 @@
+//! RabbitMQ: connections, the topology both binaries declare, and message
+//! properties.
+
+mod broker_status;
+pub mod consumer;
+mod topology;
+
+pub use broker_status::{BrokerStatus, ConsumerHealth};
+pub use consumer::{BatchSettings, EventConsumer};
+pub use topology::Topology;
+
+use lapin::{Connection, ConnectionProperties};
+use url::Url;
+
+/// Connects to RabbitMQ, naming the connection so operators can tell replicas apart
+/// in the management UI.
+pub async fn connect(url: &Url, name: &str) -> lapin::Result<Connection> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url.as_str(), properties).await
+}

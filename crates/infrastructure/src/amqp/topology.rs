@@ -1,0 +1,91 @@
+//! The exchanges and queues of offndat's events, derived from one namespace, and
+//! their idempotent declaration. Both the API (before publishing) and the worker
+//! (before consuming) declare them, so no message is unroutable whichever starts
+//! first.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+use crate::events::{LINK_CREATED, LINK_VISITED};
+
+/// The names of every exchange and queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Durable topic exchange events are published to, routed by event type.
+    pub exchange: String,
+    /// Where rejected (poison) messages go.
+    pub dead_letter_exchange: String,
+    /// Holds dead letters for inspection.
+    pub dead_letter_queue: String,
+    /// The worker's queue of `link.visited`.
+    pub link_visited_queue: String,
+    /// The worker's queue of `link.created`.
+    pub link_created_queue: String,
+}
+
+impl Topology {
+    pub fn new(namespace: &str) -> Self {
+        Self {
+            exchange: format!("{namespace}.events"),
+            dead_letter_exchange: format!("{namespace}.dead-letter"),
+            dead_letter_queue: format!("{namespace}.dead-letter"),
+            link_visited_queue: format!("{namespace}.link-visited"),
+            link_created_queue: format!("{namespace}.link-created"),
+        }
+    }
+
+    /// Consumer queues with the routing key bound to each.
+    pub fn consumer_queues(&self) -> [(&str, &'static str); 2] {
+        [(self.link_visited_queue.as_str(), LINK_VISITED), (self.link_created_queue.as_str(), LINK_CREATED)]
+    }
+
+    /// Every queue, dead letters included.
+    pub fn all_queues(&self) -> Vec<String> {
+        vec![self.link_visited_queue.clone(), self.link_created_queue.clone(), self.dead_letter_queue.clone()]
+    }
+
+    /// Declares everything; safe to repeat, and safe from many processes at once.
+    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        for exchange in [&self.exchange, &self.dead_letter_exchange] {
+            channel
+                .exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
+                .await?;
+        }
+        channel
+            .queue_declare(
+                self.dead_letter_queue.as_str().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                self.dead_letter_queue.as_str().into(),
+                self.dead_letter_exchange.as_str().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        for (queue, routing_key) in self.consumer_queues() {
+            let mut arguments = FieldTable::default();
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
+            );
+            channel.queue_declare(queue.into(), QueueDeclareOptions::durable(), arguments).await?;
+            channel
+                .queue_bind(
+                    queue.into(),
+                    self.exchange.as_str().into(),
+                    routing_key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
