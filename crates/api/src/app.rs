@@ -7,11 +7,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
-use offndat_application::{GenerateLink, ReadLinkStats, ResolveLink};
+use offndat_application::{GenerateLink, ReadLinkStats, RecordVisit, ResolveLink};
+use offndat_infrastructure::amqp::Topology;
 use offndat_infrastructure::config::ApiConfig;
-use offndat_infrastructure::postgres::{self, PgLinkStore};
+use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
+use offndat_infrastructure::postgres::{self, IsBot, PgLinkStore, PgVisitStore};
 use offndat_infrastructure::system::{OsRandom, SystemClock};
-use offndat_infrastructure::vocabulary;
+use offndat_infrastructure::visit_buffer::{VisitBufferConfig, VisitFlusher, visit_buffer};
+use offndat_infrastructure::{telemetry, vocabulary};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +28,8 @@ use crate::state::AppState;
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    flusher: VisitFlusher,
+    relay: Option<OutboxRelay>,
     pool: PgPool,
     config: ApiConfig,
 }
@@ -41,34 +46,51 @@ impl Application {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
-
-        let api_keys = if config.api_keys.iter().all(|k| k.expose().is_empty()) {
-            let key = generate_key();
-            tracing::warn!(
-                api_key = %key,
-                "no API key configured (OFFNDAT_API_KEYS); generated one for this process, shown only here"
-            );
-            ApiKeys::new([key.as_str()])
-        } else {
-            ApiKeys::new(config.api_keys.iter().map(|k| k.expose().as_str()))
-        };
+        let api_keys = api_keys(&config);
 
         let pool = postgres::connect(&config.database).await?;
         if config.migrate_on_start {
             postgres::migrate(&pool).await?;
         }
 
+        let clock = Arc::new(SystemClock);
+        let (visits, flusher) = visit_buffer(
+            PgVisitStore::new(pool.clone(), Box::new(IsBot::default())),
+            VisitBufferConfig {
+                capacity: config.visit_buffer_capacity as usize,
+                batch_size: config.visit_batch_size as usize,
+                flush_interval: config.visit_flush_interval,
+                drain_timeout: config.shutdown_timeout,
+            },
+        );
+        let relay = config.relay.outbox_relay_enabled.then(|| {
+            OutboxRelay::new(
+                pool.clone(),
+                RelaySettings {
+                    amqp_url: config.messaging.amqp_url.clone(),
+                    topology: Topology::new(&config.messaging.amqp_namespace),
+                    batch_size: config.relay.outbox_batch_size,
+                    poll_interval: config.relay.outbox_poll_interval,
+                    retention: config.relay.outbox_retention,
+                    connection_name: format!("offndat-api relay {}", std::process::id()),
+                },
+            )
+        });
+
         let store = Arc::new(PgLinkStore::new(pool.clone()));
         let state = AppState {
             generate_link: GenerateLink::new(
                 store.clone(),
                 vocabulary,
-                Arc::new(SystemClock),
+                clock.clone(),
                 Arc::new(OsRandom),
                 config.public_base_url.clone(),
             ),
             resolve_link: ResolveLink::new(store.clone()),
             read_link_stats: ReadLinkStats::new(store),
+            record_visit: RecordVisit::new(Arc::new(visits), clock, config.anonymize_ips),
+            trusted_proxies: config.trusted_proxies.clone().into(),
+            metrics: telemetry::metrics_handle(),
             short_urls: ShortUrls::new(&config.public_base_url),
             api_keys,
             pool: pool.clone(),
@@ -78,7 +100,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
-        Ok(Self { listener, router, pool, config })
+        Ok(Self { listener, router, flusher, relay, pool, config })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -86,23 +108,59 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight
-    /// requests finish (up to the shutdown timeout) and closes the pool.
+    /// Serves until `shutdown` is cancelled, then, in order: stops accepting and lets
+    /// in-flight requests finish (up to the shutdown timeout), drains the visit
+    /// buffer into the database, lets the relay publish what is pending, and closes
+    /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let address = self.local_addr()?;
-        tracing::info!(%address, public_base_url = %self.config.public_base_url, "offndat-api listening");
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(self.listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let Self { listener, router, flusher, relay, pool, config } = self;
+        let address = listener.local_addr()?;
+        let flusher = tokio::spawn(flusher.run());
+        let relay_stop = CancellationToken::new();
+        let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stop.clone())));
+        tracing::info!(%address, public_base_url = %config.public_base_url, "offndat-api listening");
+
+        // The router owns the visit buffer's senders: once serving ends and the
+        // router is dropped, the flusher sees the buffer close and drains it.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
-            tokio::time::sleep(self.config.shutdown_timeout).await;
+            tokio::time::sleep(config.shutdown_timeout).await;
         };
-        tokio::select! {
-            result = serve => result.context("serving HTTP")?,
-            () = deadline => tracing::warn!(timeout = ?self.config.shutdown_timeout, "in-flight requests did not finish in time"),
+        let served = tokio::select! {
+            result = serve => result.context("serving HTTP"),
+            () = deadline => {
+                tracing::warn!(timeout = ?config.shutdown_timeout, "in-flight requests did not finish in time");
+                Ok(())
+            }
+        };
+        if flusher.await.is_err() {
+            tracing::error!("the visit flusher panicked");
         }
-        self.pool.close().await;
+        relay_stop.cancel();
+        if let Some(relay) = relay
+            && relay.await.is_err()
+        {
+            tracing::error!("the outbox relay panicked");
+        }
+        pool.close().await;
         tracing::info!("offndat-api stopped");
-        Ok(())
+        served
+    }
+}
+
+/// The configured keys, or a generated one, logged once, so nothing is open by
+/// default and a bare start still gives a usable service.
+fn api_keys(config: &ApiConfig) -> ApiKeys {
+    if config.api_keys.iter().all(|k| k.expose().is_empty()) {
+        let key = generate_key();
+        tracing::warn!(
+            api_key = %key,
+            "no API key configured (OFFNDAT_API_KEYS); generated one for this process, shown only here"
+        );
+        ApiKeys::new([key.as_str()])
+    } else {
+        ApiKeys::new(config.api_keys.iter().map(|k| k.expose().as_str()))
     }
 }

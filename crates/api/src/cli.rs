@@ -6,7 +6,7 @@ use offndat_infrastructure::config::ApiConfig;
 ///
 /// Every setting is a flag and an `OFFNDAT_*` environment variable (the flag wins).
 #[derive(Debug, clap::Parser)]
-#[command(name = "offndat-api", version, about)]
+#[command(name = "offndat-api", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(flatten)]
     pub config: ApiConfig,

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod commands;
 pub mod error;
 pub mod extract;

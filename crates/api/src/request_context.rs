@@ -36,7 +36,9 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     request.extensions_mut().insert(context.clone());
 
-    let mut response = next.run(request).await;
+    // Outbox rows written by this request carry its trace context to the worker.
+    let traceparent = format!("00-{}-{:016x}-01", context.trace_id, rand::rng().random::<u64>() | 1);
+    let mut response = offndat_infrastructure::trace_context::scope(traceparent, next.run(request)).await;
 
     if response.status().is_client_error() || response.status().is_server_error() {
         // Our handlers attach a spec; axum's and tower's own errors come bare or as

@@ -1,6 +1,10 @@
 //! `AppState`: everything handlers need, built once by the composition root.
 
-use offndat_application::{GenerateLink, ReadLinkStats, ResolveLink};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
+use offndat_application::{GenerateLink, ReadLinkStats, RecordVisit, ResolveLink};
 use sqlx::PgPool;
 
 use crate::auth::ApiKeys;
@@ -12,6 +16,10 @@ pub struct AppState {
     pub generate_link: GenerateLink,
     pub resolve_link: ResolveLink,
     pub read_link_stats: ReadLinkStats,
+    pub record_visit: RecordVisit,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[IpNet]>,
+    pub metrics: PrometheusHandle,
     pub short_urls: ShortUrls,
     pub api_keys: ApiKeys,
     /// For health checks only; handlers go through the use cases.

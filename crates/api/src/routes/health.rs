@@ -1,4 +1,5 @@
-//! Health endpoints: liveness, readiness (PostgreSQL reachable) and detail.
+//! Health endpoints (liveness, readiness: PostgreSQL reachable, and detail) and
+//! Prometheus metrics.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,16 @@ use crate::response::json;
 use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Prometheus text exposition of this process's metrics.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let mut response = Response::new(axum::body::Body::from(state.metrics.render()));
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}
 
 /// The process is up.
 pub async fn live() -> Response {

@@ -39,7 +39,8 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route("/{phrase}", get(redirect::redirect))
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
-        .route("/health", get(health::detail));
+        .route("/health", get(health::detail))
+        .route("/metrics", get(health::metrics));
 
     authenticated
         .merge(public)

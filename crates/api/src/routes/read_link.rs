@@ -31,6 +31,7 @@ struct VisitBody {
     ip_address: Option<String>,
     user_agent: Option<String>,
     referrer: Option<String>,
+    potential_bot: bool,
 }
 
 impl From<Visit> for VisitBody {
@@ -40,6 +41,7 @@ impl From<Visit> for VisitBody {
             ip_address: visit.ip_address,
             user_agent: visit.user_agent,
             referrer: visit.referrer,
+            potential_bot: visit.potential_bot,
         }
     }
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{TestDatabase, write_vocabulary};
+use crate::helpers::{AmqpNamespace, TestDatabase, write_vocabulary};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_offndat-api");
 
@@ -15,10 +15,11 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn command(db: &TestDatabase, port: u16) -> Command {
+fn command(db: &TestDatabase, namespace: &AmqpNamespace, port: u16) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_clear()
+        .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
         .env("OFFNDAT_LISTEN", format!("127.0.0.1:{port}"))
         .env("OFFNDAT_PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env("OFFNDAT_DATABASE_URL", &db.url)
@@ -52,9 +53,9 @@ fn sigterm(child: &Child) {
 
 #[tokio::test]
 async fn serves_with_a_generated_key_and_exits_0_on_sigterm() {
-    let db = TestDatabase::new();
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
     let port = free_port();
-    let mut child = command(&db, port).spawn().expect("spawn");
+    let mut child = command(&db, &namespace, port).spawn().expect("spawn");
     let line = wait_for_line(&mut child, "api_key=").await;
     let key = line.split("api_key=").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("key").to_owned();
     assert_eq!(key.len(), 64, "{line}");
@@ -87,16 +88,16 @@ async fn serves_with_a_generated_key_and_exits_0_on_sigterm() {
 
 #[tokio::test]
 async fn migrate_applies_migrations_and_exits_0() {
-    let db = TestDatabase::new();
-    let output = command(&db, free_port()).arg("migrate").output().await.expect("run");
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    let output = command(&db, &namespace, free_port()).arg("migrate").output().await.expect("run");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(db.count("links").await, 0, "the links table exists");
 }
 
 #[tokio::test]
 async fn vocabulary_prints_the_phrase_space() {
-    let db = TestDatabase::new();
-    let output = command(&db, free_port()).arg("vocabulary").output().await.expect("run");
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    let output = command(&db, &namespace, free_port()).arg("vocabulary").output().await.expect("run");
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     let rows: Vec<(&str, &str, u128)> = stdout
@@ -120,8 +121,9 @@ async fn an_incomplete_vocabulary_directory_fails_start_up_naming_the_path() {
     write_vocabulary(dir.path(), &["word"]);
     let missing = dir.path().join("en/offensive/none/none/none/adverbs.txt");
     std::fs::remove_file(&missing).expect("remove");
-    let db = TestDatabase::new();
-    let output = command(&db, free_port()).env("OFFNDAT_VOCABULARY_DIR", dir.path()).output().await.expect("run");
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    let output =
+        command(&db, &namespace, free_port()).env("OFFNDAT_VOCABULARY_DIR", dir.path()).output().await.expect("run");
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = stderr.lines().find(|l| l.starts_with("offndat-api:")).expect("one error line");
@@ -130,8 +132,9 @@ async fn an_incomplete_vocabulary_directory_fails_start_up_naming_the_path() {
 
 #[tokio::test]
 async fn invalid_configuration_fails_fast() {
-    let db = TestDatabase::new();
-    let output = command(&db, free_port()).env("OFFNDAT_PUBLIC_BASE_URL", "not a url").output().await.expect("run");
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    let output =
+        command(&db, &namespace, free_port()).env("OFFNDAT_PUBLIC_BASE_URL", "not a url").output().await.expect("run");
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--public-base-url"));
 }

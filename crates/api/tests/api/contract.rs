@@ -94,7 +94,10 @@ async fn read_reports_visits_from_the_tables() {
     assert_eq!(recent.len(), 10);
     assert_eq!(
         recent[0],
-        json!({"visitedAt": "2026-11-21T10:00:12.000Z", "ipAddress": "203.0.113.0", "userAgent": "agent 12", "referrer": null})
+        json!({
+            "visitedAt": "2026-11-21T10:00:12.000Z", "ipAddress": "203.0.113.0", "userAgent": "agent 12",
+            "referrer": null, "potentialBot": false
+        })
     );
     assert_eq!(recent[9]["userAgent"], "agent 3");
 }

@@ -8,9 +8,9 @@ use clap::Parser;
 use offndat_api::Application;
 use offndat_api::cli::Cli;
 use offndat_infrastructure::config::ApiConfig;
+pub use offndat_test_support::{AmqpNamespace, TestDatabase, eventually};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -18,59 +18,10 @@ pub const API_KEY: &str = "test-key-1";
 pub const OTHER_API_KEY: &str = "test-key-2";
 pub const PUBLIC_BASE: &str = "http://short.test";
 
-/// The PostgreSQL server tests create their databases on.
-pub fn postgres_server() -> String {
-    std::env::var("OFFNDAT_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
-}
-
-/// A database of one test's own, dropped when the test ends.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    /// A fresh name; the app under test creates the database itself.
-    pub fn new() -> Self {
-        let name = format!("offndat_test_{}", uuid::Uuid::new_v4().simple());
-        let url = format!("{}/{name}", postgres_server());
-        Self { name, url }
-    }
-
-    pub async fn connect(&self) -> PgConnection {
-        PgConnection::connect(&self.url).await.expect("connect to the test database")
-    }
-
-    /// `SELECT count(*)` of a table.
-    pub async fn count(&self, table: &str) -> i64 {
-        let mut conn = self.connect().await;
-        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
-            .fetch_one(&mut conn)
-            .await
-            .expect("count")
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let server = postgres_server();
-        // Drop runs inside the test's runtime; a thread of its own may block.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async move {
-                if let Ok(mut conn) = PgConnection::connect(&format!("{server}/postgres")).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 /// A running app.
 pub struct TestApp {
     pub address: SocketAddr,
+    pub namespace: AmqpNamespace,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,
@@ -106,15 +57,24 @@ impl TestApp {
 
     /// Stops the app the way SIGTERM would and waits for it.
     pub async fn stop(self) {
+        drop(self.stop_keeping_namespace().await);
+    }
+
+    /// Stops the app and hands back its namespace, so a test can still read what
+    /// was published to it.
+    pub async fn stop_keeping_namespace(self) -> AmqpNamespace {
         self.shutdown.cancel();
         self.handle.await.expect("join").expect("clean shutdown");
+        self.namespace
     }
 }
 
-/// Test configuration: port 0, known keys, the test database.
-pub fn config(db: &TestDatabase, extra: &[&str]) -> ApiConfig {
+/// Test configuration: port 0, known keys, the test database and AMQP namespace.
+pub fn config(db: &TestDatabase, namespace: &AmqpNamespace, extra: &[&str]) -> ApiConfig {
     let mut args = vec![
         "offndat-api".to_owned(),
+        format!("--amqp-namespace={}", namespace.name),
+        "--visit-flush-interval=20ms".to_owned(),
         "--listen=127.0.0.1:0".to_owned(),
         format!("--public-base-url={PUBLIC_BASE}"),
         format!("--database-url={}", db.url),
@@ -127,13 +87,18 @@ pub fn config(db: &TestDatabase, extra: &[&str]) -> ApiConfig {
 
 /// Spawns the app on `db` with extra flags.
 pub async fn spawn_with(db: &TestDatabase, extra: &[&str]) -> TestApp {
-    let app = Application::build(config(db, extra)).await.expect("app builds");
+    spawn_in(db, AmqpNamespace::new(), extra).await
+}
+
+/// Spawns the app on `db` and `namespace` with extra flags.
+pub async fn spawn_in(db: &TestDatabase, namespace: AmqpNamespace, extra: &[&str]) -> TestApp {
+    let app = Application::build(config(db, &namespace, extra)).await.expect("app builds");
     let address = app.local_addr().expect("bound");
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
     let client =
         reqwest::Client::builder().redirect(Policy::none()).timeout(Duration::from_secs(30)).build().expect("client");
-    TestApp { address, client, shutdown, handle }
+    TestApp { address, namespace, client, shutdown, handle }
 }
 
 /// Spawns the app on a fresh database.

@@ -6,4 +6,6 @@ mod binary;
 mod catalogues;
 mod collisions;
 mod contract;
+mod events;
 mod helpers;
+mod system;

@@ -9,7 +9,7 @@ pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
 }
 
 /// Whether `error` means "PostgreSQL cannot be reached right now".
-pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {

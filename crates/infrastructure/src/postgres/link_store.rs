@@ -75,10 +75,11 @@ impl LinkStore for PgLinkStore {
             return Err(StoreError::PhraseTaken);
         }
         sqlx::query!(
-            "INSERT INTO outbox (id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO outbox (id, event_type, payload, headers, created_at) VALUES ($1, $2, $3, $4, $5)",
             Uuid::now_v7(),
             LINK_CREATED,
             payload,
+            crate::trace_context::current_headers(),
             link.created_at,
         )
         .execute(&mut *tx)
@@ -111,7 +112,7 @@ impl LinkStore for PgLinkStore {
                 .unwrap_or(0);
         let recent_visits = sqlx::query_as!(
             Visit,
-            "SELECT visited_at, ip_address, user_agent, referrer
+            "SELECT visited_at, ip_address, user_agent, referrer, potential_bot
              FROM visits WHERE link_id = $1
              ORDER BY visited_at DESC, id DESC
              LIMIT $2",

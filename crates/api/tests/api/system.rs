@@ -1,0 +1,237 @@
+//! The whole system as processes: `offndat-api` and `offndat-worker` binaries,
+//! counting every redirect exactly once across a worker SIGKILL, a RabbitMQ outage
+//! and an API SIGTERM during traffic.
+//!
+//! Needs both binaries built (`cargo test --workspace` builds them).
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use offndat_test_support::TcpProxy;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{AmqpNamespace, TestDatabase, eventually};
+
+const KEY: &str = "system-key";
+
+fn binary(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_BIN_EXE_offndat-api")).with_file_name(name);
+    assert!(path.exists(), "{} is not built; run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// The environment both binaries share.
+struct System {
+    db: TestDatabase,
+    namespace: AmqpNamespace,
+    broker: TcpProxy,
+    logs: tempfile::TempDir,
+    api_port: u16,
+    client: reqwest::Client,
+}
+
+impl System {
+    async fn new() -> Self {
+        Self {
+            db: TestDatabase::new(),
+            namespace: AmqpNamespace::new(),
+            broker: TcpProxy::to_port(5672).await,
+            logs: tempfile::tempdir().expect("tempdir"),
+            api_port: free_port(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    fn command(&self, name: &str, log: &str) -> Command {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.logs.path().join(log)).expect("log");
+        let mut command = Command::new(binary(name));
+        command
+            .env_clear()
+            .env("OFFNDAT_DATABASE_URL", &self.db.url)
+            .env("OFFNDAT_AMQP_URL", format!("amqp://guest:guest@{}/%2f", self.broker.address()))
+            .env("OFFNDAT_AMQP_NAMESPACE", &self.namespace.name)
+            .env("OFFNDAT_API_KEYS", KEY)
+            .env("OFFNDAT_LISTEN", format!("127.0.0.1:{}", self.api_port))
+            .env("OFFNDAT_PUBLIC_BASE_URL", "http://short.test")
+            .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
+            .stdout(Stdio::from(log.try_clone().expect("log")))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn start_api(&self) -> Child {
+        let child = self.command("offndat-api", "api.log").spawn().expect("spawn api");
+        let url = self.url("/health/ready");
+        eventually(Duration::from_secs(60), "the API answers", || async {
+            match self.client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        child
+    }
+
+    fn start_worker(&self) -> Child {
+        self.command("offndat-worker", "worker.log").spawn().expect("spawn worker")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.api_port)
+    }
+
+    async fn create(&self) -> String {
+        let response = self
+            .client
+            .post(self.url("/v1/links"))
+            .header("X-Offnd-Api-Key", KEY)
+            .json(&json!({"targetUrl": "https://example.com/", "languageId": 0, "themeId": 0, "formatId": 0}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), 201);
+        let url = response.json::<Value>().await.expect("json")["url"].as_str().expect("url").to_owned();
+        url.trim_start_matches("http://short.test/").to_owned()
+    }
+
+    /// Sends `n` redirects, `concurrency` at a time; all must answer 301.
+    async fn redirects(&self, phrase: &str, n: usize) {
+        let url = Arc::new(self.url(&format!("/{phrase}")));
+        let mut tasks = tokio::task::JoinSet::new();
+        for worker in 0..8 {
+            let (client, url) = (self.client.clone(), url.clone());
+            tasks.spawn(async move {
+                for _ in (worker..n).step_by(8) {
+                    let response = client.get(url.as_str()).header("User-Agent", "system-test").send().await;
+                    assert_eq!(response.expect("redirect").status(), 301);
+                }
+            });
+        }
+        while let Some(result) = tasks.join_next().await {
+            result.expect("redirect task");
+        }
+    }
+
+    /// `visits` as the stats read reports it.
+    async fn visits(&self, phrase: &str) -> Result<i64, String> {
+        let response = self
+            .client
+            .get(self.url(&format!("/v1/links/{phrase}")))
+            .header("X-Offnd-Api-Key", KEY)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: Value = response.json().await.map_err(|e| e.to_string())?;
+        body["visits"].as_i64().ok_or_else(|| body.to_string())
+    }
+
+    async fn await_visits(&self, phrase: &str, expected: i64, when: &str) {
+        eventually(Duration::from_secs(30), &format!("{expected} visits counted {when}"), || async {
+            match self.visits(phrase).await? {
+                n if n == expected => Ok(()),
+                n => Err(format!("{n} counted")),
+            }
+        })
+        .await;
+        // Counted exactly once: the count stays put rather than overshooting.
+        assert_eq!(self.visits(phrase).await, Ok(expected), "{when}");
+    }
+
+    fn dump_logs(&self) -> String {
+        ["api.log", "worker.log"]
+            .iter()
+            .map(|f| format!("--- {f}\n{}", std::fs::read_to_string(self.logs.path().join(f)).unwrap_or_default()))
+            .collect()
+    }
+}
+
+fn signal(child: &Child, signal: &str) {
+    let pid = child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args([signal, &pid]).status().expect("kill").success());
+}
+
+async fn exit_code(child: &mut Child) -> Option<i32> {
+    tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits in time").expect("wait").code()
+}
+
+#[tokio::test]
+async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
+    let system = System::new().await;
+    let mut api = system.start_api().await;
+    let mut worker = system.start_worker();
+    let phrase = system.create().await;
+
+    // Plain traffic.
+    system.redirects(&phrase, 200).await;
+    system.await_visits(&phrase, 200, "after plain traffic").await;
+
+    // The worker is SIGKILLed while visits flow, then restarted.
+    let traffic = system.redirects(&phrase, 300);
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        signal(&worker, "-KILL");
+    };
+    tokio::join!(traffic, kill);
+    assert_eq!(exit_code(&mut worker).await, None, "killed by a signal");
+    let mut worker = system.start_worker();
+    system.await_visits(&phrase, 500, "after a worker SIGKILL").await;
+
+    // RabbitMQ is unreachable for API and worker while links are created and
+    // redirects served; everything arrives after it returns.
+    system.broker.disable();
+    let during_outage = system.create().await;
+    system.redirects(&phrase, 100).await;
+    system.redirects(&during_outage, 7).await;
+    system.broker.enable();
+    system.await_visits(&phrase, 600, "after a broker outage").await;
+    system.await_visits(&during_outage, 7, "for a link created during the outage").await;
+
+    // The API gets SIGTERM while traffic flows: what it answered 301 to is counted.
+    let answered = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = {
+        let (client, url, answered, stop) =
+            (system.client.clone(), system.url(&format!("/{phrase}")), answered.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 301 => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+        })
+    };
+    eventually(Duration::from_secs(10), "traffic flowing", || async {
+        if answered.load(Ordering::Relaxed) >= 50 { Ok(()) } else { Err("not yet".to_owned()) }
+    })
+    .await;
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.expect("traffic task");
+    let answered = answered.load(Ordering::Relaxed) as i64;
+    let mut api = system.start_api().await;
+    system.await_visits(&phrase, 600 + answered, "after an API SIGTERM during traffic").await;
+
+    signal(&worker, "-TERM");
+    assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+}

@@ -1,0 +1,246 @@
+//! The outbox relay: publishes committed outbox rows to RabbitMQ, at least once,
+//! from every API process at the same time without stepping on each other.
+//!
+//! Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas share the work;
+//! published with publisher confirms and persistent delivery; and marked published
+//! only after the broker confirmed them, in the claiming transaction. A crash
+//! between confirm and commit republishes, which the worker's inbox absorbs. The
+//! relay wakes on `LISTEN/NOTIFY` (registered before it reads, so no wake-up is
+//! lost) with a slow poll as a fallback, and rides out broker and database outages
+//! by reconnecting with capped exponential backoff: rows simply wait.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::amqp::{self, Topology};
+
+/// The channel outbox inserts notify (see the migrations).
+pub const OUTBOX_CHANNEL: &str = "offndat_outbox";
+
+/// How often published rows older than the retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most rows one prune statement deletes, to keep its locks short.
+const PRUNE_CHUNK: i64 = 5_000;
+/// Longest the final drain at shutdown keeps publishing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Relay settings.
+#[derive(Debug, Clone)]
+pub struct RelaySettings {
+    pub amqp_url: Url,
+    pub topology: Topology,
+    pub batch_size: u32,
+    pub poll_interval: Duration,
+    pub retention: Duration,
+    /// Connection name shown in RabbitMQ's management UI.
+    pub connection_name: String,
+}
+
+/// Why a relay session ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the broker refused (nacked) message {0}")]
+    Nacked(uuid::Uuid),
+}
+
+/// The relay.
+pub struct OutboxRelay {
+    pool: PgPool,
+    settings: RelaySettings,
+}
+
+impl OutboxRelay {
+    pub fn new(pool: PgPool, settings: RelaySettings) -> Self {
+        Self { pool, settings }
+    }
+
+    /// Relays until `stop` is cancelled, then publishes what is pending (for at most
+    /// a few seconds) and returns.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut delay = Duration::from_millis(100);
+        let mut last_prune = Instant::now();
+        loop {
+            match self.session(&stop, &mut delay, &mut last_prune).await {
+                Ok(()) => break,
+                Err(error) => {
+                    metrics::counter!("offndat_outbox_relay_errors_total").increment(1);
+                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "outbox relay interrupted; rows wait");
+                    if stop.is_cancelled() {
+                        break;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = stop.cancelled() => break,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// One connection's worth of relaying: returns `Ok` only on a clean stop.
+    async fn session(
+        &self,
+        stop: &CancellationToken,
+        delay: &mut Duration,
+        last_prune: &mut Instant,
+    ) -> Result<(), RelayError> {
+        // Listen before the first read, so rows committed meanwhile wake us.
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(OUTBOX_CHANNEL).await?;
+        let connection = amqp::connect(&self.settings.amqp_url, &self.settings.connection_name).await?;
+        let result = self.relay(&connection, &mut listener, stop, delay, last_prune).await;
+        let _ = connection.close(0, "outbox relay stopping".into()).await;
+        result
+    }
+
+    async fn relay(
+        &self,
+        connection: &Connection,
+        listener: &mut PgListener,
+        stop: &CancellationToken,
+        delay: &mut Duration,
+        last_prune: &mut Instant,
+    ) -> Result<(), RelayError> {
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        self.settings.topology.declare(&channel).await?;
+        tracing::info!(exchange = %self.settings.topology.exchange, "outbox relay connected");
+        *delay = Duration::from_millis(100);
+
+        let mut draining_since: Option<Instant> = None;
+        loop {
+            let published = self.publish_batch(&channel).await?;
+            if published == self.settings.batch_size as usize {
+                if draining_since.is_some_and(|since| since.elapsed() > DRAIN_TIMEOUT) {
+                    tracing::warn!("outbox not empty at shutdown; the next relay to run publishes the rest");
+                    return Ok(());
+                }
+                continue;
+            }
+            if draining_since.is_some() {
+                return Ok(());
+            }
+            self.update_pending_gauge().await;
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                self.prune().await?;
+                *last_prune = Instant::now();
+            }
+            tokio::select! {
+                notification = listener.recv() => { notification?; }
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+                () = stop.cancelled() => { draining_since = Some(Instant::now()); }
+            }
+        }
+    }
+
+    /// Claims up to a batch of the oldest unpublished rows, publishes them, waits
+    /// for every confirm, then marks them published. Returns how many.
+    async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query!(
+            "SELECT id, event_type, payload, headers, created_at FROM outbox
+             WHERE published_at IS NULL
+             ORDER BY created_at, id
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+            i64::from(self.settings.batch_size)
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let mut confirms = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let body = serde_json::to_vec(&row.payload).map_err(|e| sqlx::Error::Decode(e.into()))?;
+            let properties = BasicProperties::default()
+                .with_message_id(row.id.to_string().into())
+                .with_type(row.event_type.as_str().into())
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2)
+                .with_timestamp(u64::try_from(row.created_at.timestamp()).unwrap_or_default())
+                .with_app_id("offndat".into())
+                .with_headers(headers(&row.headers));
+            let confirm = channel
+                .basic_publish(
+                    self.settings.topology.exchange.as_str().into(),
+                    row.event_type.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await?;
+            confirms.push((row.id, confirm));
+        }
+        for (id, confirm) in confirms {
+            if let Confirmation::Nack(_) = confirm.await? {
+                return Err(RelayError::Nacked(id));
+            }
+        }
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        sqlx::query!("UPDATE outbox SET published_at = now() WHERE id = ANY($1)", &ids).execute(&mut *tx).await?;
+        tx.commit().await?;
+        metrics::counter!("offndat_outbox_published_total").increment(ids.len() as u64);
+        tracing::debug!(outbox.published = ids.len(), "outbox rows published");
+        Ok(ids.len())
+    }
+
+    async fn update_pending_gauge(&self) {
+        if let Ok(pending) = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM outbox WHERE published_at IS NULL"#)
+            .fetch_one(&self.pool)
+            .await
+        {
+            metrics::gauge!("offndat_outbox_pending").set(pending as f64);
+        }
+    }
+
+    /// Deletes rows published longer ago than the retention, in chunks.
+    async fn prune(&self) -> Result<(), RelayError> {
+        let cutoff = Utc::now() - self.settings.retention;
+        loop {
+            let deleted = sqlx::query!(
+                "DELETE FROM outbox WHERE id IN (
+                     SELECT id FROM outbox WHERE published_at < $1 ORDER BY published_at LIMIT $2
+                 )",
+                cutoff,
+                PRUNE_CHUNK
+            )
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if deleted < PRUNE_CHUNK as u64 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The stored headers (a JSON object of strings) as an AMQP field table.
+fn headers(stored: &Value) -> FieldTable {
+    let mut table = FieldTable::default();
+    if let Some(object) = stored.as_object() {
+        for (key, value) in object {
+            if let Some(text) = value.as_str() {
+                table.insert(key.as_str().into(), AMQPValue::LongString(text.into()));
+            }
+        }
+    }
+    table
+}
