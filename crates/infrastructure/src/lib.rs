@@ -1,9 +1,13 @@
 //! Adapters of offndat: configuration, PostgreSQL stores and migrations, vocabulary
 //! loading, telemetry, and the system clock and randomness.
 
+pub mod amqp;
 pub mod config;
 pub mod events;
+pub mod outbox_relay;
 pub mod postgres;
 pub mod system;
 pub mod telemetry;
+pub mod trace_context;
+pub mod visit_buffer;
 pub mod vocabulary;

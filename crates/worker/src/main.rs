@@ -1,10 +1,11 @@
-//! `offndat-worker`: consumes the events the API publishes. Until the events
-//! pipeline lands it only starts, says so, and exits cleanly.
+//! `offndat-worker`: consumes the events the API publishes (visit counts, created
+//! links) into PostgreSQL, and serves health and metrics endpoints.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use offndat_infrastructure::config::WorkerConfig;
+use offndat_worker::{Worker, shutdown};
 
 /// offndat worker: consumes link events from RabbitMQ.
 ///
@@ -22,6 +23,29 @@ fn main() -> ExitCode {
         eprintln!("offndat-worker: {message}");
         return ExitCode::from(2);
     }
-    tracing::info!(listen = %cli.config.worker_listen, "offndat-worker started; nothing to consume yet, exiting");
-    ExitCode::SUCCESS
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("offndat-worker: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = shutdown::on_signal();
+        // Start-up may wait for PostgreSQL; a signal meanwhile is a clean stop.
+        let worker = tokio::select! {
+            worker = Worker::build(cli.config) => worker?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        worker.run(shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One clear line, for operators and for `kubectl logs`.
+            tracing::error!("{error:#}");
+            eprintln!("offndat-worker: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,443 @@
+//! The worker's consumer loop: one task per queue, each on its own connection and
+//! channel, reading deliveries in batches, applying them with the event ledger and
+//! acknowledging only after the transaction commits.
+//!
+//! Guarantees: a message is acknowledged only once its effect (or its being a
+//! duplicate) is committed; unreadable messages are rejected to the dead-letter
+//! queue at once; PostgreSQL outages hold the batch and retry with backoff; a lost
+//! broker connection is re-established by the loop itself. Redelivery after any
+//! failure is harmless because the ledger de-duplicates by message id.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use url::Url;
+use uuid::Uuid;
+
+use super::broker_status::QueueStatus;
+use super::{BrokerStatus, Topology, connect};
+use crate::events::InboundEvent;
+use crate::postgres::{InboxMessage, LedgerError, LedgerOutcome, PgEventLedger};
+
+/// Counter of consumed messages, labelled `queue` and `outcome` (`applied`,
+/// `duplicate`, `dead_lettered`, `skipped`).
+pub const MESSAGES_TOTAL: &str = "offndat_worker_messages_total";
+/// Counter of visits in applied messages, labelled `outcome` (`counted`, `skipped`).
+pub const VISITS_TOTAL: &str = "offndat_worker_visits_total";
+/// Histogram of the time from a batch's first delivery to its settlement.
+pub const BATCH_DURATION_SECONDS: &str = "offndat_worker_batch_duration_seconds";
+
+/// First and largest delay between retries, of PostgreSQL and of the broker.
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest wait for the broker to confirm closing a connection.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Most unacknowledged deliveries the broker sends (AMQP prefetch). At least
+    /// the batch size, or batches never fill.
+    pub prefetch: u16,
+    /// Most deliveries applied in one transaction.
+    pub batch_size: usize,
+    /// Longest the first delivery of a batch waits for the batch to fill.
+    pub batch_timeout: Duration,
+}
+
+/// Consumes one queue until shutdown.
+pub struct EventConsumer {
+    amqp_url: Url,
+    connection_name: String,
+    topology: Topology,
+    queue: String,
+    settings: BatchSettings,
+    ledger: PgEventLedger,
+    status: BrokerStatus,
+}
+
+/// Why a consuming session ended other than by shutdown.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("{0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker cancelled the consumer")]
+    Cancelled,
+}
+
+/// What became of a batch handed to the ledger.
+enum Settled {
+    Committed(LedgerOutcome),
+    /// Shutdown came while PostgreSQL was failing: nothing committed.
+    Abandoned,
+    Failed(LedgerError),
+}
+
+impl EventConsumer {
+    /// A consumer of `queue` (one of `topology.consumer_queues()`).
+    pub fn new(
+        amqp_url: Url,
+        connection_name: String,
+        topology: Topology,
+        queue: String,
+        settings: BatchSettings,
+        ledger: PgEventLedger,
+        status: BrokerStatus,
+    ) -> Self {
+        Self { amqp_url, connection_name, topology, queue, settings, ledger, status }
+    }
+
+    /// Consumes until `shutdown` is cancelled: connects (retrying with capped
+    /// backoff for as long as it takes), declares the topology, consumes, and
+    /// reconnects whenever the connection or channel is lost. On shutdown it stops
+    /// fetching, settles the batch in hand, closes and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.status.set(&self.queue, QueueStatus::Disconnected("not connected yet".to_owned()));
+        let mut delay = BACKOFF_MIN;
+        while !shutdown.is_cancelled() {
+            let result = self.session(&shutdown, &mut delay).await;
+            match result {
+                Ok(()) => break,
+                Err(error) => {
+                    self.status.set(&self.queue, QueueStatus::Disconnected(error.to_string()));
+                    tracing::warn!(
+                        queue = %self.queue,
+                        error = %error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "broker unavailable; reconnecting"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+        self.status.set(&self.queue, QueueStatus::Disconnected("shut down".to_owned()));
+        tracing::info!(queue = %self.queue, "consumer stopped");
+    }
+
+    /// One connection's life: `Ok` on shutdown, `Err` when the broker went away.
+    async fn session(&self, shutdown: &CancellationToken, delay: &mut Duration) -> Result<(), SessionError> {
+        let connection = Arc::new(connect(&self.amqp_url, &self.connection_name).await?);
+        let result = self.consume(&connection, shutdown, delay).await;
+        // After a channel-level failure the connection may still stand: close it
+        // too, so the next session starts clean. Bounded: a broker that stopped
+        // answering must not hold up shutdown or reconnection.
+        if connection.status().connected() {
+            let reason = if result.is_ok() { "worker shutting down" } else { "reconnecting" };
+            let closing = connection.close(200, reason.into());
+            if !matches!(tokio::time::timeout(CLOSE_TIMEOUT, closing).await, Ok(Ok(()))) {
+                tracing::debug!(queue = %self.queue, "the broker did not confirm closing the connection");
+            }
+        }
+        result
+    }
+
+    async fn consume(
+        &self,
+        connection: &Arc<Connection>,
+        shutdown: &CancellationToken,
+        delay: &mut Duration,
+    ) -> Result<(), SessionError> {
+        let channel = connection.create_channel().await?;
+        self.topology.declare(&channel).await?;
+        channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
+        let mut consumer = channel
+            .basic_consume(
+                self.queue.as_str().into(),
+                format!("{}-{}", self.connection_name, Uuid::new_v4().simple()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.status.set(&self.queue, QueueStatus::Connected(connection.clone()));
+        *delay = BACKOFF_MIN;
+        tracing::info!(queue = %self.queue, prefetch = self.settings.prefetch, "consuming");
+
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                next = consumer.next() => next,
+            };
+            let first = match first {
+                Some(Ok(delivery)) => delivery,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Err(SessionError::Cancelled),
+            };
+            let started = Instant::now();
+            let mut batch = vec![first];
+            let mut ended = None;
+            let deadline = started + self.settings.batch_timeout;
+            while batch.len() < self.settings.batch_size {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep_until(deadline) => break,
+                    next = consumer.next() => match next {
+                        Some(Ok(delivery)) => batch.push(delivery),
+                        Some(Err(error)) => { ended = Some(SessionError::Broker(error)); break }
+                        None => { ended = Some(SessionError::Cancelled); break }
+                    },
+                }
+            }
+            if shutdown.is_cancelled() && ended.is_none() {
+                // Stop fetching first, then settle the batch in hand.
+                cancel_consumer(&channel, &consumer).await;
+                self.settle(batch, started, shutdown).await?;
+                close_channel(&channel).await;
+                return Ok(());
+            }
+            self.settle(batch, started, shutdown).await?;
+            if let Some(error) = ended {
+                return Err(error);
+            }
+        }
+        cancel_consumer(&channel, &consumer).await;
+        close_channel(&channel).await;
+        Ok(())
+    }
+
+    /// Parses, applies and acknowledges one batch.
+    async fn settle(&self, batch: Vec<Delivery>, started: Instant, shutdown: &CancellationToken) -> lapin::Result<()> {
+        let span = tracing::info_span!("worker.batch", queue = %self.queue, batch.size = batch.len());
+        async move {
+            let mut readable = Vec::with_capacity(batch.len());
+            for delivery in batch {
+                match parse(&delivery) {
+                    Ok(message) => readable.push((delivery, message)),
+                    Err(reason) => {
+                        tracing::warn!(
+                            message.id = message_id(&delivery),
+                            message.redelivered = delivery.redelivered,
+                            reason = %reason,
+                            "dead-lettering a message the worker cannot read"
+                        );
+                        self.dead_letter(&delivery).await?;
+                    }
+                }
+            }
+            if !readable.is_empty() {
+                let (deliveries, messages): (Vec<Delivery>, Vec<InboxMessage>) = readable.into_iter().unzip();
+                match self.apply_with_retry(&messages, shutdown).await {
+                    Settled::Committed(outcome) => {
+                        self.record(&outcome);
+                        // Deliveries come in tag order and the unreadable ones are
+                        // already rejected, so one multiple-ack settles the rest.
+                        if let Some(last) = deliveries.last() {
+                            acknowledge(last, true).await?;
+                        }
+                        tracing::debug!(
+                            messages.applied = outcome.applied,
+                            messages.duplicate = outcome.duplicates,
+                            visits.counted = outcome.visits_counted,
+                            "batch applied"
+                        );
+                    }
+                    Settled::Abandoned => {}
+                    Settled::Failed(error) => {
+                        tracing::warn!(error = %error, "batch failed; applying its messages one by one");
+                        self.settle_one_by_one(deliveries, messages, shutdown).await?;
+                    }
+                }
+            }
+            metrics::histogram!(BATCH_DURATION_SECONDS, "queue" => self.queue.clone())
+                .record(started.elapsed().as_secs_f64());
+            tracing::debug!(duration_ms = started.elapsed().as_millis() as u64, "batch settled");
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// After a permanent failure of the whole batch: each message alone, so only
+    /// the ones that fail by themselves go to the dead-letter queue.
+    async fn settle_one_by_one(
+        &self,
+        deliveries: Vec<Delivery>,
+        messages: Vec<InboxMessage>,
+        shutdown: &CancellationToken,
+    ) -> lapin::Result<()> {
+        for (delivery, message) in deliveries.iter().zip(messages) {
+            match self.apply_with_retry(std::slice::from_ref(&message), shutdown).await {
+                Settled::Committed(outcome) => {
+                    self.record(&outcome);
+                    acknowledge(delivery, false).await?;
+                }
+                // The rest stays unacknowledged and is redelivered.
+                Settled::Abandoned => return Ok(()),
+                Settled::Failed(error) => {
+                    tracing::error!(message.id = %message.message_id, error = %error, "dead-lettering a message PostgreSQL refuses");
+                    self.dead_letter(delivery).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `messages`, retrying transient failures with capped backoff while
+    /// holding the deliveries; gives up only when shutdown comes.
+    async fn apply_with_retry(&self, messages: &[InboxMessage], shutdown: &CancellationToken) -> Settled {
+        let mut delay = BACKOFF_MIN;
+        loop {
+            let result = match self.ledger.apply(messages).await {
+                // A dying connection can surface as an error that does not look like
+                // one; dead-lettering is only for failures of a database that answers.
+                Err(error) if !error.is_transient() && self.ledger.ping().await.is_err() => {
+                    Err(LedgerError::Transient(sqlx_error(error)))
+                }
+                other => other,
+            };
+            match result {
+                Ok(outcome) => return Settled::Committed(outcome),
+                Err(error) if error.is_transient() => {
+                    if shutdown.is_cancelled() {
+                        tracing::warn!(error = %error, "shutting down while PostgreSQL fails; leaving the batch for redelivery");
+                        return Settled::Abandoned;
+                    }
+                    tracing::warn!(
+                        error = %error,
+                        batch.size = messages.len(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "PostgreSQL unavailable; holding the batch and retrying"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => {
+                            tracing::warn!("shutting down while PostgreSQL fails; leaving the batch for redelivery");
+                            return Settled::Abandoned;
+                        }
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(BACKOFF_MAX);
+                }
+                Err(error) => return Settled::Failed(error),
+            }
+        }
+    }
+
+    async fn dead_letter(&self, delivery: &Delivery) -> lapin::Result<()> {
+        // requeue=false: the queue's dead-letter exchange takes it.
+        delivery.acker.reject(BasicRejectOptions { requeue: false }).await?;
+        self.count("dead_lettered", 1);
+        Ok(())
+    }
+
+    fn record(&self, outcome: &LedgerOutcome) {
+        self.count("applied", outcome.applied);
+        self.count("duplicate", outcome.duplicates);
+        self.count("skipped", outcome.skipped);
+        if outcome.visits_counted > 0 {
+            metrics::counter!(VISITS_TOTAL, "outcome" => "counted").increment(outcome.visits_counted);
+        }
+        if outcome.visits_skipped > 0 {
+            metrics::counter!(VISITS_TOTAL, "outcome" => "skipped").increment(outcome.visits_skipped);
+        }
+    }
+
+    fn count(&self, outcome: &'static str, n: u64) {
+        if n > 0 {
+            metrics::counter!(MESSAGES_TOTAL, "queue" => self.queue.clone(), "outcome" => outcome).increment(n);
+        }
+    }
+}
+
+/// Registers the metrics' help texts, so they show in `/metrics` before the
+/// first message.
+pub fn describe_metrics() {
+    metrics::describe_counter!(MESSAGES_TOTAL, "Messages consumed, by queue and outcome.");
+    metrics::describe_counter!(VISITS_TOTAL, "Visits in consumed messages, counted or skipped (unknown link).");
+    metrics::describe_histogram!(
+        BATCH_DURATION_SECONDS,
+        metrics::Unit::Seconds,
+        "Time from a batch's first delivery until it is settled."
+    );
+}
+
+/// A delivery as a message the ledger can apply, or why it cannot be one.
+fn parse(delivery: &Delivery) -> Result<InboxMessage, String> {
+    let raw_id = delivery.properties.message_id().as_ref().ok_or("no message_id property")?;
+    let message_id =
+        Uuid::parse_str(raw_id.as_str()).map_err(|_| format!("message_id `{}` is not a UUID", raw_id.as_str()))?;
+    let event_type = delivery.properties.kind().as_ref().map_or("", |kind| kind.as_str());
+    let event = InboundEvent::parse(event_type, &delivery.data).map_err(|e| e.to_string())?;
+    Ok(InboxMessage { message_id, event })
+}
+
+fn message_id(delivery: &Delivery) -> &str {
+    delivery.properties.message_id().as_ref().map_or("", |id| id.as_str())
+}
+
+async fn acknowledge(delivery: &Delivery, multiple: bool) -> lapin::Result<()> {
+    let acked = delivery.acker.ack(BasicAckOptions { multiple }).await?;
+    if !acked {
+        // The channel died after the commit: the broker redelivers, the inbox
+        // turns the redelivery into a duplicate.
+        tracing::warn!("could not acknowledge a committed batch; its redelivery will be skipped as duplicate");
+    }
+    Ok(())
+}
+
+async fn cancel_consumer(channel: &Channel, consumer: &lapin::Consumer) {
+    if let Err(error) = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await {
+        tracing::debug!(error = %error, "cancelling the consumer");
+    }
+}
+
+/// Closes the channel; deliveries prefetched but never settled go back to the
+/// queue with it.
+async fn close_channel(channel: &Channel) {
+    if let Err(error) = channel.close(200, "worker shutting down".into()).await {
+        tracing::debug!(error = %error, "closing the channel");
+    }
+}
+
+fn sqlx_error(error: LedgerError) -> sqlx::Error {
+    match error {
+        LedgerError::Transient(error) | LedgerError::Permanent(error) => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::BasicProperties;
+
+    use super::*;
+
+    fn delivery(message_id: Option<&str>, kind: Option<&str>, body: &[u8]) -> Delivery {
+        let mut delivery = Delivery::mock(1, "events".into(), "link.visited".into(), false, body.to_vec());
+        let mut properties = BasicProperties::default();
+        if let Some(id) = message_id {
+            properties = properties.with_message_id(id.into());
+        }
+        if let Some(kind) = kind {
+            properties = properties.with_type(kind.into());
+        }
+        delivery.properties = properties;
+        delivery
+    }
+
+    #[test]
+    fn a_delivery_needs_a_uuid_message_id_a_known_type_and_a_valid_body() {
+        let id = "0195f6a6-7b1e-7000-8000-000000000001";
+        let body = br#"{"version":1,"links":[]}"#;
+        let message = parse(&delivery(Some(id), Some("link.visited"), body)).expect("valid");
+        assert_eq!(message.message_id.to_string(), id);
+        assert_eq!(message.event_type(), "link.visited");
+
+        assert_eq!(parse(&delivery(None, Some("link.visited"), body)), Err("no message_id property".to_owned()));
+        assert!(parse(&delivery(Some("42"), Some("link.visited"), body)).is_err_and(|e| e.contains("not a UUID")));
+        assert!(parse(&delivery(Some(id), None, body)).is_err_and(|e| e.contains("unknown event type")));
+        assert!(parse(&delivery(Some(id), Some("link.deleted"), body)).is_err_and(|e| e.contains("unknown")));
+        assert!(parse(&delivery(Some(id), Some("link.visited"), b"{")).is_err_and(|e| e.contains("invalid")));
+    }
+}

@@ -1,0 +1,190 @@
+//! The composition root: the pool, the event ledger, one consumer per queue, inbox
+//! pruning and the health/metrics server, built from the configuration and run
+//! until shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Router;
+use offndat_infrastructure::amqp::consumer::describe_metrics;
+use offndat_infrastructure::amqp::{BatchSettings, BrokerStatus, EventConsumer, Topology};
+use offndat_infrastructure::config::WorkerConfig;
+use offndat_infrastructure::postgres::{self, PgEventLedger};
+use offndat_infrastructure::telemetry;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{self, HealthState};
+
+/// A built worker, its HTTP listener bound, not yet consuming.
+pub struct Worker {
+    listener: TcpListener,
+    router: Router,
+    pool: PgPool,
+    ledger: PgEventLedger,
+    consumers: Vec<EventConsumer>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    /// Opens the pool (waiting for PostgreSQL up to its start-up timeout), checks
+    /// the schema, prepares the consumers and binds the listener. Any error here is
+    /// a start-up failure with one clear line. The broker is not needed yet:
+    /// consumers connect, and keep retrying, once running.
+    pub async fn build(config: WorkerConfig) -> anyhow::Result<Self> {
+        let metrics = telemetry::metrics_handle();
+        describe_metrics();
+        let batch_size = usize::try_from(config.worker_batch_size).context("OFFNDAT_WORKER_BATCH_SIZE is too large")?;
+        if u32::from(config.worker_prefetch) < config.worker_batch_size {
+            tracing::warn!(
+                prefetch = config.worker_prefetch,
+                batch.size = config.worker_batch_size,
+                "OFFNDAT_WORKER_PREFETCH is below OFFNDAT_WORKER_BATCH_SIZE: batches never exceed the prefetch"
+            );
+        }
+
+        let pool = postgres::connect(&config.database).await?;
+        let ledger = PgEventLedger::new(pool.clone());
+        // The API owns migrations; a worker started against an unmigrated database
+        // says so instead of failing on every message.
+        let missing = ledger.missing_tables().await.context("checking the database schema")?;
+        if !missing.is_empty() {
+            bail!(
+                "database {} lacks table(s) {}: the API applies migrations, start it (or run `offndat-api migrate`) first",
+                config.database.redacted_url(),
+                missing.join(", ")
+            );
+        }
+
+        let status = BrokerStatus::default();
+        let topology = Topology::new(&config.messaging.amqp_namespace);
+        let settings =
+            BatchSettings { prefetch: config.worker_prefetch, batch_size, batch_timeout: config.worker_batch_timeout };
+        let consumers = topology
+            .consumer_queues()
+            .into_iter()
+            .map(|(queue, _)| {
+                EventConsumer::new(
+                    config.messaging.amqp_url.clone(),
+                    format!("offndat-worker {} {queue}", std::process::id()),
+                    topology.clone(),
+                    queue.to_owned(),
+                    settings,
+                    ledger.clone(),
+                    status.clone(),
+                )
+            })
+            .collect();
+
+        let listener = TcpListener::bind(config.worker_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (OFFNDAT_WORKER_LISTEN)", config.worker_listen))?;
+        let router = health::router(HealthState { ledger: ledger.clone(), broker: status, metrics });
+        Ok(Self { listener, router, pool, ledger, consumers, config })
+    }
+
+    /// The bound address of the health and metrics server (the real port when
+    /// configured with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Consumes and serves until `shutdown` is cancelled, then lets the consumers
+    /// settle the batches in hand (up to the shutdown timeout), stops the server and
+    /// closes the pool. Fails if a consumer or the server dies on its own.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let address = self.local_addr()?;
+        tracing::info!(%address, namespace = %self.config.messaging.amqp_namespace, "offndat-worker listening");
+
+        let mut consumers = JoinSet::new();
+        for consumer in self.consumers {
+            consumers.spawn(consumer.run(shutdown.clone()));
+        }
+        let pruner = tokio::spawn(prune_periodically(self.ledger, self.config.inbox_retention, shutdown.clone()));
+        // The server outlives the consumers, so health stays observable while draining.
+        let stop_serving = CancellationToken::new();
+        let serve =
+            axum::serve(self.listener, self.router).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+        let mut server = tokio::spawn(async move { serve.await });
+
+        let mut server_ended = false;
+        let failure = tokio::select! {
+            // Consumers end on their own only after shutdown, which then wins.
+            biased;
+            () = shutdown.cancelled() => None,
+            ended = consumers.join_next() => Some(match ended {
+                Some(Err(error)) => anyhow::anyhow!("a consumer crashed: {error}"),
+                _ => anyhow::anyhow!("a consumer stopped unexpectedly"),
+            }),
+            served = &mut server => {
+                server_ended = true;
+                Some(match served {
+                    Ok(Err(error)) => anyhow::Error::new(error).context("serving health and metrics"),
+                    Ok(Ok(())) => anyhow::anyhow!("the health and metrics server stopped unexpectedly"),
+                    Err(error) => anyhow::anyhow!("the health and metrics server crashed: {error}"),
+                })
+            }
+        };
+        // Whatever ended first, the rest stops in order.
+        shutdown.cancel();
+
+        let timeout = self.config.shutdown_timeout;
+        let drained = tokio::time::timeout(timeout, async {
+            while let Some(ended) = consumers.join_next().await {
+                if let Err(error) = ended {
+                    tracing::error!(error = %error, "a consumer crashed while stopping");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            // Unacknowledged deliveries are redelivered to the next worker.
+            tracing::warn!(
+                timeout_ms = timeout.as_millis() as u64,
+                "batches in hand did not settle in time; abandoning them"
+            );
+            consumers.shutdown().await;
+        }
+        stop_serving.cancel();
+        if !server_ended {
+            // Open keep-alive connections (a scraper's) must not hold the exit.
+            if tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+                server.abort();
+            }
+        }
+        let _ = pruner.await;
+        self.pool.close().await;
+        match failure {
+            Some(error) => Err(error),
+            None => {
+                tracing::info!("offndat-worker stopped");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Forgets applied message ids older than the retention, now and then. Replicas
+/// may all do it: deleting skips rows another replica is deleting.
+async fn prune_periodically(ledger: PgEventLedger, retention: Duration, shutdown: CancellationToken) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let pruned = tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => tokio::select! {
+                () = shutdown.cancelled() => return,
+                pruned = ledger.prune_inbox(retention) => pruned,
+            },
+        };
+        match pruned {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(inbox.pruned = deleted, "pruned the inbox"),
+            Err(error) => tracing::warn!(error = %error, "pruning the inbox failed; trying again later"),
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The offndat worker: consumes link events from RabbitMQ into PostgreSQL, and
+//! serves health and metrics endpoints. `main.rs` is only the process around it.
+
+pub mod app;
+mod health;
+pub mod shutdown;
+
+pub use app::Worker;

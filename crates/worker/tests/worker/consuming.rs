@@ -1,0 +1,118 @@
+//! Valid events: visit totals, zero summaries for created links, de-duplication,
+//! and visits of links that do not exist.
+
+use offndat_test_support::{AmqpNamespace, TestDatabase, eventually};
+use uuid::Uuid;
+
+use crate::helpers::{DEADLINE, Publisher, TestWorker, await_total, counter, insert_link, total};
+
+#[tokio::test]
+async fn visit_batches_add_up_to_exact_totals_per_link() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let (a, b) = (insert_link(&db).await, insert_link(&db).await);
+    let worker = TestWorker::spawn(&db, &namespace).await;
+    let publisher = Publisher::new(&namespace).await;
+
+    publisher.visited(Uuid::now_v7(), &[(a, 3)]).await;
+    publisher.visited(Uuid::now_v7(), &[(a, 2), (b, 7)]).await;
+    for _ in 0..20 {
+        publisher.visited(Uuid::now_v7(), &[(b, 1)]).await;
+    }
+
+    await_total(&db, a, 5).await;
+    await_total(&db, b, 27).await;
+    assert_eq!(db.count("inbox").await, 22, "every message recorded once");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM visit_summaries WHERE last_visited_at IS NULL").await,
+        0,
+        "last visit recorded"
+    );
+    let topology = namespace.topology();
+    assert_eq!(publisher.ready_count(&topology.link_visited_queue).await, 0);
+    assert_eq!(publisher.ready_count(&topology.dead_letter_queue).await, 0);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_created_link_gets_a_zero_summary_and_an_unknown_one_none() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let link = insert_link(&db).await;
+    let unknown = Uuid::now_v7();
+    let worker = TestWorker::spawn(&db, &namespace).await;
+    let publisher = Publisher::new(&namespace).await;
+
+    publisher.created(unknown).await;
+    publisher.created(link).await;
+
+    await_total(&db, link, 0).await;
+    eventually(DEADLINE, "both messages recorded", || async {
+        let n = db.count("inbox").await;
+        if n == 2 { Ok(()) } else { Err(n.to_string()) }
+    })
+    .await;
+    assert_eq!(total(&db, unknown).await, -1, "no summary for a link that does not exist");
+    assert_eq!(db.count("visit_summaries").await, 1);
+    // A visit after creation adds to the zero row.
+    publisher.visited(Uuid::now_v7(), &[(link, 4)]).await;
+    await_total(&db, link, 4).await;
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_is_counted_once() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let link = insert_link(&db).await;
+    let worker = TestWorker::spawn(&db, &namespace).await;
+    let publisher = Publisher::new(&namespace).await;
+    let queue = namespace.topology().link_visited_queue;
+
+    let id = Uuid::now_v7();
+    publisher.visited(id, &[(link, 5)]).await;
+    await_total(&db, link, 5).await;
+    // Redelivered later, in another batch.
+    publisher.visited(id, &[(link, 5)]).await;
+    // Twice back to back, most likely within one batch.
+    let twin = Uuid::now_v7();
+    publisher.visited(twin, &[(link, 1)]).await;
+    publisher.visited(twin, &[(link, 1)]).await;
+
+    let metrics_seen = eventually(DEADLINE, "duplicates observed", || async {
+        let metrics = worker.client.get(worker.url("/metrics")).send().await.map_err(|e| e.to_string())?;
+        let metrics = metrics.text().await.map_err(|e| e.to_string())?;
+        let (applied, duplicate) = (counter(&metrics, &queue, "applied"), counter(&metrics, &queue, "duplicate"));
+        if applied == 2 && duplicate == 2 { Ok(()) } else { Err(format!("applied {applied}, duplicate {duplicate}")) }
+    });
+    metrics_seen.await;
+    assert_eq!(total(&db, link).await, 6, "each message counted once");
+    assert_eq!(db.count("inbox").await, 2);
+    assert_eq!(publisher.ready_count(&queue).await, 0);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn visits_of_unknown_links_are_skipped_and_later_messages_still_apply() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let link = insert_link(&db).await;
+    let unknown = Uuid::now_v7();
+    let worker = TestWorker::spawn(&db, &namespace).await;
+    let publisher = Publisher::new(&namespace).await;
+    let topology = namespace.topology();
+
+    publisher.visited(Uuid::now_v7(), &[(unknown, 9)]).await;
+    publisher.visited(Uuid::now_v7(), &[(unknown, 1), (link, 2)]).await;
+    await_total(&db, link, 2).await;
+    publisher.visited(Uuid::now_v7(), &[(link, 3)]).await;
+
+    await_total(&db, link, 5).await;
+    assert_eq!(total(&db, unknown).await, -1, "nothing counted for an unknown link");
+    assert_eq!(db.count("inbox").await, 3, "the skipped message is recorded too");
+    assert_eq!(publisher.ready_count(&topology.dead_letter_queue).await, 0, "skipping is not poison");
+    let metrics = worker.client.get(worker.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert_eq!(counter(&metrics, &topology.link_visited_queue, "skipped"), 1);
+    assert_eq!(counter(&metrics, &topology.link_visited_queue, "applied"), 2);
+    worker.stop().await;
+}

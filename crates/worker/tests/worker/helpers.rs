@@ -1,0 +1,356 @@
+//! Running a worker in-process or as a process, publishing test messages, and
+//! reading what the worker did.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use offndat_infrastructure::amqp::Topology;
+use offndat_infrastructure::config::WorkerConfig;
+use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
+use offndat_worker::Worker;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Generous: CI machines with two cores run many of these tests at once.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    config: WorkerConfig,
+}
+
+/// A worker configuration for tests: port 0, short timeouts, `extra` flags last.
+pub fn config(database_url: &str, amqp: &str, namespace: &str, extra: &[&str]) -> WorkerConfig {
+    let mut args = vec![
+        "offndat-worker",
+        "--worker-listen",
+        "127.0.0.1:0",
+        "--database-url",
+        database_url,
+        "--amqp-url",
+        amqp,
+        "--amqp-namespace",
+        namespace,
+        "--worker-batch-timeout",
+        "10ms",
+        "--database-acquire-timeout",
+        "500ms",
+        "--database-startup-timeout",
+        "10s",
+        "--shutdown-timeout",
+        "10s",
+    ];
+    args.extend_from_slice(extra);
+    Args::try_parse_from(args).expect("valid worker flags").config
+}
+
+/// A worker running in this process.
+pub struct TestWorker {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestWorker {
+    /// Builds and runs a worker on its database and namespace.
+    pub async fn spawn(db: &TestDatabase, namespace: &AmqpNamespace) -> Self {
+        Self::spawn_with(config(&db.url, &amqp_url(), &namespace.name, &[])).await
+    }
+
+    pub async fn spawn_with(config: WorkerConfig) -> Self {
+        init_logs();
+        let worker = Worker::build(config).await.expect("worker builds");
+        let address = worker.local_addr().expect("bound");
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(worker.run(shutdown.clone()));
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        Self { address, client, shutdown, handle: Some(handle) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// `GET path`: status and body as JSON (or `null`).
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        get_json(&self.client, &self.url(path)).await
+    }
+
+    /// Waits until `/health/ready` answers 200: PostgreSQL up, consumers connected.
+    pub async fn ready(&self) {
+        wait_ready(&self.client, &self.url("/health/ready")).await;
+    }
+
+    /// Stops the worker and asserts it stopped cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let handle = self.handle.take().expect("running");
+        let result = tokio::time::timeout(DEADLINE, handle).await.expect("stops in time").expect("no panic");
+        result.expect("clean stop");
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn get_json(client: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let response = client.get(url).send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+pub async fn wait_ready(client: &reqwest::Client, url: &str) {
+    eventually(DEADLINE, "worker ready", || async {
+        match client.get(url).send().await {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(response.text().await.unwrap_or_default()),
+            Err(error) => Err(error.to_string()),
+        }
+    })
+    .await;
+}
+
+/// Logs of in-process workers, when `OFFNDAT_TEST_LOG` is set (e.g. `debug`).
+fn init_logs() {
+    if let Ok(filter) = std::env::var("OFFNDAT_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    }
+}
+
+/// Publishes to a namespace's exchange with confirms, as the outbox relay does.
+pub struct Publisher {
+    connection: Connection,
+    channel: Channel,
+    topology: Topology,
+}
+
+impl Publisher {
+    /// Connects and declares the namespace's topology (so nothing published
+    /// before a worker starts is unroutable).
+    pub async fn new(namespace: &AmqpNamespace) -> Self {
+        let connection =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect to RabbitMQ");
+        let channel = connection.create_channel().await.expect("channel");
+        let topology = namespace.topology();
+        topology.declare(&channel).await.expect("declare topology");
+        channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
+        Self { connection, channel, topology }
+    }
+
+    /// Publishes a raw message, persistent, and waits for the broker's confirm.
+    pub async fn publish_raw(&self, routing_key: &str, message_id: Option<&str>, kind: Option<&str>, body: &[u8]) {
+        let mut properties =
+            BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into());
+        if let Some(id) = message_id {
+            properties = properties.with_message_id(id.into());
+        }
+        if let Some(kind) = kind {
+            properties = properties.with_type(kind.into());
+        }
+        self.channel
+            .basic_publish(
+                self.topology.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                properties,
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirmed");
+    }
+
+    /// Publishes a `link.visited` message with id `message_id`.
+    pub async fn visited(&self, message_id: Uuid, visits: &[(Uuid, u32)]) {
+        let body = visited_body(visits, Utc::now());
+        self.publish_raw("link.visited", Some(&message_id.to_string()), Some("link.visited"), &body).await;
+    }
+
+    /// Publishes a `link.created` message for `link_id`.
+    pub async fn created(&self, link_id: Uuid) {
+        let body = json!({
+            "version": 1,
+            "linkId": link_id,
+            "phrase": format!("test-{}", link_id.simple()),
+            "targetUrl": "https://example.com/",
+            "languageId": 0,
+            "themeId": 0,
+            "createdAt": Utc::now(),
+        });
+        let body = serde_json::to_vec(&body).expect("json");
+        self.publish_raw("link.created", Some(&Uuid::now_v7().to_string()), Some("link.created"), &body).await;
+    }
+
+    /// Messages ready (not delivered, or returned) in `queue`.
+    pub async fn ready_count(&self, queue: &str) -> u32 {
+        // A passive declare of a missing queue closes the channel: use a fresh one.
+        let channel = self.connection.create_channel().await.expect("channel");
+        let queue = channel
+            .queue_declare(queue.into(), QueueDeclareOptions::default().passive(), FieldTable::default())
+            .await
+            .expect("queue exists");
+        let _ = channel.close(200, "done".into()).await;
+        queue.message_count()
+    }
+}
+
+/// A `link.visited` body.
+pub fn visited_body(visits: &[(Uuid, u32)], at: DateTime<Utc>) -> Vec<u8> {
+    let links: Vec<_> =
+        visits.iter().map(|(id, n)| json!({ "linkId": id, "visits": n, "lastVisitedAt": at })).collect();
+    serde_json::to_vec(&json!({ "version": 1, "links": links })).expect("json")
+}
+
+/// Inserts a link directly and returns its id.
+pub async fn insert_link(db: &TestDatabase) -> Uuid {
+    let id = Uuid::now_v7();
+    let mut conn = db.connect().await;
+    sqlx::query("INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at) VALUES ($1, $2, 'https://example.com/', 0, 0, now())")
+        .bind(id)
+        .bind(format!("test-{}", id.simple()))
+        .execute(&mut conn)
+        .await
+        .expect("insert link");
+    id
+}
+
+/// A link's total visits, or -1 without a summary row.
+pub async fn total(db: &TestDatabase, link_id: Uuid) -> i64 {
+    db.scalar(&format!("SELECT COALESCE((SELECT total_visits FROM visit_summaries WHERE link_id = '{link_id}'), -1)"))
+        .await
+}
+
+/// Waits until `link_id`'s total is `expected`.
+pub async fn await_total(db: &TestDatabase, link_id: Uuid, expected: i64) {
+    eventually(DEADLINE, &format!("total of {link_id} = {expected}"), || async move {
+        let actual = total(db, link_id).await;
+        if actual == expected { Ok(()) } else { Err(actual.to_string()) }
+    })
+    .await;
+}
+
+/// The worker's `/metrics` counter for `queue` and `outcome` (0 when absent).
+pub fn counter(metrics: &str, queue: &str, outcome: &str) -> u64 {
+    let needle = format!("offndat_worker_messages_total{{queue=\"{queue}\",outcome=\"{outcome}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&needle))
+        .map_or(0, |value| value.trim().parse::<f64>().expect("a number") as u64)
+}
+
+/// The worker binary, started with `env`, its output collected.
+pub struct WorkerProcess {
+    pub child: Child,
+    pub address: SocketAddr,
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl WorkerProcess {
+    /// Starts the binary against `db` and `namespace` and waits until it listens.
+    pub async fn start(db: &TestDatabase, namespace: &AmqpNamespace, env: &[(&str, &str)]) -> Self {
+        let mut child = worker_command(&db.url, &namespace.name, env).spawn().expect("spawn offndat-worker");
+        let stdout = child.stdout.take().expect("stdout");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
+        let lines = output.clone();
+        tokio::spawn(async move {
+            let mut address_tx = Some(address_tx);
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if line.contains("offndat-worker listening")
+                    && let Some(address) = line.split_whitespace().find_map(|f| f.strip_prefix("address="))
+                    && let Some(tx) = address_tx.take()
+                {
+                    let _ = tx.send(address.parse::<SocketAddr>().expect("an address"));
+                }
+                lines.lock().expect("lock").push(line);
+            }
+        });
+        let address = tokio::time::timeout(DEADLINE, address_rx)
+            .await
+            .unwrap_or_else(|_| panic!("worker did not listen; output: {:?}", output.lock().expect("lock")))
+            .expect("worker exited before listening");
+        Self { child, address, output }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Sends `signal` (`TERM`, `KILL`) to the process.
+    pub async fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().await.expect("kill");
+        assert!(status.success(), "kill -{signal} {pid}");
+    }
+
+    /// Waits for the exit code.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        let status = tokio::time::timeout(DEADLINE, self.child.wait()).await.expect("exits in time").expect("wait");
+        status.code()
+    }
+}
+
+/// The worker binary's command line: configured by environment variables.
+pub fn worker_command(database_url: &str, namespace: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_offndat-worker"));
+    command
+        .env("OFFNDAT_DATABASE_URL", database_url)
+        .env("OFFNDAT_AMQP_URL", amqp_url())
+        .env("OFFNDAT_AMQP_NAMESPACE", namespace)
+        .env("OFFNDAT_WORKER_LISTEN", "127.0.0.1:0")
+        .env("OFFNDAT_WORKER_BATCH_TIMEOUT", "10ms")
+        .env("OFFNDAT_LOG", "info")
+        .env("OFFNDAT_LOG_FORMAT", "text")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+impl Publisher {
+    /// Publishes many `link.visited` messages, waiting for all confirms at the end
+    /// rather than one by one.
+    pub async fn visited_many(&self, messages: &[(Uuid, Vec<(Uuid, u32)>)]) {
+        let now = Utc::now();
+        for (id, visits) in messages {
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_message_id(id.to_string().into())
+                .with_type("link.visited".into());
+            // The confirm is awaited below, with all the others.
+            let _confirm = self
+                .channel
+                .basic_publish(
+                    self.topology.exchange.as_str().into(),
+                    "link.visited".into(),
+                    BasicPublishOptions::default(),
+                    &visited_body(visits, now),
+                    properties,
+                )
+                .await
+                .expect("publish");
+        }
+        let returned = self.channel.wait_for_confirms().await.expect("confirmed");
+        assert!(returned.is_empty(), "every message routed");
+    }
+}
