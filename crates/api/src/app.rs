@@ -8,7 +8,8 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
 use offndat_application::{GenerateLink, ReadLinkStats, RecordVisit, ResolveLink};
-use offndat_infrastructure::amqp::Topology;
+use offndat_infrastructure::amqp::{BrokerStatus, Topology};
+use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
 use offndat_infrastructure::postgres::{self, IsBot, PgLinkStore, PgVisitStore};
@@ -78,15 +79,20 @@ impl Application {
         });
 
         let store = Arc::new(PgLinkStore::new(pool.clone()));
+        let cache = Arc::new(link_cache(&config, store.clone())?);
+        let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
         let state = AppState {
             generate_link: GenerateLink::new(
                 store.clone(),
+                cache.clone(),
                 vocabulary,
                 clock.clone(),
                 Arc::new(OsRandom),
                 config.public_base_url.clone(),
             ),
-            resolve_link: ResolveLink::new(store.clone()),
+            resolve_link: ResolveLink::new(cache.clone()),
+            cache,
+            broker,
             read_link_stats: ReadLinkStats::new(store),
             record_visit: RecordVisit::new(Arc::new(visits), clock, config.anonymize_ips),
             trusted_proxies: config.trusted_proxies.clone().into(),
@@ -148,6 +154,36 @@ impl Application {
         tracing::info!("offndat-api stopped");
         served
     }
+}
+
+/// The redirect cache with the levels the configuration turns on.
+fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<TwoLevelCache> {
+    let settings = &config.cache;
+    let l1 = settings.cache_l1_enabled.then(|| {
+        L1::new(L1Settings {
+            max_entries: settings.cache_l1_max_entries,
+            max_bytes: settings.cache_l1_max_bytes,
+            ttl: settings.cache_l1_ttl,
+            time_to_idle: settings.cache_l1_time_to_idle,
+            negative_ttl: settings.cache_negative_ttl,
+        })
+    });
+    let l2 = if settings.cache_l2_enabled {
+        let l2 = L2::new(
+            &config.messaging.redis_url,
+            L2Settings {
+                ttl: settings.cache_l2_ttl,
+                key_prefix: settings.redis_key_prefix.clone(),
+                timeout: settings.redis_timeout,
+                cooldown: settings.redis_cooldown,
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        Some(Arc::new(l2))
+    } else {
+        None
+    };
+    Ok(TwoLevelCache::new(l1, l2, store))
 }
 
 /// The configured keys, or a generated one, logged once, so nothing is open by

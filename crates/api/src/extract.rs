@@ -1,5 +1,7 @@
 //! Extractors that fail with our problem responses instead of axum's plain text.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
@@ -57,11 +59,14 @@ impl<S: Send + Sync> FromRequestParts<S> for PhraseParam {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        // Every phrase route ends in `/{phrase}`, one segment, so the phrase is the raw
-        // path's last segment. Decoding it here, once, keeps `%25` meaning `%`.
-        let raw = parts.uri.path().rsplit('/').next().unwrap_or_default();
-        let decoded =
-            percent_decode_str(raw).decode_utf8().map_err(|_| ApiError::InvalidPhrase(PhraseInput::NotUtf8))?;
+        let decoded = decode_phrase_segment(parts.uri.path())?;
         Phrase::parse(&decoded).map(PhraseParam).map_err(|e| ApiError::InvalidPhrase(PhraseInput::Invalid(e)))
     }
+}
+
+/// The last segment of `path`, percent-decoded once (so `%25` stays `%`); borrowed
+/// when it holds no escapes. Every phrase route ends in `/{phrase}`, one segment.
+pub fn decode_phrase_segment(path: &str) -> Result<Cow<'_, str>, ApiError> {
+    let raw = path.rsplit('/').next().unwrap_or_default();
+    percent_decode_str(raw).decode_utf8().map_err(|_| ApiError::InvalidPhrase(PhraseInput::NotUtf8))
 }

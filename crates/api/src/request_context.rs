@@ -1,6 +1,9 @@
 //! Per-request context: request and trace ids, the contract's version header, and
 //! rendering of every error response as a problem body.
 
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -21,24 +24,24 @@ const MAX_INSTANCE_PATH: usize = 512;
 /// Ids of the request in hand, for problem bodies and logs.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
-    pub request_id: String,
-    pub trace_id: String,
+    pub request_id: HeaderValue,
+    pub trace_id: u128,
 }
 
 /// Assigns ids, then finishes the response: version and id headers, and a problem
-/// body for every error that does not have one yet.
+/// body for every error that does not have one yet. Runs on every redirect, so it
+/// formats nothing it does not need.
 pub async fn request_context(mut request: Request, next: Next) -> Response {
     let context = RequestContext {
-        request_id: incoming_request_id(request.headers()).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
-        trace_id: incoming_trace_id(request.headers()).unwrap_or_else(random_trace_id),
+        request_id: incoming_request_id(request.headers()).unwrap_or_else(new_request_id),
+        trace_id: incoming_trace_id(request.headers()).unwrap_or_else(|| rand::rng().random::<u128>() | 1),
     };
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     request.extensions_mut().insert(context.clone());
 
     // Outbox rows written by this request carry its trace context to the worker.
-    let traceparent = format!("00-{}-{:016x}-01", context.trace_id, rand::rng().random::<u64>() | 1);
-    let mut response = offndat_infrastructure::trace_context::scope(traceparent, next.run(request)).await;
+    let mut response = offndat_infrastructure::trace_context::scope(context.trace_id, next.run(request)).await;
 
     if response.status().is_client_error() || response.status().is_server_error() {
         // Our handlers attach a spec; axum's and tower's own errors come bare or as
@@ -47,18 +50,28 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
         let spec = response.extensions_mut().remove::<ProblemSpec>();
         if spec.is_some() || bare {
             let spec = spec.unwrap_or_else(|| ProblemSpec::for_status(response.status()));
-            response = render(response, &spec, &format!("{method} {}", truncate(&path)), &context);
+            response = render(response, &spec, &format!("{method} {}", truncate(uri.path())), &context);
         }
     }
     let headers = response.headers_mut();
     headers.insert(API_SUPPORTED_VERSIONS.clone(), HeaderValue::from_static("1"));
-    if let Ok(value) = HeaderValue::from_str(&context.request_id) {
-        headers.insert(X_REQUEST_ID.clone(), value);
-    }
+    headers.insert(X_REQUEST_ID.clone(), context.request_id);
     response
 }
 
+/// A process-unique request id: a random per-process prefix and a counter, far
+/// cheaper than a random UUID on every redirect.
+fn new_request_id() -> HeaderValue {
+    static PREFIX: LazyLock<u32> = LazyLock::new(|| rand::rng().random());
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let id = format!("{:08x}{n:012x}", *PREFIX);
+    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
 fn render(response: Response, spec: &ProblemSpec, instance: &str, context: &RequestContext) -> Response {
+    let trace_id = format!("{:032x}", context.trace_id);
+    let request_id = String::from_utf8_lossy(context.request_id.as_bytes());
     let body = ProblemBody {
         kind: type_uri(spec.status),
         title: spec.title,
@@ -66,8 +79,8 @@ fn render(response: Response, spec: &ProblemSpec, instance: &str, context: &Requ
         detail: spec.detail.as_deref(),
         instance,
         errors: &spec.errors,
-        trace_id: &context.trace_id,
-        request_id: &context.request_id,
+        trace_id: &trace_id,
+        request_id: &request_id,
     };
     // Serialising plain strings and numbers cannot fail.
     let json = serde_json::to_vec(&body).unwrap_or_default();
@@ -86,27 +99,22 @@ fn truncate(path: &str) -> String {
 }
 
 /// A client's request id, if it is short and made of safe characters.
-fn incoming_request_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(&X_REQUEST_ID)?.to_str().ok()?;
-    let valid = !value.is_empty()
-        && value.len() <= 128
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    valid.then(|| value.to_owned())
+fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
+    let value = headers.get(&X_REQUEST_ID)?;
+    let bytes = value.as_bytes();
+    let valid = !bytes.is_empty()
+        && bytes.len() <= 128
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    valid.then(|| value.clone())
 }
 
 /// The trace id of a valid W3C `traceparent` header.
-fn incoming_trace_id(headers: &HeaderMap) -> Option<String> {
+fn incoming_trace_id(headers: &HeaderMap) -> Option<u128> {
     let value = headers.get("traceparent")?.to_str().ok()?;
     let mut parts = value.split('-');
     let (_version, trace_id) = (parts.next()?, parts.next()?);
-    let valid = trace_id.len() == 32
-        && trace_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        && trace_id.bytes().any(|b| b != b'0');
-    valid.then(|| trace_id.to_owned())
-}
-
-fn random_trace_id() -> String {
-    format!("{:032x}", rand::rng().random::<u128>() | 1)
+    let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    u128::from_str_radix(trace_id, 16).ok().filter(|id| valid && *id != 0)
 }
 
 #[cfg(test)]
@@ -117,7 +125,7 @@ mod tests {
     fn request_ids_are_validated() {
         let mut headers = HeaderMap::new();
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("abc-123"));
-        assert_eq!(incoming_request_id(&headers).as_deref(), Some("abc-123"));
+        assert_eq!(incoming_request_id(&headers), Some(HeaderValue::from_static("abc-123")));
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("a b"));
         assert_eq!(incoming_request_id(&headers), None);
         let long = "a".repeat(129);
@@ -130,11 +138,19 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers
             .insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert_eq!(incoming_trace_id(&headers).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(incoming_trace_id(&headers), Some(0x4bf92f3577b34da6a3ce929d0e0e4736));
         headers
             .insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
         assert_eq!(incoming_trace_id(&headers), None);
-        assert_eq!(random_trace_id().len(), 32);
+        headers
+            .insert("traceparent", HeaderValue::from_static("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
+        assert_eq!(incoming_trace_id(&headers), None, "upper case is not W3C");
+    }
+
+    #[test]
+    fn generated_request_ids_are_distinct() {
+        assert_ne!(new_request_id(), new_request_id());
+        assert_eq!(new_request_id().len(), 20);
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use offndat_application::{GenerateLink, ReadLinkStats, RecordVisit, ResolveLink};
+use offndat_infrastructure::amqp::BrokerStatus;
+use offndat_infrastructure::cache::TwoLevelCache;
 use sqlx::PgPool;
 
 use crate::auth::ApiKeys;
@@ -24,4 +26,8 @@ pub struct AppState {
     pub api_keys: ApiKeys,
     /// For health checks only; handlers go through the use cases.
     pub pool: PgPool,
+    /// For health checks: Redis behind the cache.
+    pub cache: Arc<TwoLevelCache>,
+    /// For health checks: the outbox relay's broker connection.
+    pub broker: BrokerStatus,
 }

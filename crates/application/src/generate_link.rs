@@ -10,7 +10,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::error::ApplicationError;
-use crate::ports::{Clock, LinkStore, RandomSource, StoreError};
+use crate::ports::{Clock, LinkResolver, LinkStore, RandomSource, StoreError};
 
 /// How many fresh phrases are tried before giving up.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -81,6 +81,7 @@ struct ValidRequest {
 #[derive(Clone)]
 pub struct GenerateLink {
     store: Arc<dyn LinkStore>,
+    resolver: Arc<dyn LinkResolver>,
     vocabulary: Arc<Vocabulary>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
@@ -90,12 +91,13 @@ pub struct GenerateLink {
 impl GenerateLink {
     pub fn new(
         store: Arc<dyn LinkStore>,
+        resolver: Arc<dyn LinkResolver>,
         vocabulary: Arc<Vocabulary>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn RandomSource>,
         public_base: Url,
     ) -> Self {
-        Self { store, vocabulary, clock, random, public_base }
+        Self { store, resolver, vocabulary, clock, random, public_base }
     }
 
     /// Validates `command` and stores a link under a fresh phrase.
@@ -113,7 +115,11 @@ impl GenerateLink {
                 created_at: self.clock.now(),
             };
             match self.store.create(&link).await {
-                Ok(()) => return Ok(link),
+                Ok(()) => {
+                    // A redirect just before may have cached the phrase as unknown here.
+                    self.resolver.invalidate(link.phrase.as_str());
+                    return Ok(link);
+                }
                 Err(StoreError::PhraseTaken) => continue,
                 Err(error) => return Err(error.into()),
             }
@@ -200,6 +206,18 @@ mod tests {
         }
     }
 
+    struct NoCache;
+    #[async_trait]
+    impl LinkResolver for NoCache {
+        fn cached(&self, _: &str) -> Option<Option<crate::ports::RedirectTarget>> {
+            None
+        }
+        async fn resolve(&self, _: &str) -> Result<Option<crate::ports::RedirectTarget>, StoreError> {
+            Ok(None)
+        }
+        fn invalidate(&self, _: &str) {}
+    }
+
     struct FixedClock;
     impl Clock for FixedClock {
         fn now(&self) -> DateTime<Utc> {
@@ -224,6 +242,7 @@ mod tests {
     fn use_case(store: Arc<MemoryStore>) -> GenerateLink {
         GenerateLink::new(
             store,
+            Arc::new(NoCache),
             Arc::new(one_word_vocabulary()),
             Arc::new(FixedClock),
             Arc::new(Counter(AtomicU64::new(0))),

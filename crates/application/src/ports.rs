@@ -2,8 +2,10 @@
 //! in `offndat-infrastructure`; tests may implement them in memory.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use offndat_domain::{Link, LinkStats, NewVisit, Phrase};
+use uuid::Uuid;
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,38 @@ pub trait LinkStore: Send + Sync {
     async fn stats_by_phrase(&self, phrase: &Phrase, recent: u32) -> Result<Option<LinkStats>, StoreError>;
 }
 
+/// What a redirect needs of a link: its id (for the visit) and its target URL as
+/// bytes, ready to become a `Location` header without copying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectTarget {
+    pub link_id: Uuid,
+    /// The stored, normalised target URL (ASCII).
+    pub location: Bytes,
+}
+
+impl From<&Link> for RedirectTarget {
+    fn from(link: &Link) -> Self {
+        Self { link_id: link.id, location: Bytes::copy_from_slice(link.target_url.as_str().as_bytes()) }
+    }
+}
+
+/// Resolves phrases for redirects, as fast as it can (caches in front of the
+/// store). Phrases passed in are valid (`Phrase::check`).
+#[async_trait]
+pub trait LinkResolver: Send + Sync {
+    /// The answer if it is at hand without I/O: `Some(Some(_))` a known link,
+    /// `Some(None)` a phrase known not to exist, `None` "call `resolve`".
+    fn cached(&self, phrase: &str) -> Option<Option<RedirectTarget>>;
+
+    /// Resolves `phrase`, loading it at most once at a time however many callers
+    /// ask concurrently.
+    async fn resolve(&self, phrase: &str) -> Result<Option<RedirectTarget>, StoreError>;
+
+    /// Forgets what this process knows of `phrase` (a link was just created under
+    /// it, so a remembered "unknown" must go).
+    fn invalidate(&self, phrase: &str);
+}
+
 /// The current time.
 pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
@@ -50,5 +84,33 @@ pub trait RandomSource: Send + Sync {
 /// Where redirects hand their visits. `record` must return at once: it may buffer
 /// or drop, but never wait for I/O, so a redirect is never slowed by recording.
 pub trait VisitSink: Send + Sync {
-    fn record(&self, visit: NewVisit);
+    fn record(&self, visit: PendingVisit);
+}
+
+/// A visit as a redirect hands it over: the IP already in its stored form, the
+/// headers still raw (cheap, reference-counted copies). `into_stored` does the
+/// rest off the hot path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingVisit {
+    pub link_id: Uuid,
+    pub visited_at: DateTime<Utc>,
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<Bytes>,
+    pub referrer: Option<Bytes>,
+}
+
+impl PendingVisit {
+    /// The stored form: text decoded (invalid UTF-8 replaced), bounded to the
+    /// columns' limits, blank text as `None`.
+    pub fn into_stored(self) -> NewVisit {
+        use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, bounded_text};
+        let text = |bytes: Option<Bytes>, max| bytes.and_then(|b| bounded_text(&String::from_utf8_lossy(&b), max));
+        NewVisit {
+            link_id: self.link_id,
+            visited_at: self.visited_at,
+            ip_address: self.ip.map(|ip| ip.to_string()),
+            user_agent: text(self.user_agent, MAX_USER_AGENT_CHARS),
+            referrer: text(self.referrer, MAX_REFERRER_CHARS),
+        }
+    }
 }

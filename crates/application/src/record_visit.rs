@@ -1,21 +1,21 @@
-//! Record a visit: turn what a redirect saw into the stored form (anonymised,
-//! bounded) and hand it to the visit sink without waiting.
+//! Record a visit: what a redirect saw, with the IP anonymised by policy, handed
+//! to the visit sink without waiting and without copying the headers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use offndat_domain::NewVisit;
-use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, anonymize_ip, bounded_text};
+use bytes::Bytes;
+use offndat_domain::visit::anonymize_ip;
 use uuid::Uuid;
 
-use crate::ports::{Clock, VisitSink};
+use crate::ports::{Clock, PendingVisit, VisitSink};
 
 /// What a redirect knows about its visitor.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Visitor<'a> {
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visitor {
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<&'a str>,
-    pub referrer: Option<&'a str>,
+    pub user_agent: Option<Bytes>,
+    pub referrer: Option<Bytes>,
 }
 
 /// The record-visit use case.
@@ -32,14 +32,14 @@ impl RecordVisit {
     }
 
     /// Records a visit of `link_id`; never waits.
-    pub fn execute(&self, link_id: Uuid, visitor: &Visitor<'_>) {
+    pub fn execute(&self, link_id: Uuid, visitor: Visitor) {
         let ip = visitor.ip.map(|ip| if self.anonymize_ips { anonymize_ip(ip) } else { ip });
-        self.sink.record(NewVisit {
+        self.sink.record(PendingVisit {
             link_id,
             visited_at: self.clock.now(),
-            ip_address: ip.map(|ip| ip.to_string()),
-            user_agent: visitor.user_agent.and_then(|ua| bounded_text(ua, MAX_USER_AGENT_CHARS)),
-            referrer: visitor.referrer.and_then(|r| bounded_text(r, MAX_REFERRER_CHARS)),
+            ip,
+            user_agent: visitor.user_agent,
+            referrer: visitor.referrer,
         });
     }
 }
@@ -49,34 +49,40 @@ mod tests {
     use std::sync::Mutex;
 
     use chrono::{DateTime, Utc};
+    use offndat_domain::NewVisit;
+    use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS};
 
     use super::*;
 
     #[derive(Default)]
-    struct Collect(Mutex<Vec<NewVisit>>);
+    struct Collect(Mutex<Vec<PendingVisit>>);
     impl VisitSink for Collect {
-        fn record(&self, visit: NewVisit) {
+        fn record(&self, visit: PendingVisit) {
             self.0.lock().expect("lock").push(visit);
         }
     }
     struct Epoch;
-    impl Clock for Epoch {
+    impl crate::ports::Clock for Epoch {
         fn now(&self) -> DateTime<Utc> {
             DateTime::UNIX_EPOCH
         }
     }
 
-    fn record(anonymize: bool, visitor: Visitor<'_>) -> NewVisit {
+    fn record(anonymize: bool, visitor: Visitor) -> NewVisit {
         let sink = Arc::new(Collect::default());
-        RecordVisit::new(sink.clone(), Arc::new(Epoch), anonymize).execute(Uuid::nil(), &visitor);
-        sink.0.lock().expect("lock").pop().expect("recorded")
+        RecordVisit::new(sink.clone(), Arc::new(Epoch), anonymize).execute(Uuid::nil(), visitor);
+        sink.0.lock().expect("lock").pop().expect("recorded").into_stored()
     }
 
     #[test]
     fn anonymises_when_told() {
         let visit = record(
             true,
-            Visitor { ip: "203.0.113.77".parse().ok(), user_agent: Some("Googlebot/2.1"), referrer: Some(" ") },
+            Visitor {
+                ip: "203.0.113.77".parse().ok(),
+                user_agent: Some(Bytes::from_static(b"Googlebot/2.1")),
+                referrer: Some(Bytes::from_static(b" ")),
+            },
         );
         assert_eq!(visit.ip_address.as_deref(), Some("203.0.113.0"));
         assert_eq!(visit.user_agent.as_deref(), Some("Googlebot/2.1"));
@@ -86,11 +92,19 @@ mod tests {
 
     #[test]
     fn keeps_whole_ips_when_told_and_bounds_text() {
-        let long = "x".repeat(5000);
-        let visit =
-            record(false, Visitor { ip: "203.0.113.77".parse().ok(), user_agent: Some(&long), referrer: Some(&long) });
+        let long = Bytes::from("x".repeat(5000));
+        let visit = record(
+            false,
+            Visitor { ip: "203.0.113.77".parse().ok(), user_agent: Some(long.clone()), referrer: Some(long) },
+        );
         assert_eq!(visit.ip_address.as_deref(), Some("203.0.113.77"));
         assert_eq!(visit.user_agent.map(|s| s.len()), Some(MAX_USER_AGENT_CHARS));
         assert_eq!(visit.referrer.map(|s| s.len()), Some(MAX_REFERRER_CHARS));
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_not_refused() {
+        let visit = record(true, Visitor { user_agent: Some(Bytes::from_static(b"caf\xe9")), ..Visitor::default() });
+        assert_eq!(visit.user_agent.as_deref(), Some("caf\u{fffd}"));
     }
 }

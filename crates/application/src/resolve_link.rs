@@ -1,25 +1,28 @@
-//! Resolve a phrase to its link: the redirect path.
+//! Resolve a phrase to its redirect target: the redirect hot path.
 
 use std::sync::Arc;
 
-use offndat_domain::{Link, Phrase};
-
 use crate::error::ApplicationError;
-use crate::ports::LinkStore;
+use crate::ports::{LinkResolver, RedirectTarget};
 
 /// The resolve-link use case behind redirects.
 #[derive(Clone)]
 pub struct ResolveLink {
-    store: Arc<dyn LinkStore>,
+    resolver: Arc<dyn LinkResolver>,
 }
 
 impl ResolveLink {
-    pub fn new(store: Arc<dyn LinkStore>) -> Self {
-        Self { store }
+    pub fn new(resolver: Arc<dyn LinkResolver>) -> Self {
+        Self { resolver }
     }
 
-    /// The link with `phrase`, or `NotFound`.
-    pub async fn execute(&self, phrase: &Phrase) -> Result<Link, ApplicationError> {
-        self.store.find_by_phrase(phrase).await?.ok_or(ApplicationError::NotFound)
+    /// The target of `phrase` (a valid phrase), or `NotFound`. An answer from the
+    /// in-process cache costs no I/O and no await.
+    pub async fn execute(&self, phrase: &str) -> Result<RedirectTarget, ApplicationError> {
+        let found = match self.resolver.cached(phrase) {
+            Some(hit) => hit,
+            None => self.resolver.resolve(phrase).await?,
+        };
+        found.ok_or(ApplicationError::NotFound)
     }
 }

@@ -24,6 +24,12 @@ pub enum PhraseError {
 impl Phrase {
     /// Parses a decoded phrase.
     pub fn parse(raw: &str) -> Result<Self, PhraseError> {
+        Self::check(raw).map(|valid| Self(valid.to_owned()))
+    }
+
+    /// Checks a decoded phrase without copying it: the redirect hot path looks
+    /// phrases up by reference.
+    pub fn check(raw: &str) -> Result<&str, PhraseError> {
         if raw.trim().is_empty() {
             return Err(PhraseError::Blank);
         }
@@ -34,7 +40,7 @@ impl Phrase {
         if raw.chars().any(|c| c.is_control() || c == '/') {
             return Err(PhraseError::InvalidCharacter);
         }
-        Ok(Self(raw.to_owned()))
+        Ok(raw)
     }
 
     /// Wraps a phrase composed from vocabulary entries, which hold only letters,

@@ -219,6 +219,9 @@ pub struct ApiConfig {
     pub relay: RelayConfig,
 
     #[command(flatten)]
+    pub cache: CacheConfig,
+
+    #[command(flatten)]
     pub database: DatabaseConfig,
 
     #[command(flatten)]
@@ -226,6 +229,59 @@ pub struct ApiConfig {
 
     #[command(flatten)]
     pub log: LogConfig,
+}
+
+/// The two-level redirect cache: L1 in this process, L2 in Redis.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CacheConfig {
+    /// Use the in-process L1 cache.
+    #[arg(long, env = "OFFNDAT_CACHE_L1_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub cache_l1_enabled: bool,
+
+    /// Most links in L1.
+    #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_ENTRIES", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    pub cache_l1_max_entries: u64,
+
+    /// Most bytes of phrases and targets in L1 (entries are weighed by size).
+    #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..), global = true)]
+    pub cache_l1_max_bytes: u64,
+
+    /// How long a link stays in L1 at most.
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = humantime::parse_duration, default_value = "10m", global = true)]
+    pub cache_l1_ttl: Duration,
+
+    /// How long an unread link stays in L1.
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TIME_TO_IDLE", value_parser = humantime::parse_duration, default_value = "2m", global = true)]
+    pub cache_l1_time_to_idle: Duration,
+
+    /// How long an unknown phrase is remembered as unknown in L1. A link created on
+    /// another replica under such a phrase is hidden there for at most this long.
+    #[arg(long, env = "OFFNDAT_CACHE_NEGATIVE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
+    pub cache_negative_ttl: Duration,
+
+    /// Use Redis as the shared L2 cache.
+    #[arg(long, env = "OFFNDAT_CACHE_L2_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub cache_l2_enabled: bool,
+
+    /// How long a link stays in Redis.
+    #[arg(long, env = "OFFNDAT_CACHE_L2_TTL", value_parser = humantime::parse_duration, default_value = "24h", global = true)]
+    pub cache_l2_ttl: Duration,
+
+    /// Prefix of every Redis key this service writes.
+    #[arg(long, env = "OFFNDAT_REDIS_KEY_PREFIX", default_value = "offndat:", global = true)]
+    pub redis_key_prefix: String,
+
+    /// Longest a Redis command (or connecting) may take before it counts as a miss.
+    #[arg(long, env = "OFFNDAT_REDIS_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
+    pub redis_timeout: Duration,
+
+    /// After a Redis failure, how long to skip Redis before trying again.
+    #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    pub redis_cooldown: Duration,
+
+    /// Most Redis connections (each multiplexes many commands).
+    #[arg(long, env = "OFFNDAT_REDIS_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub redis_pool_size: u32,
 }
 
 /// The outbox relay that runs inside every API process.

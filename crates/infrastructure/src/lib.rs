@@ -2,6 +2,7 @@
 //! loading, telemetry, and the system clock and randomness.
 
 pub mod amqp;
+pub mod cache;
 pub mod config;
 pub mod events;
 pub mod outbox_relay;

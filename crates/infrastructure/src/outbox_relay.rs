@@ -22,7 +22,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::amqp::{self, Topology};
+use std::sync::Arc;
+
+use crate::amqp::{self, BrokerStatus, QueueStatus, Topology};
 
 /// The channel outbox inserts notify (see the migrations).
 pub const OUTBOX_CHANNEL: &str = "offndat_outbox";
@@ -61,11 +63,22 @@ pub enum RelayError {
 pub struct OutboxRelay {
     pool: PgPool,
     settings: RelaySettings,
+    status: BrokerStatus,
 }
+
+/// The name the relay reports its broker connection under in health checks.
+pub const RELAY_STATUS_NAME: &str = "outbox-relay";
 
 impl OutboxRelay {
     pub fn new(pool: PgPool, settings: RelaySettings) -> Self {
-        Self { pool, settings }
+        let status = BrokerStatus::default();
+        status.set(RELAY_STATUS_NAME, QueueStatus::Disconnected("not connected yet".to_owned()));
+        Self { pool, settings, status }
+    }
+
+    /// The relay's broker connection state, for health checks.
+    pub fn status(&self) -> BrokerStatus {
+        self.status.clone()
     }
 
     /// Relays until `stop` is cancelled, then publishes what is pending (for at most
@@ -77,6 +90,7 @@ impl OutboxRelay {
             match self.session(&stop, &mut delay, &mut last_prune).await {
                 Ok(()) => break,
                 Err(error) => {
+                    self.status.set(RELAY_STATUS_NAME, QueueStatus::Disconnected(error.to_string()));
                     metrics::counter!("offndat_outbox_relay_errors_total").increment(1);
                     tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "outbox relay interrupted; rows wait");
                     if stop.is_cancelled() {
@@ -103,7 +117,7 @@ impl OutboxRelay {
         // Listen before the first read, so rows committed meanwhile wake us.
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(OUTBOX_CHANNEL).await?;
-        let connection = amqp::connect(&self.settings.amqp_url, &self.settings.connection_name).await?;
+        let connection = Arc::new(amqp::connect(&self.settings.amqp_url, &self.settings.connection_name).await?);
         let result = self.relay(&connection, &mut listener, stop, delay, last_prune).await;
         let _ = connection.close(0, "outbox relay stopping".into()).await;
         result
@@ -111,7 +125,7 @@ impl OutboxRelay {
 
     async fn relay(
         &self,
-        connection: &Connection,
+        connection: &Arc<Connection>,
         listener: &mut PgListener,
         stop: &CancellationToken,
         delay: &mut Duration,
@@ -120,6 +134,7 @@ impl OutboxRelay {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         self.settings.topology.declare(&channel).await?;
+        self.status.set(RELAY_STATUS_NAME, QueueStatus::Connected(connection.clone()));
         tracing::info!(exchange = %self.settings.topology.exchange, "outbox relay connected");
         *delay = Duration::from_millis(100);
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use offndat_application::ports::VisitSink;
+use offndat_application::ports::{PendingVisit, VisitSink};
 use offndat_domain::NewVisit;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,7 +26,7 @@ pub struct VisitBufferConfig {
 /// The sending side, held by the redirect handler.
 #[derive(Clone)]
 pub struct VisitBuffer {
-    sender: mpsc::Sender<NewVisit>,
+    sender: mpsc::Sender<PendingVisit>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -38,7 +38,7 @@ impl VisitBuffer {
 }
 
 impl VisitSink for VisitBuffer {
-    fn record(&self, visit: NewVisit) {
+    fn record(&self, visit: PendingVisit) {
         if self.sender.try_send(visit).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("offndat_visits_dropped_total", "reason" => "buffer_full").increment(1);
@@ -49,7 +49,7 @@ impl VisitSink for VisitBuffer {
 /// The receiving side: writes batches until every `VisitBuffer` is dropped, then
 /// drains what is left and returns.
 pub struct VisitFlusher {
-    receiver: mpsc::Receiver<NewVisit>,
+    receiver: mpsc::Receiver<PendingVisit>,
     store: PgVisitStore,
     config: VisitBufferConfig,
     dropped: Arc<AtomicU64>,
@@ -86,7 +86,9 @@ impl VisitFlusher {
                     Err(_) => break,
                 }
             }
-            self.write(&mut batch, open).await;
+            // Decoding and bounding the text happens here, off the redirect path.
+            let mut stored: Vec<NewVisit> = batch.drain(..).map(PendingVisit::into_stored).collect();
+            self.write(&mut stored, open).await;
             if !open {
                 break;
             }

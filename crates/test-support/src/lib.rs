@@ -7,8 +7,10 @@ mod amqp;
 mod database;
 mod poll;
 mod proxy;
+mod redis;
 
 pub use amqp::{AmqpNamespace, amqp_url};
 pub use database::{TestDatabase, postgres_server};
 pub use poll::eventually;
 pub use proxy::TcpProxy;
+pub use redis::{RedisPrefix, redis_url};

@@ -28,7 +28,9 @@ pub async fn live() -> Response {
     json(StatusCode::OK, &json!({ "status": "live" }))
 }
 
-/// The process can serve: PostgreSQL answers.
+/// The process can serve: PostgreSQL answers. Redis and RabbitMQ being away only
+/// degrade the service (redirects fall back to PostgreSQL, events wait in the
+/// outbox), so they are reported but never make the API unready.
 pub async fn ready(State(state): State<AppState>) -> Response {
     match check_postgres(&state).await {
         Ok(_) => json(StatusCode::OK, &json!({ "status": "ready" })),
@@ -36,14 +38,36 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Every dependency with its state and latency.
+/// Every dependency with its state and latency: `ready`, `degraded` (Redis or
+/// RabbitMQ away) or `not ready` (PostgreSQL away, 503).
 pub async fn detail(State(state): State<AppState>) -> Response {
-    let (status, postgres) = match check_postgres(&state).await {
-        Ok(latency) => (StatusCode::OK, json!({ "status": "up", "latencyMs": latency.as_secs_f64() * 1000.0 })),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "down", "error": error })),
+    let (postgres, redis) = tokio::join!(check_postgres(&state), check_redis(&state));
+    let rabbitmq = check_rabbitmq(&state);
+    let degraded = matches!(redis, Some(Err(_))) || rabbitmq.is_err();
+    let (status, overall) = match (&postgres, degraded) {
+        (Err(_), _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+        (Ok(_), true) => (StatusCode::OK, "degraded"),
+        (Ok(_), false) => (StatusCode::OK, "ready"),
     };
-    let overall = if status.is_success() { "ready" } else { "not ready" };
-    json(status, &json!({ "status": overall, "dependencies": { "postgres": postgres } }))
+    json(
+        status,
+        &json!({
+            "status": overall,
+            "dependencies": {
+                "postgres": report(postgres.map(Some)),
+                "redis": redis.map_or_else(|| json!({ "status": "disabled" }), |r| report(r.map(Some))),
+                "rabbitmq": report(rabbitmq.map(|()| None)),
+            }
+        }),
+    )
+}
+
+fn report(check: Result<Option<Duration>, String>) -> serde_json::Value {
+    match check {
+        Ok(Some(latency)) => json!({ "status": "up", "latencyMs": latency.as_secs_f64() * 1000.0 }),
+        Ok(None) => json!({ "status": "up" }),
+        Err(error) => json!({ "status": "down", "error": error }),
+    }
 }
 
 async fn check_postgres(state: &AppState) -> Result<Duration, String> {
@@ -52,5 +76,19 @@ async fn check_postgres(state: &AppState) -> Result<Duration, String> {
         Ok(Ok(_)) => Ok(started.elapsed()),
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+    }
+}
+
+/// `None` when L2 is turned off.
+async fn check_redis(state: &AppState) -> Option<Result<Duration, String>> {
+    Some(state.cache.l2()?.ping().await)
+}
+
+/// The outbox relay's connection; `Ok` when the relay is turned off.
+fn check_rabbitmq(state: &AppState) -> Result<(), String> {
+    use offndat_infrastructure::amqp::ConsumerHealth;
+    match state.broker.consumers().into_values().next() {
+        Some(ConsumerHealth::Down(error)) => Err(error),
+        _ => Ok(()),
     }
 }

@@ -8,7 +8,7 @@ use clap::Parser;
 use offndat_api::Application;
 use offndat_api::cli::Cli;
 use offndat_infrastructure::config::ApiConfig;
-pub use offndat_test_support::{AmqpNamespace, TestDatabase, eventually};
+pub use offndat_test_support::{AmqpNamespace, RedisPrefix, TestDatabase, eventually};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -22,6 +22,8 @@ pub const PUBLIC_BASE: &str = "http://short.test";
 pub struct TestApp {
     pub address: SocketAddr,
     pub namespace: AmqpNamespace,
+    /// Held so the app's Redis keys are deleted when the test ends.
+    _redis: RedisPrefix,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,
@@ -70,10 +72,11 @@ impl TestApp {
 }
 
 /// Test configuration: port 0, known keys, the test database and AMQP namespace.
-pub fn config(db: &TestDatabase, namespace: &AmqpNamespace, extra: &[&str]) -> ApiConfig {
+pub fn config(db: &TestDatabase, namespace: &AmqpNamespace, redis: &RedisPrefix, extra: &[&str]) -> ApiConfig {
     let mut args = vec![
         "offndat-api".to_owned(),
         format!("--amqp-namespace={}", namespace.name),
+        format!("--redis-key-prefix={}", redis.prefix),
         "--visit-flush-interval=20ms".to_owned(),
         "--listen=127.0.0.1:0".to_owned(),
         format!("--public-base-url={PUBLIC_BASE}"),
@@ -92,13 +95,14 @@ pub async fn spawn_with(db: &TestDatabase, extra: &[&str]) -> TestApp {
 
 /// Spawns the app on `db` and `namespace` with extra flags.
 pub async fn spawn_in(db: &TestDatabase, namespace: AmqpNamespace, extra: &[&str]) -> TestApp {
-    let app = Application::build(config(db, &namespace, extra)).await.expect("app builds");
+    let redis = RedisPrefix::new();
+    let app = Application::build(config(db, &namespace, &redis, extra)).await.expect("app builds");
     let address = app.local_addr().expect("bound");
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
     let client =
         reqwest::Client::builder().redirect(Policy::none()).timeout(Duration::from_secs(30)).build().expect("client");
-    TestApp { address, namespace, client, shutdown, handle }
+    TestApp { address, namespace, _redis: redis, client, shutdown, handle }
 }
 
 /// Spawns the app on a fresh database.

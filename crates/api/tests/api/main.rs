@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod binary;
+mod cache;
 mod catalogues;
 mod collisions;
 mod contract;

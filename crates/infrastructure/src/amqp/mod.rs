@@ -5,6 +5,7 @@ mod broker_status;
 pub mod consumer;
 mod topology;
 
+pub(crate) use broker_status::QueueStatus;
 pub use broker_status::{BrokerStatus, ConsumerHealth};
 pub use consumer::{BatchSettings, EventConsumer};
 pub use topology::Topology;

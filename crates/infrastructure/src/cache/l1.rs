@@ -1,0 +1,156 @@
+//! L1: the in-process cache, bounded by entries and bytes, with a TTL, a
+//! time-to-idle, and a short TTL for phrases known not to exist.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::Expiry;
+use moka::sync::Cache;
+use offndat_application::ports::RedirectTarget;
+
+/// A cached answer: a target, or `None` for a phrase known not to exist.
+pub type Answer = Option<RedirectTarget>;
+
+/// Fixed cost of an entry beyond its key and target (moka's node, the `Arc`s).
+const ENTRY_OVERHEAD_BYTES: u64 = 96;
+
+/// L1 settings.
+#[derive(Debug, Clone, Copy)]
+pub struct L1Settings {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+    pub ttl: Duration,
+    pub time_to_idle: Duration,
+    pub negative_ttl: Duration,
+}
+
+/// The in-process cache.
+#[derive(Clone)]
+pub struct L1 {
+    cache: Cache<Arc<str>, Answer>,
+}
+
+impl L1 {
+    pub fn new(settings: L1Settings) -> Self {
+        // One weight bounds both: each entry weighs its bytes, but never less than
+        // max_bytes / max_entries, so neither limit can be passed.
+        let floor = (settings.max_bytes / settings.max_entries.max(1)).max(1);
+        let cache = Cache::builder()
+            .max_capacity(settings.max_bytes)
+            .weigher(move |key: &Arc<str>, answer: &Answer| {
+                let bytes = key.len() as u64 + answer.as_ref().map_or(0, |t| t.location.len() as u64);
+                u32::try_from((bytes + ENTRY_OVERHEAD_BYTES).max(floor)).unwrap_or(u32::MAX)
+            })
+            .expire_after(L1Expiry { settings })
+            .build();
+        Self { cache }
+    }
+
+    /// The cached answer for `phrase`, without allocating.
+    pub fn get(&self, phrase: &str) -> Option<Answer> {
+        self.cache.get(phrase)
+    }
+
+    pub fn insert(&self, phrase: Arc<str>, answer: Answer) {
+        self.cache.insert(phrase, answer);
+    }
+
+    pub fn invalidate(&self, phrase: &str) {
+        self.cache.invalidate(phrase);
+    }
+
+    /// Entries now (approximate; moka applies writes in batches).
+    pub fn entry_count(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
+
+struct L1Expiry {
+    settings: L1Settings,
+}
+
+impl Expiry<Arc<str>, Answer> for L1Expiry {
+    fn expire_after_create(&self, _: &Arc<str>, answer: &Answer, _: Instant) -> Option<Duration> {
+        Some(if answer.is_some() { self.settings.ttl } else { self.settings.negative_ttl })
+    }
+
+    fn expire_after_update(
+        &self,
+        key: &Arc<str>,
+        answer: &Answer,
+        at: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        self.expire_after_create(key, answer, at)
+    }
+
+    /// A read extends a link's life by the time-to-idle, never past its TTL; a
+    /// negative entry keeps its short TTL however often it is read.
+    fn expire_after_read(
+        &self,
+        _: &Arc<str>,
+        answer: &Answer,
+        read_at: Instant,
+        remaining: Option<Duration>,
+        last_modified_at: Instant,
+    ) -> Option<Duration> {
+        if answer.is_none() {
+            return remaining;
+        }
+        let age = read_at.saturating_duration_since(last_modified_at);
+        Some(self.settings.ttl.saturating_sub(age).min(self.settings.time_to_idle))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn settings() -> L1Settings {
+        L1Settings {
+            max_entries: 1_000,
+            max_bytes: 1_000_000,
+            ttl: Duration::from_secs(60),
+            time_to_idle: Duration::from_secs(60),
+            negative_ttl: Duration::from_millis(50),
+        }
+    }
+
+    fn target() -> Answer {
+        Some(RedirectTarget { link_id: Uuid::nil(), location: Bytes::from_static(b"https://example.com/") })
+    }
+
+    #[test]
+    fn negative_entries_expire_quickly_positive_ones_stay() {
+        let l1 = L1::new(settings());
+        l1.insert("gone".into(), None);
+        l1.insert("here".into(), target());
+        assert_eq!(l1.get("gone"), Some(None));
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(l1.get("gone"), None, "negative TTL elapsed");
+        assert_eq!(l1.get("here"), Some(target()));
+    }
+
+    #[test]
+    fn entries_are_bounded_by_count() {
+        let l1 = L1::new(L1Settings { max_entries: 10, ..settings() });
+        for i in 0..100 {
+            l1.insert(format!("phrase-{i}").into(), target());
+        }
+        assert!(l1.entry_count() <= 10, "{}", l1.entry_count());
+    }
+
+    #[test]
+    fn entries_are_bounded_by_bytes() {
+        let l1 = L1::new(L1Settings { max_entries: 1_000_000, max_bytes: 2_000, ..settings() });
+        let long = Some(RedirectTarget { link_id: Uuid::nil(), location: Bytes::from(vec![b'a'; 900]) });
+        for i in 0..10 {
+            l1.insert(format!("phrase-{i}").into(), long.clone());
+        }
+        assert!(l1.entry_count() <= 2, "{}", l1.entry_count());
+    }
+}

@@ -1,0 +1,248 @@
+//! L2: Redis, shared by every replica. Slow or failing Redis never stalls a
+//! redirect: every call is bounded by a short timeout, a failure counts as a miss,
+//! and a circuit breaker then skips Redis for a cool-down before trying again.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use deadpool_redis::redis::aio::MultiplexedConnection;
+use deadpool_redis::redis::{self, AsyncCommands};
+use deadpool_redis::{Connection, Pool, Runtime};
+use offndat_application::ports::RedirectTarget;
+use url::Url;
+use uuid::Uuid;
+
+/// L2 settings.
+#[derive(Debug, Clone)]
+pub struct L2Settings {
+    pub ttl: Duration,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    pub cooldown: Duration,
+}
+
+/// What a lookup found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum L2Lookup {
+    Hit(RedirectTarget),
+    Miss,
+    /// A value that is not ours or is damaged: treated as a miss and overwritten.
+    Garbage,
+    /// Redis failed, timed out, or the breaker is open.
+    Unavailable,
+}
+
+/// The Redis cache.
+pub struct L2 {
+    pool: Pool,
+    /// One multiplexed connection carries every command. deadpool creates it
+    /// (bounded by the timeout); it is not checked out per command, because
+    /// deadpool-redis pings on every checkout, which would double round trips.
+    connection: Mutex<Option<MultiplexedConnection>>,
+    settings: L2Settings,
+    breaker: Breaker,
+}
+
+impl L2 {
+    /// Prepares the client; nothing connects until first use.
+    pub fn new(url: &Url, settings: L2Settings) -> Result<Self, String> {
+        let pool = deadpool_redis::Config::from_url(url.as_str())
+            .builder()
+            .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?
+            .max_size(2)
+            .wait_timeout(Some(settings.timeout))
+            .create_timeout(Some(settings.timeout))
+            .recycle_timeout(Some(settings.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?;
+        Ok(Self { pool, connection: Mutex::new(None), breaker: Breaker::new(settings.cooldown), settings })
+    }
+
+    fn key(&self, phrase: &str) -> String {
+        format!("{}link:{phrase}", self.settings.key_prefix)
+    }
+
+    /// Looks `phrase` up.
+    pub async fn get(&self, phrase: &str) -> L2Lookup {
+        if self.breaker.is_open() {
+            return L2Lookup::Unavailable;
+        }
+        let key = self.key(phrase);
+        let result = self
+            .bounded(|mut conn| async move {
+                let value: Option<Vec<u8>> = conn.get(key).await?;
+                Ok(value)
+            })
+            .await;
+        match result {
+            Some(Some(value)) => decode(&value).map_or(L2Lookup::Garbage, L2Lookup::Hit),
+            Some(None) => L2Lookup::Miss,
+            None => L2Lookup::Unavailable,
+        }
+    }
+
+    /// Stores `target` under `phrase` with the TTL; failures only open the breaker.
+    pub async fn set(&self, phrase: &str, target: &RedirectTarget) {
+        if self.breaker.is_open() {
+            return;
+        }
+        let (key, value, ttl) = (self.key(phrase), encode(target), self.settings.ttl.as_secs().max(1));
+        self.bounded(|mut conn| async move {
+            let () = conn.set_ex(key, value, ttl).await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Round-trip time of a PING, for health checks (ignores the breaker).
+    pub async fn ping(&self) -> Result<Duration, String> {
+        let started = Instant::now();
+        let conn = tokio::time::timeout(self.settings.timeout, self.connection())
+            .await
+            .map_err(|_| format!("no connection within {:?}", self.settings.timeout))??;
+        let mut conn = conn;
+        let pong: Result<String, _> =
+            tokio::time::timeout(self.settings.timeout, redis::cmd("PING").query_async(&mut conn))
+                .await
+                .map_err(|_| format!("no PONG within {:?}", self.settings.timeout))?;
+        pong.map_err(|e| e.to_string())?;
+        self.breaker.close();
+        Ok(started.elapsed())
+    }
+
+    /// Runs `command` on the shared connection within the timeout. `None` on any
+    /// failure, after which the connection is dropped and the breaker opened.
+    async fn bounded<T, F, Fut>(&self, command: F) -> Option<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let conn = self.connection().await?;
+            command(conn).await.map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(self.settings.timeout, attempt).await {
+            Ok(Ok(value)) => {
+                self.breaker.close();
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                self.fail(&error);
+                None
+            }
+            Err(_) => {
+                self.fail(&format!("no answer within {:?}", self.settings.timeout));
+                None
+            }
+        }
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, String> {
+        if let Some(conn) = self.connection.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = Connection::take(self.pool.get().await.map_err(|e| e.to_string())?);
+        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn fail(&self, error: &str) {
+        *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if self.breaker.open() {
+            tracing::warn!(
+                error,
+                cooldown_ms = self.settings.cooldown.as_millis() as u64,
+                "Redis failed; skipping L2 for a while"
+            );
+        }
+        metrics::counter!("offndat_cache_l2_errors_total").increment(1);
+    }
+}
+
+/// Skips Redis for a cool-down after a failure.
+struct Breaker {
+    epoch: Instant,
+    /// Milliseconds since `epoch` until which Redis is skipped.
+    open_until_ms: AtomicU64,
+    open: AtomicBool,
+    cooldown: Duration,
+}
+
+impl Breaker {
+    fn new(cooldown: Duration) -> Self {
+        Self { epoch: Instant::now(), open_until_ms: AtomicU64::new(0), open: AtomicBool::new(false), cooldown }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn is_open(&self) -> bool {
+        self.now_ms() < self.open_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Opens (or re-opens) the breaker; true if it was closed.
+    fn open(&self) -> bool {
+        self.open_until_ms.store(self.now_ms() + self.cooldown.as_millis() as u64, Ordering::Relaxed);
+        !self.open.swap(true, Ordering::Relaxed)
+    }
+
+    fn close(&self) {
+        if self.open.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis answers again; L2 back in use");
+        }
+    }
+}
+
+/// `1:<link id>:<target>`: versioned so a future format is never misread.
+fn encode(target: &RedirectTarget) -> Vec<u8> {
+    let mut value = format!("1:{}:", target.link_id).into_bytes();
+    value.extend_from_slice(&target.location);
+    value
+}
+
+fn decode(value: &[u8]) -> Option<RedirectTarget> {
+    let rest = value.strip_prefix(b"1:")?;
+    let (id, location) = (rest.get(..36)?, rest.get(37..)?);
+    if rest.get(36) != Some(&b':') || location.is_empty() {
+        return None;
+    }
+    // Only what can stand in a Location header: visible ASCII.
+    if !location.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return None;
+    }
+    let link_id = Uuid::try_parse_ascii(id).ok()?;
+    Some(RedirectTarget { link_id, location: Bytes::copy_from_slice(location) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_garbage_is_refused() {
+        let target =
+            RedirectTarget { link_id: Uuid::now_v7(), location: Bytes::from_static(b"https://example.com/a?b=c") };
+        assert_eq!(decode(&encode(&target)), Some(target.clone()));
+        for garbage in [&b""[..], b"garbage", b"2:whatever", b"1:not-a-uuid-at-all-not-a-uuid-at-al:https://x", b"1:"] {
+            assert_eq!(decode(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
+        }
+        let mut spaced = encode(&target);
+        spaced.extend_from_slice(b" \r\nSet-Cookie: x");
+        assert_eq!(decode(&spaced), None, "header injection from a poisoned cache is refused");
+    }
+
+    #[test]
+    fn the_breaker_opens_for_the_cooldown() {
+        let breaker = Breaker::new(Duration::from_millis(30));
+        assert!(!breaker.is_open());
+        assert!(breaker.open());
+        assert!(!breaker.open(), "already open");
+        assert!(breaker.is_open());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!breaker.is_open(), "half-open after the cooldown");
+    }
+}

@@ -1,0 +1,143 @@
+//! The two-level redirect cache: L1 in this process (moka), L2 in Redis, then
+//! PostgreSQL. A miss fills the levels above it; concurrent misses for one phrase
+//! make one load; unknown phrases are remembered briefly in L1 only.
+
+mod l1;
+mod l2;
+mod single_flight;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use metrics::Counter;
+use offndat_application::ports::{LinkResolver, LinkStore, RedirectTarget, StoreError};
+use offndat_domain::Phrase;
+
+pub use l1::{Answer, L1, L1Settings};
+pub use l2::{L2, L2Lookup, L2Settings};
+pub use single_flight::SingleFlight;
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    L2,
+    Db,
+}
+
+/// A load failure, shareable between the callers of one flight.
+#[derive(Debug, Clone)]
+struct LoadError {
+    unavailable: bool,
+    message: String,
+}
+
+impl From<LoadError> for StoreError {
+    fn from(error: LoadError) -> Self {
+        if error.unavailable {
+            StoreError::Unavailable(error.message.into())
+        } else {
+            StoreError::Other(error.message.into())
+        }
+    }
+}
+
+type LoadResult = Result<(Answer, Source), LoadError>;
+
+/// `offndat_redirect_lookups_total{source}`, registered once so the hot path only
+/// bumps an atomic.
+struct Lookups {
+    l1: Counter,
+    l2: Counter,
+    db: Counter,
+    not_found: Counter,
+}
+
+impl Lookups {
+    fn new() -> Self {
+        let counter = |source: &'static str| metrics::counter!("offndat_redirect_lookups_total", "source" => source);
+        Self { l1: counter("l1"), l2: counter("l2"), db: counter("db"), not_found: counter("not_found") }
+    }
+}
+
+/// L1 → L2 → PostgreSQL, each level optional.
+pub struct TwoLevelCache {
+    l1: Option<L1>,
+    l2: Option<Arc<L2>>,
+    store: Arc<dyn LinkStore>,
+    flights: SingleFlight<Arc<str>, LoadResult>,
+    lookups: Lookups,
+}
+
+impl TwoLevelCache {
+    pub fn new(l1: Option<L1>, l2: Option<Arc<L2>>, store: Arc<dyn LinkStore>) -> Self {
+        Self { l1, l2, store, flights: SingleFlight::default(), lookups: Lookups::new() }
+    }
+
+    /// The Redis client, for health checks.
+    pub fn l2(&self) -> Option<&Arc<L2>> {
+        self.l2.as_ref()
+    }
+
+    /// L2, then PostgreSQL; fills L2 (in the background) and L1.
+    async fn load(&self, phrase: &Arc<str>) -> LoadResult {
+        if let Some(l2) = &self.l2
+            && let L2Lookup::Hit(target) = l2.get(phrase).await
+        {
+            let answer = Some(target);
+            self.fill_l1(phrase, &answer);
+            return Ok((answer, Source::L2));
+        }
+        let valid = Phrase::parse(phrase).map_err(|e| LoadError { unavailable: false, message: e.to_string() })?;
+        let link = self
+            .store
+            .find_by_phrase(&valid)
+            .await
+            .map_err(|e| LoadError { unavailable: matches!(e, StoreError::Unavailable(_)), message: e.to_string() })?;
+        let answer = link.as_ref().map(RedirectTarget::from);
+        if let (Some(l2), Some(target)) = (&self.l2, &answer) {
+            // Off the request's path: a slow Redis must not delay the redirect.
+            let (l2, phrase, target) = (l2.clone(), phrase.clone(), target.clone());
+            tokio::spawn(async move { l2.set(&phrase, &target).await });
+        }
+        self.fill_l1(phrase, &answer);
+        Ok((answer, Source::Db))
+    }
+
+    fn fill_l1(&self, phrase: &Arc<str>, answer: &Answer) {
+        if let Some(l1) = &self.l1 {
+            l1.insert(phrase.clone(), answer.clone());
+        }
+    }
+}
+
+#[async_trait]
+impl LinkResolver for TwoLevelCache {
+    fn cached(&self, phrase: &str) -> Option<Answer> {
+        let answer = self.l1.as_ref()?.get(phrase)?;
+        if answer.is_some() {
+            self.lookups.l1.increment(1)
+        } else {
+            self.lookups.not_found.increment(1)
+        }
+        Some(answer)
+    }
+
+    async fn resolve(&self, phrase: &str) -> Result<Answer, StoreError> {
+        let key: Arc<str> = phrase.into();
+        let (result, _) = self.flights.run(key.clone(), || self.load(&key)).await;
+        let (answer, source) = result?;
+        let counter = match (&answer, source) {
+            (None, _) => &self.lookups.not_found,
+            (Some(_), Source::L2) => &self.lookups.l2,
+            (Some(_), Source::Db) => &self.lookups.db,
+        };
+        counter.increment(1);
+        Ok(answer)
+    }
+
+    fn invalidate(&self, phrase: &str) {
+        if let Some(l1) = &self.l1 {
+            l1.invalidate(phrase);
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The two-level cache against a real PostgreSQL and Redis, with Redis faults
+//! injected through a TCP proxy.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use offndat_application::ports::{LinkResolver, LinkStore, StoreError};
+use offndat_domain::{Language, Link, LinkStats, Phrase, TargetUrl, Theme};
+use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Settings, TwoLevelCache};
+use offndat_infrastructure::postgres::PgLinkStore;
+use offndat_test_support::{RedisPrefix, TcpProxy, TestDatabase, eventually};
+use sqlx::postgres::PgPoolOptions;
+use url::Url;
+use uuid::Uuid;
+
+/// The real store, counting the lookups that reach PostgreSQL.
+struct CountingStore {
+    inner: PgLinkStore,
+    finds: AtomicUsize,
+}
+
+#[async_trait]
+impl LinkStore for CountingStore {
+    async fn create(&self, link: &Link) -> Result<(), StoreError> {
+        self.inner.create(link).await
+    }
+    async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
+        self.finds.fetch_add(1, Ordering::SeqCst);
+        // A little latency, as a real network round trip has, so concurrent
+        // misses really overlap.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.inner.find_by_phrase(phrase).await
+    }
+    async fn stats_by_phrase(&self, phrase: &Phrase, recent: u32) -> Result<Option<LinkStats>, StoreError> {
+        self.inner.stats_by_phrase(phrase, recent).await
+    }
+}
+
+struct Fixture {
+    _db: TestDatabase,
+    store: Arc<CountingStore>,
+    redis: RedisPrefix,
+}
+
+impl Fixture {
+    async fn new() -> Self {
+        let db = TestDatabase::migrated().await;
+        let pool = PgPoolOptions::new().max_connections(8).connect(&db.url).await.expect("pool");
+        let store = Arc::new(CountingStore { inner: PgLinkStore::new(pool), finds: AtomicUsize::new(0) });
+        Self { _db: db, store, redis: RedisPrefix::new() }
+    }
+
+    async fn link(&self, phrase: &str, target: &str) -> Uuid {
+        let link = Link {
+            id: Uuid::now_v7(),
+            phrase: Phrase::parse(phrase).expect("phrase"),
+            target_url: TargetUrl::from_stored(target).expect("url"),
+            language: Language::English,
+            theme: Theme::None,
+            created_at: Utc::now(),
+        };
+        self.store.create(&link).await.expect("create");
+        link.id
+    }
+
+    fn finds(&self) -> usize {
+        self.store.finds.load(Ordering::SeqCst)
+    }
+
+    fn l1(&self) -> L1 {
+        L1::new(L1Settings {
+            max_entries: 10_000,
+            max_bytes: 10_000_000,
+            ttl: Duration::from_secs(60),
+            time_to_idle: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(30),
+        })
+    }
+
+    fn l2(&self, url: &str) -> Arc<L2> {
+        let settings = L2Settings {
+            ttl: Duration::from_secs(60),
+            key_prefix: self.redis.prefix.clone(),
+            timeout: Duration::from_millis(100),
+            cooldown: Duration::from_millis(300),
+        };
+        Arc::new(L2::new(&Url::parse(url).expect("url"), settings).expect("l2"))
+    }
+
+    fn cache(&self, l1: bool, l2_url: Option<&str>) -> Arc<TwoLevelCache> {
+        Arc::new(TwoLevelCache::new(l1.then(|| self.l1()), l2_url.map(|u| self.l2(u)), self.store.clone()))
+    }
+}
+
+const REDIS: &str = "redis://127.0.0.1:6379";
+
+async fn resolve(cache: &TwoLevelCache, phrase: &str) -> Option<String> {
+    let found = match cache.cached(phrase) {
+        Some(hit) => hit,
+        None => cache.resolve(phrase).await.expect("resolve"),
+    };
+    found.map(|t| String::from_utf8(t.location.to_vec()).expect("ascii"))
+}
+
+#[tokio::test]
+async fn a_stampede_of_misses_makes_one_database_query() {
+    let fixture = Fixture::new().await;
+    fixture.link("stampede-of-walruses", "https://example.com/s").await;
+    for (l1, l2) in [(true, Some(REDIS)), (false, None)] {
+        let before = fixture.finds();
+        let cache = fixture.cache(l1, l2);
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { resolve(&cache, "stampede-of-walruses").await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("task").as_deref(), Some("https://example.com/s"));
+        }
+        // With L2 on, a later pass may find it in Redis: still no second query.
+        assert_eq!(fixture.finds() - before, 1, "l1={l1} l2={l2:?}");
+        if l2.is_none() {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_phrases_reaches_the_database_once_per_phrase() {
+    let fixture = Fixture::new().await;
+    let cache = fixture.cache(true, Some(REDIS));
+    for _round in 0..5 {
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let cache = cache.clone();
+                tokio::spawn(async move { resolve(&cache, &format!("bogus-phrase-{}", i % 10)).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("task"), None);
+        }
+    }
+    assert_eq!(fixture.finds(), 10, "1,000 lookups of 10 unknown phrases");
+}
+
+#[tokio::test]
+async fn a_created_link_replaces_a_remembered_unknown_after_invalidation() {
+    let fixture = Fixture::new().await;
+    let cache = fixture.cache(true, None);
+    assert_eq!(resolve(&cache, "not-yet-there").await, None);
+    fixture.link("not-yet-there", "https://example.com/now").await;
+    assert_eq!(resolve(&cache, "not-yet-there").await, None, "remembered as unknown");
+    cache.invalidate("not-yet-there");
+    assert_eq!(resolve(&cache, "not-yet-there").await.as_deref(), Some("https://example.com/now"));
+}
+
+#[tokio::test]
+async fn misses_fill_redis_and_redis_answers_other_processes() {
+    let fixture = Fixture::new().await;
+    let id = fixture.link("shared-grumpy-walrus", "https://example.com/shared").await;
+    let first = fixture.cache(true, Some(REDIS));
+    assert_eq!(resolve(&first, "shared-grumpy-walrus").await.as_deref(), Some("https://example.com/shared"));
+    let stored = eventually(Duration::from_secs(5), "the link written to Redis", || async {
+        fixture.redis.get("link:shared-grumpy-walrus").await.ok_or_else(|| "absent".to_owned())
+    })
+    .await;
+    assert_eq!(stored, format!("1:{id}:https://example.com/shared").into_bytes());
+
+    // Another process (no L1 of its own yet) is answered by Redis, not PostgreSQL.
+    let before = fixture.finds();
+    let second = fixture.cache(false, Some(REDIS));
+    assert_eq!(resolve(&second, "shared-grumpy-walrus").await.as_deref(), Some("https://example.com/shared"));
+    assert_eq!(fixture.finds(), before);
+}
+
+#[tokio::test]
+async fn garbage_in_redis_is_a_miss_and_is_overwritten() {
+    let fixture = Fixture::new().await;
+    let id = fixture.link("garbled-grumpy-walrus", "https://example.com/g").await;
+    fixture.redis.set("link:garbled-grumpy-walrus", b"\x00\xffnot ours").await;
+    let cache = fixture.cache(false, Some(REDIS));
+    assert_eq!(resolve(&cache, "garbled-grumpy-walrus").await.as_deref(), Some("https://example.com/g"));
+    assert_eq!(fixture.finds(), 1, "answered from PostgreSQL");
+    let expected = format!("1:{id}:https://example.com/g").into_bytes();
+    eventually(Duration::from_secs(5), "the garbage overwritten", || async {
+        match fixture.redis.get("link:garbled-grumpy-walrus").await {
+            Some(value) if value == expected => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn redis_down_at_start_and_mid_traffic_never_fails_a_lookup() {
+    let fixture = Fixture::new().await;
+    fixture.link("resilient-grumpy-walrus", "https://example.com/r").await;
+    let proxy = TcpProxy::to_port(6379).await;
+    proxy.disable();
+    let url = format!("redis://{}", proxy.address());
+    let cache = fixture.cache(false, Some(&url));
+
+    // Down at start: answered by PostgreSQL.
+    for _ in 0..20 {
+        assert_eq!(resolve(&cache, "resilient-grumpy-walrus").await.as_deref(), Some("https://example.com/r"));
+    }
+    // Back: after the cool-down the cache fills Redis and reads from it.
+    proxy.enable();
+    eventually(Duration::from_secs(10), "Redis used again", || async {
+        resolve(&cache, "resilient-grumpy-walrus").await;
+        fixture.redis.get("link:resilient-grumpy-walrus").await.map(drop).ok_or_else(|| "not in Redis".to_owned())
+    })
+    .await;
+    let before = fixture.finds();
+    assert_eq!(resolve(&cache, "resilient-grumpy-walrus").await.as_deref(), Some("https://example.com/r"));
+    assert_eq!(fixture.finds(), before, "answered by Redis");
+
+    // Down mid-traffic: every lookup still answers.
+    let traffic = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                assert_eq!(resolve(&cache, "resilient-grumpy-walrus").await.as_deref(), Some("https://example.com/r"));
+            }
+        })
+    };
+    proxy.disable();
+    traffic.await.expect("traffic");
+    assert!(fixture.finds() > before, "fell back to PostgreSQL");
+}
