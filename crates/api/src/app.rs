@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ApiKeys, generate_key};
+use crate::rate_limit::RateLimits;
 use crate::routes::{RouterConfig, router};
 use crate::short_url::ShortUrls;
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub struct Application {
     router: Router,
     flusher: VisitFlusher,
     relay: Option<OutboxRelay>,
+    rate_limits: Option<Arc<RateLimits>>,
     pool: PgPool,
     config: ApiConfig,
 }
@@ -101,12 +103,22 @@ impl Application {
             api_keys,
             pool: pool.clone(),
         };
-        let router = router(state, &RouterConfig { max_body_bytes: config.max_body_bytes, cors_origins });
+        let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
+        let router = router(
+            state,
+            &RouterConfig {
+                max_body_bytes: config.max_body_bytes,
+                max_header_bytes: config.limits.max_header_bytes,
+                request_timeout: config.limits.request_timeout,
+                cors_origins,
+                rate_limits: rate_limits.clone(),
+            },
+        );
 
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
-        Ok(Self { listener, router, flusher, relay, pool, config })
+        Ok(Self { listener, router, flusher, relay, rate_limits, pool, config })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -119,11 +131,20 @@ impl Application {
     /// buffer into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, pool, config } = self;
+        let Self { listener, router, flusher, relay, rate_limits, pool, config } = self;
         let address = listener.local_addr()?;
         let flusher = tokio::spawn(flusher.run());
         let relay_stop = CancellationToken::new();
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stop.clone())));
+        let forgetting = rate_limits.map(|limits| {
+            tokio::spawn(async move {
+                let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    every_minute.tick().await;
+                    limits.forget_idle_clients();
+                }
+            })
+        });
         tracing::info!(%address, public_base_url = %config.public_base_url, "offndat-api listening");
 
         // The router owns the visit buffer's senders: once serving ends and the
@@ -143,6 +164,9 @@ impl Application {
         };
         if flusher.await.is_err() {
             tracing::error!("the visit flusher panicked");
+        }
+        if let Some(forgetting) = forgetting {
+            forgetting.abort();
         }
         relay_stop.cancel();
         if let Some(relay) = relay

@@ -32,6 +32,10 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("no free phrase found")]
     CouldNotGenerate,
+    #[error("rate limited")]
+    TooManyRequests { retry_after_seconds: u64 },
+    #[error("the request headers are too large")]
+    HeadersTooLarge,
     #[error("a dependency is unavailable")]
     Unavailable,
     #[error("unexpected failure")]
@@ -112,6 +116,8 @@ impl ApiError {
                 "The link could not be generated at this time. Please try again.",
             ),
             ApiError::Unavailable => ProblemSpec::for_status(S::SERVICE_UNAVAILABLE),
+            ApiError::TooManyRequests { .. } => ProblemSpec::for_status(S::TOO_MANY_REQUESTS),
+            ApiError::HeadersTooLarge => ProblemSpec::for_status(S::REQUEST_HEADER_FIELDS_TOO_LARGE),
             ApiError::Internal => ProblemSpec::for_status(S::INTERNAL_SERVER_ERROR),
         }
     }
@@ -123,6 +129,9 @@ impl IntoResponse for ApiError {
         let mut response = problem.status.into_response();
         if problem.status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        if let ApiError::TooManyRequests { retry_after_seconds } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds));
         }
         response.extensions_mut().insert(problem);
         response

@@ -3,14 +3,17 @@
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
+use crate::error::ApiError;
+use crate::http_metrics;
 use crate::problem::{PROBLEM_JSON, ProblemBody, ProblemSpec, type_uri};
 
 /// The header naming the contract version every response speaks.
@@ -20,6 +23,22 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest `instance` path echoed in a problem body.
 const MAX_INSTANCE_PATH: usize = 512;
+
+/// Settings of the request-context middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContextConfig {
+    /// Largest total size of a request's header names and values.
+    pub max_header_bytes: usize,
+}
+
+/// Sent on every response: no MIME sniffing, no framing, no referrer leaking to
+/// targets, and no active content unless a page sets its own policy.
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 3] = [
+    (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+    (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+    (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+];
+const DEFAULT_CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
 
 /// Ids of the request in hand, for problem bodies and logs.
 #[derive(Debug, Clone)]
@@ -31,7 +50,8 @@ pub struct RequestContext {
 /// Assigns ids, then finishes the response: version and id headers, and a problem
 /// body for every error that does not have one yet. Runs on every redirect, so it
 /// formats nothing it does not need.
-pub async fn request_context(mut request: Request, next: Next) -> Response {
+pub async fn request_context(State(config): State<RequestContextConfig>, mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let context = RequestContext {
         request_id: incoming_request_id(request.headers()).unwrap_or_else(new_request_id),
         trace_id: incoming_trace_id(request.headers()).unwrap_or_else(|| rand::rng().random::<u128>() | 1),
@@ -40,8 +60,12 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     let uri = request.uri().clone();
     request.extensions_mut().insert(context.clone());
 
-    // Outbox rows written by this request carry its trace context to the worker.
-    let mut response = offndat_infrastructure::trace_context::scope(context.trace_id, next.run(request)).await;
+    let mut response = if headers_size(request.headers()) > config.max_header_bytes {
+        ApiError::HeadersTooLarge.into_response()
+    } else {
+        // Outbox rows written by this request carry its trace context to the worker.
+        offndat_infrastructure::trace_context::scope(context.trace_id, next.run(request)).await
+    };
 
     if response.status().is_client_error() || response.status().is_server_error() {
         // Our handlers attach a spec; axum's and tower's own errors come bare or as
@@ -56,7 +80,18 @@ pub async fn request_context(mut request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
     headers.insert(API_SUPPORTED_VERSIONS.clone(), HeaderValue::from_static("1"));
     headers.insert(X_REQUEST_ID.clone(), context.request_id);
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(name, value);
+    }
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
+    }
+    http_metrics::record(&method, started, &response);
     response
+}
+
+fn headers_size(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| name.as_str().len() + value.len()).sum()
 }
 
 /// A process-unique request id: a random per-process prefix and a counter, far

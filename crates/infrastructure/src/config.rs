@@ -181,9 +181,8 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_ip_net, global = true)]
     pub trusted_proxies: Vec<IpNet>,
 
-    /// `false` turns rate limiting off (benchmarks from one IP).
-    #[arg(long, env = "OFFNDAT_RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
-    pub rate_limit_enabled: bool,
+    #[command(flatten)]
+    pub limits: LimitsConfig,
 
     /// Apply pending migrations at start (safe with many replicas: they take a lock).
     #[arg(long, env = "OFFNDAT_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set, global = true)]
@@ -239,11 +238,11 @@ pub struct CacheConfig {
     pub cache_l1_enabled: bool,
 
     /// Most links in L1.
-    #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_ENTRIES", default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_ENTRIES", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..), global = true)]
     pub cache_l1_max_entries: u64,
 
-    /// Most bytes of phrases and targets in L1 (entries are weighed by size).
-    #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..), global = true)]
+    /// Most bytes L1 may hold, counting each entry's phrase, target and overhead.
+    #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_BYTES", default_value_t = 24 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..), global = true)]
     pub cache_l1_max_bytes: u64,
 
     /// How long a link stays in L1 at most.
@@ -282,6 +281,42 @@ pub struct CacheConfig {
     /// Most Redis connections (each multiplexes many commands).
     #[arg(long, env = "OFFNDAT_REDIS_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub redis_pool_size: u32,
+}
+
+/// Protection of the API: rate limits (per client IP, per replica), timeouts and
+/// sizes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitsConfig {
+    /// `false` turns rate limiting off (benchmarks from one IP).
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_ENABLED", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub rate_limit_enabled: bool,
+
+    /// Redirects a client may make in a burst (token bucket size).
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_REDIRECT_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_redirect_burst: u32,
+
+    /// Redirect tokens refilled per second (the original: 10 every 10 s).
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_REDIRECT_PER_SECOND", default_value_t = 1.0, value_parser = parse_positive_rate, global = true)]
+    pub rate_limit_redirect_per_second: f64,
+
+    /// Requests a client may make to the other v1 routes per minute.
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_API_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_api_per_minute: u32,
+
+    /// Longest a request may take, body included, before a 408 problem.
+    #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s", global = true)]
+    pub request_timeout: Duration,
+
+    /// Largest total size of a request's headers, in bytes; more gets a 431 problem.
+    #[arg(long, env = "OFFNDAT_MAX_HEADER_BYTES", default_value_t = 16 * 1024, global = true)]
+    pub max_header_bytes: usize,
+}
+
+fn parse_positive_rate(raw: &str) -> Result<f64, String> {
+    match raw.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err("must be a positive number".to_owned()),
+    }
 }
 
 /// The outbox relay that runs inside every API process.

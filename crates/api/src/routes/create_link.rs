@@ -9,16 +9,48 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::extract::JsonObject;
+use crate::openapi::{responses, schemas};
 use crate::response::json;
 use crate::state::AppState;
 
-#[derive(Serialize)]
+crate::openapi::document!(CreateLinkApi: create_link);
+
+/// The short URL of a created link and the URL of its statistics page.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreatedLink)]
 struct Created {
+    /// `<public base URL>/<phrase>`, the phrase percent-encoded as a path segment.
+    #[schema(format = "uri", example = "https://offnd.at/wildly-grumpy-walrus")]
     url: String,
+    /// `<public base URL>/s/<phrase>`.
+    #[schema(format = "uri", example = "https://offnd.at/s/wildly-grumpy-walrus")]
     stats_url: String,
 }
 
+/// Create a link
+///
+/// Draws a free phrase in the requested language, theme and format and links it
+/// to the target URL. Every failed validation rule is listed in one `400`.
+#[utoipa::path(
+    post,
+    path = "/v1/links",
+    operation_id = "createLink",
+    tag = "Links",
+    security(("apiKey" = [])),
+    request_body(content = schemas::GenerateLinkRequest, description = "The link to create. Any JSON object is \
+        read; missing or mistyped fields are validation errors.", content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created. `Location` is the short URL.", body = Created,
+            headers(("Location" = String, description = "The short URL, as `url` in the body.")),
+            example = json!({"url": "https://offnd.at/wildly-grumpy-walrus", "statsUrl": "https://offnd.at/s/wildly-grumpy-walrus"})),
+        (status = 400, response = responses::CreateLinkBadRequest),
+        (status = 401, response = responses::Unauthorized),
+        (status = 413, response = responses::PayloadTooLarge),
+        (status = 429, response = responses::TooManyRequests),
+        (status = 503, response = responses::CreateLinkUnavailable),
+    ),
+)]
 pub async fn create_link(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
     let link = state.generate_link.execute(command(&body)).await?;
     let created = Created { url: state.short_urls.link(&link.phrase), stats_url: state.short_urls.stats(&link.phrase) };

@@ -8,12 +8,26 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
+use crate::openapi::schemas;
 use crate::response::json;
 use crate::state::AppState;
+
+crate::openapi::document!(HealthApi: live, ready, detail, metrics);
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Prometheus text exposition of this process's metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "The Prometheus text format, version 0.0.4.", body = String,
+            content_type = "text/plain; version=0.0.4; charset=utf-8",
+            example = "# TYPE offndat_http_requests_total counter\noffndat_http_requests_total{method=\"GET\",route=\"/{phrase}\",status=\"301\"} 42\n"),
+    ),
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = Response::new(axum::body::Body::from(state.metrics.render()));
     response.headers_mut().insert(
@@ -24,6 +38,15 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "liveness",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "The process is up.", body = schemas::Liveness, example = json!({"status": "live"})),
+    ),
+)]
 pub async fn live() -> Response {
     json(StatusCode::OK, &json!({ "status": "live" }))
 }
@@ -31,6 +54,19 @@ pub async fn live() -> Response {
 /// The process can serve: PostgreSQL answers. Redis and RabbitMQ being away only
 /// degrade the service (redirects fall back to PostgreSQL, events wait in the
 /// outbox), so they are reported but never make the API unready.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "readiness",
+    summary = "Readiness: PostgreSQL answers",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "PostgreSQL answers: the process can serve.", body = schemas::Readiness,
+            example = json!({"status": "ready"})),
+        (status = 503, description = "PostgreSQL does not answer (a JSON body, not a problem).", body = schemas::Readiness,
+            example = json!({"status": "not ready", "postgres": "no answer within 2s"})),
+    ),
+)]
 pub async fn ready(State(state): State<AppState>) -> Response {
     match check_postgres(&state).await {
         Ok(_) => json(StatusCode::OK, &json!({ "status": "ready" })),
@@ -40,6 +76,26 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 /// Every dependency with its state and latency: `ready`, `degraded` (Redis or
 /// RabbitMQ away) or `not ready` (PostgreSQL away, 503).
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    summary = "Every dependency's state and latency",
+    tag = "Operations",
+    responses(
+        (status = 200, description = "`ready`, or `degraded` when Redis or RabbitMQ is away.", body = schemas::HealthDetail,
+            example = json!({"status": "degraded", "dependencies": {
+                "postgres": {"status": "up", "latencyMs": 0.42},
+                "redis": {"status": "down", "error": "Connection refused (os error 111)"},
+                "rabbitmq": {"status": "up"}}})),
+        (status = 503, description = "`not ready`: PostgreSQL is away (a JSON body, not a problem).",
+            body = schemas::HealthDetail,
+            example = json!({"status": "not ready", "dependencies": {
+                "postgres": {"status": "down", "error": "no answer within 2s"},
+                "redis": {"status": "disabled"},
+                "rabbitmq": {"status": "up"}}})),
+    ),
+)]
 pub async fn detail(State(state): State<AppState>) -> Response {
     let (postgres, redis) = tokio::join!(check_postgres(&state), check_redis(&state));
     let rabbitmq = check_rabbitmq(&state);

@@ -6,49 +6,79 @@ mod health;
 mod read_link;
 mod redirect;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{API_KEY_HEADER, require_api_key};
 use crate::error::ApiError;
-use crate::request_context::{API_SUPPORTED_VERSIONS, X_REQUEST_ID, request_context};
+use crate::http_metrics::tag_route;
+use crate::rate_limit::{self, RateLimits};
+use crate::request_context::{API_SUPPORTED_VERSIONS, RequestContextConfig, X_REQUEST_ID, request_context};
 use crate::state::AppState;
 
 /// Router settings that are not state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RouterConfig {
     pub max_body_bytes: usize,
+    pub max_header_bytes: usize,
+    pub request_timeout: Duration,
     pub cors_origins: Vec<HeaderValue>,
+    /// `None` when rate limiting is off.
+    pub rate_limits: Option<Arc<RateLimits>>,
 }
 
-/// Builds the whole router.
+/// Builds the whole router. Layers, outermost first: the request context (ids,
+/// metrics, security headers, problem bodies), CORS, body limit; then per route
+/// group: rate limit, then for the v1 API compression, timeout and API-key auth.
 pub fn router(state: AppState, config: &RouterConfig) -> Router {
-    let authenticated = Router::new()
+    let mut authenticated = Router::new()
         .route("/v1/languages", get(catalogues::languages))
         .route("/v1/themes", get(catalogues::themes))
         .route("/v1/formats", get(catalogues::formats))
         .route("/v1/links", post(create_link::create_link))
         .route("/v1/links/{phrase}", get(read_link::read_link))
-        .route_layer(middleware::from_fn_with_state(state.api_keys.clone(), require_api_key));
+        .route_layer(middleware::from_fn_with_state(state.api_keys.clone(), require_api_key))
+        // Only these routes read bodies or answer JSON worth compressing: redirects
+        // skip the per-request timer and the compression wrapper.
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(CompressionLayer::new());
 
-    let public = Router::new()
+    let mut redirects = Router::new()
         .route("/v1/redirects/{phrase}", get(redirect::redirect))
-        .route("/{phrase}", get(redirect::redirect))
+        .route("/{phrase}", get(redirect::redirect));
+
+    if let Some(limits) = &config.rate_limits {
+        // Outside auth: floods are refused before any key is checked.
+        authenticated = authenticated.route_layer(rate_limit::layer(&limits.api));
+        redirects = redirects.route_layer(rate_limit::layer(&limits.redirects));
+    }
+
+    // Operator endpoints: never rate limited, never behind a key.
+    let public = Router::new()
         .route("/health/live", get(health::live))
         .route("/health/ready", get(health::ready))
         .route("/health", get(health::detail))
         .route("/metrics", get(health::metrics));
 
+    let context = RequestContextConfig { max_header_bytes: config.max_header_bytes };
     authenticated
+        .merge(redirects)
         .merge(public)
+        .merge(crate::openapi::routes())
+        .route_layer(middleware::from_fn(tag_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(&config.cors_origins))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(context, request_context))
         .with_state(state)
 }
 

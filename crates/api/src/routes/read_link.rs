@@ -8,29 +8,56 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::extract::PhraseParam;
+use crate::openapi::responses;
 use crate::response::{json, timestamp};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+crate::openapi::document!(ReadLinkApi: read_link);
+
+/// A link with its visit total and newest visits.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = LinkStats)]
 struct LinkBody {
     id: uuid::Uuid,
+    #[schema(example = "wildly-grumpy-walrus")]
     phrase: String,
+    /// As stored: normalised (lower-case host, percent-encoded path).
+    #[schema(format = "uri", example = "https://example.com/")]
     target_url: String,
+    #[schema(example = 0)]
     language_id: u8,
+    #[schema(example = 0)]
     theme_id: u8,
+    /// Every visit counted so far.
+    #[schema(minimum = 0, example = 42)]
     visits: i64,
+    /// The 10 newest visits, newest first.
+    #[schema(max_items = 10)]
     recent_visits: Vec<VisitBody>,
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-21T09:59:00.000Z")]
     created_at: String,
 }
 
-#[derive(Serialize)]
+/// One visit, in its stored (possibly anonymised, cut) form.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Visit)]
 struct VisitBody {
+    /// RFC 3339, UTC, milliseconds.
+    #[schema(format = DateTime, example = "2026-11-21T10:00:00.123Z")]
     visited_at: String,
+    /// The client IP, anonymised (IPv4 /24, IPv6 /48) unless configured otherwise.
+    #[schema(example = "203.0.113.0")]
     ip_address: Option<String>,
+    /// At most 512 characters.
+    #[schema(example = "Mozilla/5.0 (X11; Linux x86_64)")]
     user_agent: Option<String>,
+    /// At most 2048 characters.
+    #[schema(example = "https://news.example/")]
     referrer: Option<String>,
+    /// Whether the user agent looks like a crawler.
     potential_bot: bool,
 }
 
@@ -46,6 +73,36 @@ impl From<Visit> for VisitBody {
     }
 }
 
+/// Read a link and its visits
+///
+/// The link with its visit total and its 10 newest visits.
+#[utoipa::path(
+    get,
+    path = "/v1/links/{phrase}",
+    operation_id = "readLink",
+    tag = "Links",
+    security(("apiKey" = [])),
+    params(("phrase" = String, Path, description = "The link's phrase, percent-encoded or raw UTF-8.",
+        example = "wildly-grumpy-walrus")),
+    responses(
+        (status = 200, description = "The link.", body = LinkBody, example = json!({
+            "id": "0195f6a6-7b1e-7000-8000-000000000001",
+            "phrase": "wildly-grumpy-walrus",
+            "targetUrl": "https://example.com/",
+            "languageId": 0,
+            "themeId": 0,
+            "visits": 42,
+            "recentVisits": [{"visitedAt": "2026-11-21T10:00:00.123Z", "ipAddress": "203.0.113.0",
+                "userAgent": "Mozilla/5.0 (X11; Linux x86_64)", "referrer": null, "potentialBot": false}],
+            "createdAt": "2026-11-21T09:59:00.000Z"
+        })),
+        (status = 400, response = responses::InvalidPhrase),
+        (status = 401, response = responses::Unauthorized),
+        (status = 404, response = responses::LinkNotFound),
+        (status = 429, response = responses::TooManyRequests),
+        (status = 503, response = responses::ServiceUnavailable),
+    ),
+)]
 pub async fn read_link(State(state): State<AppState>, PhraseParam(phrase): PhraseParam) -> Result<Response, ApiError> {
     let stats = state.read_link_stats.execute(&phrase).await?;
     let link = stats.link;

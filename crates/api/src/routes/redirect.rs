@@ -12,11 +12,38 @@ use offndat_domain::Phrase;
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, PhraseInput};
 use crate::extract::decode_phrase_segment;
+use crate::openapi::responses;
 use crate::state::AppState;
+
+crate::openapi::document!(RedirectApi: redirect, short_url);
 
 /// Every visit must reach the service to be counted, so nothing may cache the 301.
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0");
 
+/// Follow a link
+///
+/// Answers `301` to the link's target and counts the visit. Nothing may cache
+/// the redirect, so that every visit reaches the service. No API key.
+#[utoipa::path(
+    get,
+    path = "/v1/redirects/{phrase}",
+    operation_id = "followLink",
+    tag = "Redirects",
+    params(("phrase" = String, Path, description = "The link's phrase, percent-encoded or raw UTF-8.",
+        example = "wildly-grumpy-walrus")),
+    responses(
+        (status = 301, description = "To the link's target.", headers(
+            ("Location" = String, description = "The target URL."),
+            ("Cache-Control" = String, description = "`no-store, no-cache, must-revalidate, max-age=0`"),
+            ("Pragma" = String, description = "`no-cache`"),
+            ("Expires" = String, description = "`0`"),
+        )),
+        (status = 400, response = responses::InvalidPhrase),
+        (status = 404, response = responses::LinkNotFound),
+        (status = 429, response = responses::TooManyRequests),
+        (status = 503, response = responses::ServiceUnavailable),
+    ),
+)]
 pub async fn redirect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -43,6 +70,32 @@ pub async fn redirect(
     headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
     Ok(response)
 }
+
+/// Follow a short URL
+///
+/// The same redirect as `GET /v1/redirects/{phrase}`, at the short URL itself.
+#[utoipa::path(
+    get,
+    path = "/{phrase}",
+    operation_id = "followShortUrl",
+    tag = "Redirects",
+    params(("phrase" = String, Path, description = "The link's phrase, percent-encoded or raw UTF-8.",
+        example = "wildly-grumpy-walrus")),
+    responses(
+        (status = 301, description = "To the link's target.", headers(
+            ("Location" = String, description = "The target URL."),
+            ("Cache-Control" = String, description = "`no-store, no-cache, must-revalidate, max-age=0`"),
+            ("Pragma" = String, description = "`no-cache`"),
+            ("Expires" = String, description = "`0`"),
+        )),
+        (status = 400, response = responses::InvalidPhrase),
+        (status = 404, response = responses::LinkNotFound),
+        (status = 429, response = responses::TooManyRequests),
+        (status = 503, response = responses::ServiceUnavailable),
+    ),
+)]
+#[expect(dead_code, reason = "documentation only: the router serves `redirect` at this path too")]
+fn short_url() {}
 
 fn raw(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
     headers.get(name).map(|value| Bytes::copy_from_slice(value.as_bytes()))

@@ -78,6 +78,8 @@ pub fn config(db: &TestDatabase, namespace: &AmqpNamespace, redis: &RedisPrefix,
         format!("--amqp-namespace={}", namespace.name),
         format!("--redis-key-prefix={}", redis.prefix),
         "--visit-flush-interval=20ms".to_owned(),
+        // Tests come from one IP; the protection tests turn limits back on.
+        "--rate-limit-enabled=false".to_owned(),
         "--listen=127.0.0.1:0".to_owned(),
         format!("--public-base-url={PUBLIC_BASE}"),
         format!("--database-url={}", db.url),

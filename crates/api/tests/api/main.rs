@@ -9,4 +9,6 @@ mod collisions;
 mod contract;
 mod events;
 mod helpers;
+mod openapi;
+mod protection;
 mod system;

@@ -67,6 +67,7 @@ impl System {
             .env("OFFNDAT_PUBLIC_BASE_URL", "http://short.test")
             .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
+            .env("OFFNDAT_RATE_LIMIT_ENABLED", "false")
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);

@@ -1,0 +1,79 @@
+//! `http_requests_total{method,route,status}` and
+//! `http_request_duration_seconds{method,route}`, labelled by the matched route,
+//! never the raw path. Metric handles are looked up once per label set and reused,
+//! so a request costs two map reads and two atomic updates.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, RwLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{Counter, Histogram};
+
+/// The matched route of a request, handed from the routing layer to the metrics.
+#[derive(Clone)]
+struct RouteTag(MatchedPath);
+
+/// Runs inside routing (a route layer), where the matched route is known, and
+/// tags the response with it.
+pub async fn tag_route(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(matched) = matched {
+        response.extensions_mut().insert(RouteTag(matched));
+    }
+    response
+}
+
+/// Records one finished request. Requests no route matched share the route label
+/// `unmatched`, so scanners cannot blow up the label set.
+pub fn record(method: &Method, started: Instant, response: &Response) {
+    let route = response.extensions().get::<RouteTag>().map_or("unmatched", |RouteTag(m)| m.as_str());
+    let method = method_label(method);
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    let key = (method, intern(route), status);
+    if let Some((count, duration)) = HANDLES.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        count.increment(1);
+        duration.record(elapsed);
+        return;
+    }
+    let handles = (
+        metrics::counter!("http_requests_total", "method" => key.0, "route" => key.1, "status" => status.to_string()),
+        metrics::histogram!("http_request_duration_seconds", "method" => key.0, "route" => key.1),
+    );
+    handles.0.increment(1);
+    handles.1.record(elapsed);
+    HANDLES.write().unwrap_or_else(|e| e.into_inner()).insert(key, handles);
+}
+
+type Key = (&'static str, &'static str, u16);
+
+static HANDLES: LazyLock<RwLock<HashMap<Key, (Counter, Histogram)>>> = LazyLock::new(Default::default);
+static ROUTES: LazyLock<RwLock<HashMap<String, &'static str>>> = LazyLock::new(Default::default);
+
+/// Routes are the router's own, a small fixed set: leaking one string per route
+/// gives `'static` labels without a lookup allocating.
+fn intern(route: &str) -> &'static str {
+    if let Some(interned) = ROUTES.read().unwrap_or_else(|e| e.into_inner()).get(route) {
+        return interned;
+    }
+    let mut routes = ROUTES.write().unwrap_or_else(|e| e.into_inner());
+    routes.entry(route.to_owned()).or_insert_with(|| Box::leak(route.to_owned().into_boxed_str()))
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
