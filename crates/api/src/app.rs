@@ -24,7 +24,7 @@ use crate::auth::{ApiKeys, generate_key};
 use crate::rate_limit::RateLimits;
 use crate::routes::{RouterConfig, router};
 use crate::short_url::ShortUrls;
-use crate::state::AppState;
+use crate::state::{AppState, Services};
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
@@ -83,7 +83,7 @@ impl Application {
         let store = Arc::new(PgLinkStore::new(pool.clone()));
         let cache = Arc::new(link_cache(&config, store.clone())?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
-        let state = AppState {
+        let state = AppState::new(Services {
             generate_link: GenerateLink::new(
                 store.clone(),
                 cache.clone(),
@@ -102,7 +102,7 @@ impl Application {
             short_urls: ShortUrls::new(&config.public_base_url),
             api_keys,
             pool: pool.clone(),
-        };
+        });
         let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
         let router = router(
             state,

@@ -12,9 +12,27 @@ use sqlx::PgPool;
 use crate::auth::ApiKeys;
 use crate::short_url::ShortUrls;
 
-/// Shared state of the router; cheap to clone (every field is `Arc`-backed).
+/// Shared state of the router. Handlers get it on every request, so it is one
+/// `Arc` to clone rather than a dozen.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// Everything handlers need, built once by the composition root.
+pub struct Services {
     pub generate_link: GenerateLink,
     pub resolve_link: ResolveLink,
     pub read_link_stats: ReadLinkStats,

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use offndat_application::ports::{PendingVisit, VisitSink};
 use offndat_domain::NewVisit;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::postgres::{PgVisitStore, is_unavailable};
+
+/// How often a waiting flusher checks whether the buffer was closed.
+const CLOSED_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// Sizes and timing of the buffer.
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +31,9 @@ pub struct VisitBufferConfig {
 pub struct VisitBuffer {
     sender: mpsc::Sender<PendingVisit>,
     dropped: Arc<AtomicU64>,
+    /// Rung when a full batch is waiting, so the flusher need not wake per visit.
+    batch_ready: Arc<Notify>,
+    batch_size: usize,
 }
 
 impl VisitBuffer {
@@ -42,6 +48,8 @@ impl VisitSink for VisitBuffer {
         if self.sender.try_send(visit).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             metrics::counter!("offndat_visits_dropped_total", "reason" => "buffer_full").increment(1);
+        } else if self.sender.max_capacity() - self.sender.capacity() >= self.batch_size {
+            self.batch_ready.notify_one();
         }
     }
 }
@@ -53,13 +61,19 @@ pub struct VisitFlusher {
     store: PgVisitStore,
     config: VisitBufferConfig,
     dropped: Arc<AtomicU64>,
+    batch_ready: Arc<Notify>,
 }
 
 /// A buffer and its flusher.
 pub fn visit_buffer(store: PgVisitStore, config: VisitBufferConfig) -> (VisitBuffer, VisitFlusher) {
     let (sender, receiver) = mpsc::channel(config.capacity.max(1));
     let dropped = Arc::new(AtomicU64::new(0));
-    (VisitBuffer { sender, dropped: dropped.clone() }, VisitFlusher { receiver, store, config, dropped })
+    let batch_ready = Arc::new(Notify::new());
+    let batch_size = config.batch_size.max(1);
+    (
+        VisitBuffer { sender, dropped: dropped.clone(), batch_ready: batch_ready.clone(), batch_size },
+        VisitFlusher { receiver, store, config, dropped, batch_ready },
+    )
 }
 
 impl VisitFlusher {
@@ -72,18 +86,30 @@ impl VisitFlusher {
             if self.receiver.recv_many(&mut batch, batch_size).await == 0 {
                 break;
             }
-            // Then fill the batch until it is full or the interval has passed.
-            let deadline = Instant::now() + self.config.flush_interval;
+            // Then wait until the interval has passed or a full batch is waiting; the
+            // buffer rings only then, so a busy buffer costs one wake-up per batch,
+            // not one per visit.
+            if batch.len() < batch_size {
+                let deadline = Instant::now() + self.config.flush_interval;
+                // Glance at the channel now and then: once every sender is gone
+                // (shutdown) the drain must not wait out a long interval.
+                while Instant::now() < deadline && !self.receiver.is_closed() {
+                    let nap = deadline.min(Instant::now() + CLOSED_CHECK_EVERY);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(nap) => {}
+                        () = self.batch_ready.notified() => break,
+                    }
+                }
+            }
             let mut open = true;
             while batch.len() < batch_size {
-                let room = batch_size - batch.len();
-                match tokio::time::timeout_at(deadline, self.receiver.recv_many(&mut batch, room)).await {
-                    Ok(0) => {
+                match self.receiver.try_recv() {
+                    Ok(visit) => batch.push(visit),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
                         open = false;
                         break;
                     }
-                    Ok(_) => {}
-                    Err(_) => break,
                 }
             }
             // Decoding and bounding the text happens here, off the redirect path.
