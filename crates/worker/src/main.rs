@@ -3,12 +3,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: redirects allocate small, short-lived
-/// buffers on every request, and glibc spent a tenth of the hot path on them
-/// (see docs/performance.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use offndat_infrastructure::config::WorkerConfig;
 use offndat_worker::{Worker, shutdown};
