@@ -16,7 +16,6 @@ pub mod request_context;
 pub mod response;
 pub mod routes;
 pub mod short_url;
-pub mod shutdown;
 pub mod state;
 
 pub use app::Application;

@@ -11,7 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::Parser;
 use offndat_api::cli::{Cli, Command};
-use offndat_api::{commands, shutdown};
+use offndat_api::commands;
+use offndat_infrastructure::shutdown;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

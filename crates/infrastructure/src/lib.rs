@@ -7,6 +7,7 @@ pub mod config;
 pub mod events;
 pub mod outbox_relay;
 pub mod postgres;
+pub mod shutdown;
 pub mod system;
 pub mod telemetry;
 pub mod trace_context;

@@ -3,6 +3,5 @@
 
 pub mod app;
 mod health;
-pub mod shutdown;
 
 pub use app::Worker;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use offndat_infrastructure::config::WorkerConfig;
-use offndat_worker::{Worker, shutdown};
+use offndat_infrastructure::shutdown;
+use offndat_worker::Worker;
 
 /// offndat worker: consumes link events from RabbitMQ.
 ///
