@@ -35,6 +35,20 @@ impl ProblemSpec {
         }
     }
 
+    /// The full body of this problem for one request.
+    pub fn body<'a>(&'a self, instance: &'a str, trace_id: &'a str, request_id: &'a str) -> ProblemBody<'a> {
+        ProblemBody {
+            kind: type_uri(self.status),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: self.detail.as_deref(),
+            instance,
+            errors: &self.errors,
+            trace_id,
+            request_id,
+        }
+    }
+
     /// The generic problem for a status produced outside our handlers (the router's
     /// fallbacks, body limits, timeouts), so every error has the same shape.
     pub fn for_status(status: StatusCode) -> Self {

@@ -14,7 +14,7 @@ use rand::Rng;
 
 use crate::error::ApiError;
 use crate::http_metrics;
-use crate::problem::{PROBLEM_JSON, ProblemBody, ProblemSpec, type_uri};
+use crate::problem::{PROBLEM_JSON, ProblemSpec};
 
 /// The header naming the contract version every response speaks.
 pub static API_SUPPORTED_VERSIONS: HeaderName = HeaderName::from_static("api-supported-versions");
@@ -107,16 +107,7 @@ fn new_request_id() -> HeaderValue {
 fn render(response: Response, spec: &ProblemSpec, instance: &str, context: &RequestContext) -> Response {
     let trace_id = format!("{:032x}", context.trace_id);
     let request_id = String::from_utf8_lossy(context.request_id.as_bytes());
-    let body = ProblemBody {
-        kind: type_uri(spec.status),
-        title: spec.title,
-        status: spec.status.as_u16(),
-        detail: spec.detail.as_deref(),
-        instance,
-        errors: &spec.errors,
-        trace_id: &trace_id,
-        request_id: &request_id,
-    };
+    let body = spec.body(instance, &trace_id, &request_id);
     // Serialising plain strings and numbers cannot fail.
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let (mut parts, _) = response.into_parts();

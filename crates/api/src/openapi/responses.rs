@@ -12,7 +12,7 @@ use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type};
 
 use crate::error::{ApiError, PhraseInput};
-use crate::problem::{PROBLEM_JSON, ProblemBody, ProblemSpec, type_uri};
+use crate::problem::{PROBLEM_JSON, ProblemSpec};
 
 /// A trace id and a request id for the examples.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -39,16 +39,7 @@ impl Example {
 
     /// The body for a problem produced by a layer rather than a handler.
     fn of_spec(name: &'static str, summary: &'static str, spec: &ProblemSpec, instance: &str) -> Self {
-        let body = ProblemBody {
-            kind: type_uri(spec.status),
-            title: spec.title,
-            status: spec.status.as_u16(),
-            detail: spec.detail.as_deref(),
-            instance,
-            errors: &spec.errors,
-            trace_id: TRACE_ID,
-            request_id: REQUEST_ID,
-        };
+        let body = spec.body(instance, TRACE_ID, REQUEST_ID);
         Self { name, summary, value: serde_json::to_value(&body).unwrap_or(Value::Null) }
     }
 }
