@@ -21,6 +21,12 @@ struct RouteTag(MatchedPath);
 /// tags the response with it.
 pub async fn tag_route(request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
+    if let Some(matched) = &matched {
+        // The request span (see request_context) names the route from here on.
+        let span = tracing::Span::current();
+        span.record("http.route", matched.as_str());
+        offndat_infrastructure::trace_context::rename(&span, || format!("{} {}", request.method(), matched.as_str()));
+    }
     let mut response = next.run(request).await;
     if let Some(matched) = matched {
         response.extensions_mut().insert(RouteTag(matched));

@@ -16,15 +16,20 @@ use offndat_infrastructure::shutdown;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = offndat_infrastructure::telemetry::init(&cli.config.log) {
-        eprintln!("offndat-api: {message}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("offndat-api: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
+        }
+    };
+    // The trace exporter is built on the runtime, and flushed on it at exit.
+    let _runtime_context = runtime.enter();
+    let telemetry = match offndat_infrastructure::telemetry::init(&cli.config.log, "offndat-api") {
+        Ok(telemetry) => telemetry,
+        Err(message) => {
+            eprintln!("offndat-api: {message}");
+            return ExitCode::from(2);
         }
     };
     let result = runtime.block_on(async move {
@@ -34,7 +39,7 @@ fn main() -> ExitCode {
             Command::Vocabulary => commands::vocabulary(&cli.config),
         }
     });
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One clear line, for operators and for `kubectl logs`.
@@ -42,5 +47,7 @@ fn main() -> ExitCode {
             eprintln!("offndat-api: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }

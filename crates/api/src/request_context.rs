@@ -7,10 +7,13 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use offndat_infrastructure::{telemetry, trace_context};
 use rand::Rng;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::error::ApiError;
 use crate::http_metrics;
@@ -52,11 +55,12 @@ pub struct RequestContext {
 /// formats nothing it does not need.
 pub async fn request_context(State(config): State<RequestContextConfig>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let context = RequestContext {
-        request_id: incoming_request_id(request.headers()).unwrap_or_else(new_request_id),
-        trace_id: incoming_trace_id(request.headers()).unwrap_or_else(|| rand::rng().random::<u128>() | 1),
-    };
     let method = request.method().clone();
+    let request_id = incoming_request_id(request.headers()).unwrap_or_else(new_request_id);
+    let span = request_span(&method, &request_id);
+    let headers = request.headers();
+    let trace_id = trace_context::continue_request(&span, |name| headers.get(name).and_then(|v| v.to_str().ok()));
+    let context = RequestContext { request_id, trace_id };
     let uri = request.uri().clone();
     request.extensions_mut().insert(context.clone());
 
@@ -64,8 +68,22 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
         ApiError::HeadersTooLarge.into_response()
     } else {
         // Outbox rows written by this request carry its trace context to the worker.
-        offndat_infrastructure::trace_context::scope(context.trace_id, next.run(request)).await
+        trace_context::scope(context.trace_id, next.run(request).instrument(span.clone())).await
     };
+    if telemetry::exporting_traces() {
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+    }
+    // The access log, off unless asked for (`OFFNDAT_LOG=info,offndat_api=debug`):
+    // one line per redirect is more than most operators want to ship.
+    tracing::debug!(
+        parent: &span,
+        status = response.status().as_u16(),
+        duration_us = started.elapsed().as_micros() as u64,
+        "request finished"
+    );
 
     if response.status().is_client_error() || response.status().is_server_error() {
         // Our handlers attach a spec; axum's and tower's own errors come bare or as
@@ -88,6 +106,35 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
     }
     http_metrics::record(&method, started, &response);
     response
+}
+
+/// The span every log line of a request is in, and its server span in traces.
+/// `http.route` is recorded once routing matched.
+fn request_span(method: &Method, request_id: &HeaderValue) -> Span {
+    let request_id = request_id.to_str().unwrap_or_default();
+    if telemetry::exporting_traces() {
+        tracing::info_span!(
+            "request",
+            otel.name = method.as_str(),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = method.as_str(),
+            http.route = Empty,
+            http.response.status_code = Empty,
+            request_id,
+            trace_id = Empty,
+        )
+    } else {
+        // Only what logs show: fields for the exporter alone would be formatted
+        // on every redirect for nobody.
+        tracing::info_span!(
+            "request",
+            http.request.method = method.as_str(),
+            http.route = Empty,
+            request_id,
+            trace_id = Empty
+        )
+    }
 }
 
 fn headers_size(headers: &HeaderMap) -> usize {
@@ -134,15 +181,6 @@ fn incoming_request_id(headers: &HeaderMap) -> Option<HeaderValue> {
     valid.then(|| value.clone())
 }
 
-/// The trace id of a valid W3C `traceparent` header.
-fn incoming_trace_id(headers: &HeaderMap) -> Option<u128> {
-    let value = headers.get("traceparent")?.to_str().ok()?;
-    let mut parts = value.split('-');
-    let (_version, trace_id) = (parts.next()?, parts.next()?);
-    let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    u128::from_str_radix(trace_id, 16).ok().filter(|id| valid && *id != 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,20 +195,6 @@ mod tests {
         let long = "a".repeat(129);
         headers.insert(&X_REQUEST_ID, HeaderValue::from_str(&long).expect("ascii"));
         assert_eq!(incoming_request_id(&headers), None);
-    }
-
-    #[test]
-    fn trace_ids_come_from_valid_traceparents() {
-        let mut headers = HeaderMap::new();
-        headers
-            .insert("traceparent", HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
-        assert_eq!(incoming_trace_id(&headers), Some(0x4bf92f3577b34da6a3ce929d0e0e4736));
-        headers
-            .insert("traceparent", HeaderValue::from_static("00-00000000000000000000000000000000-00f067aa0ba902b7-01"));
-        assert_eq!(incoming_trace_id(&headers), None);
-        headers
-            .insert("traceparent", HeaderValue::from_static("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"));
-        assert_eq!(incoming_trace_id(&headers), None, "upper case is not W3C");
     }
 
     #[test]

@@ -57,6 +57,11 @@ pub struct LogConfig {
     /// Log filter in `tracing` env-filter syntax, e.g. `info,offndat=debug`.
     #[arg(long, env = "OFFNDAT_LOG", default_value = "info", global = true)]
     pub log: String,
+
+    /// Which spans are exported as OpenTelemetry traces, in the same syntax; used
+    /// only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+    #[arg(long, env = "OFFNDAT_TRACE_FILTER", default_value = "info", global = true)]
+    pub trace_filter: String,
 }
 
 /// PostgreSQL settings shared by both binaries.

@@ -9,22 +9,21 @@
 //! lost) with a slow poll as a fallback, and rides out broker and database outages
 //! by reconnecting with capped exponential backoff: rows simply wait.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
-use serde_json::Value;
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use url::Url;
 
-use std::sync::Arc;
-
 use crate::amqp::{self, BrokerStatus, QueueStatus, Topology};
+use crate::trace_context;
 
 /// The channel outbox inserts notify (see the migrations).
 pub const OUTBOX_CHANNEL: &str = "offndat_outbox";
@@ -184,6 +183,8 @@ impl OutboxRelay {
         }
         let mut confirms = Vec::with_capacity(rows.len());
         for row in &rows {
+            let span = publish_span(&self.settings.topology.exchange, &row.event_type, row.id);
+            trace_context::continue_stored(&span, &row.headers);
             let body = serde_json::to_vec(&row.payload).map_err(|e| sqlx::Error::Decode(e.into()))?;
             let properties = BasicProperties::default()
                 .with_message_id(row.id.to_string().into())
@@ -192,7 +193,7 @@ impl OutboxRelay {
                 .with_delivery_mode(2)
                 .with_timestamp(u64::try_from(row.created_at.timestamp()).unwrap_or_default())
                 .with_app_id("offndat".into())
-                .with_headers(headers(&row.headers));
+                .with_headers(trace_context::message_headers(&row.headers, &span));
             let confirm = channel
                 .basic_publish(
                     self.settings.topology.exchange.as_str().into(),
@@ -201,11 +202,14 @@ impl OutboxRelay {
                     &body,
                     properties,
                 )
+                .instrument(span.clone())
                 .await?;
-            confirms.push((row.id, confirm));
+            confirms.push((row.id, confirm, span));
         }
-        for (id, confirm) in confirms {
+        // Each publish span ends when its confirm arrives.
+        for (id, confirm, span) in confirms {
             if let Confirmation::Nack(_) = confirm.await? {
+                span.record("otel.status_code", "error");
                 return Err(RelayError::Nacked(id));
             }
         }
@@ -247,15 +251,21 @@ impl OutboxRelay {
     }
 }
 
-/// The stored headers (a JSON object of strings) as an AMQP field table.
-fn headers(stored: &Value) -> FieldTable {
-    let mut table = FieldTable::default();
-    if let Some(object) = stored.as_object() {
-        for (key, value) in object {
-            if let Some(text) = value.as_str() {
-                table.insert(key.as_str().into(), AMQPValue::LongString(text.into()));
-            }
-        }
-    }
-    table
+/// The span of publishing one outbox row, named and attributed as OpenTelemetry's
+/// messaging conventions say. A root in `tracing`: its parent is the request that
+/// wrote the row, set from the row's headers.
+fn publish_span(exchange: &str, event_type: &str, id: uuid::Uuid) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "outbox.publish",
+        otel.name = %format_args!("publish {event_type}"),
+        otel.kind = "producer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "send",
+        messaging.destination.name = exchange,
+        messaging.rabbitmq.destination.routing_key = event_type,
+        messaging.message.id = %id,
+        trace_id = tracing::field::Empty,
+    )
 }

@@ -1,8 +1,23 @@
-//! The W3C trace context of the request in hand, carried into outbox rows so a
-//! trace continues through the broker to the worker.
+//! W3C trace context across process boundaries: from an incoming request into
+//! the outbox row it writes, from the row into the AMQP message the relay
+//! publishes, and from the message into the worker's span.
+//!
+//! When traces are exported the OpenTelemetry context of `tracing` spans is
+//! propagated with the configured propagators, so one trace shows create →
+//! publish → consume. When they are not, the trace id alone still travels, so the
+//! problem bodies and logs of the API and the worker share it.
 
+use std::marker::PhantomData;
+
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{TraceContextExt, TraceId};
 use rand::Rng;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::telemetry::exporting_traces;
 
 tokio::task_local! {
     static TRACE_ID: u128;
@@ -14,13 +29,200 @@ pub async fn scope<F: Future>(trace_id: u128, future: F) -> F::Output {
     TRACE_ID.scope(trace_id, future).await
 }
 
-/// AMQP headers for a message written now: a `traceparent` continuing the current
-/// trace with a new span id, if there is a current trace.
+/// Makes `span` continue the trace of an incoming request whose headers `header`
+/// reads, and returns the trace id to report for it: the remote one, or a new one
+/// when the request carries none. Call it before `span` is first entered.
+pub fn continue_request<'h>(span: &Span, header: impl Fn(&str) -> Option<&'h str>) -> u128 {
+    continue_from(span, &Lookup(header, PhantomData)).unwrap_or_else(|| {
+        let trace_id = rand::rng().random::<u128>() | 1;
+        span.record("trace_id", tracing::field::display(format_args!("{trace_id:032x}")));
+        trace_id
+    })
+}
+
+/// Outbox headers for a message written now: the current span's context when
+/// exporting, else a `traceparent` continuing the current trace with a new span
+/// id. Empty outside any trace.
 pub fn current_headers() -> Value {
+    if exporting_traces() {
+        let mut headers = Map::new();
+        let context = Span::current().context();
+        if context.span().span_context().is_valid() {
+            opentelemetry::global::get_text_map_propagator(|p| {
+                p.inject_context(&context, &mut JsonHeaders(&mut headers))
+            });
+            return Value::Object(headers);
+        }
+    }
     TRACE_ID
         .try_with(|trace_id| {
             let span_id = rand::rng().random::<u64>() | 1;
             json!({ "traceparent": format!("00-{trace_id:032x}-{span_id:016x}-01") })
         })
         .unwrap_or_else(|_| json!({}))
+}
+
+/// Renames `span` in the exported trace (a server span learns its route only
+/// after it started). Nothing to do when not exporting.
+pub fn rename(span: &Span, name: impl FnOnce() -> String) {
+    if exporting_traces() {
+        span.context().span().update_name(name());
+    }
+}
+
+/// Makes `span` continue the trace an outbox row's stored headers carry.
+pub fn continue_stored(span: &Span, stored: &Value) -> Option<u128> {
+    let empty = Map::new();
+    continue_from(span, &StoredHeaders(stored.as_object().unwrap_or(&empty)))
+}
+
+/// Makes `span` continue the trace an AMQP message's headers carry.
+pub fn continue_message(span: &Span, headers: Option<&FieldTable>) -> Option<u128> {
+    let empty = FieldTable::default();
+    continue_from(span, &AmqpHeaders(headers.unwrap_or(&empty)))
+}
+
+/// AMQP headers for publishing an outbox row: its stored headers, with the trace
+/// context replaced by `span`'s when exporting, so the consumer's span is the
+/// publish span's child.
+pub fn message_headers(stored: &Value, span: &Span) -> FieldTable {
+    let mut headers = FieldTable::default();
+    if let Some(object) = stored.as_object() {
+        for (key, value) in object {
+            if let Some(text) = value.as_str() {
+                headers.insert(key.as_str().into(), AMQPValue::LongString(text.into()));
+            }
+        }
+    }
+    if exporting_traces() {
+        let context = span.context();
+        if context.span().span_context().is_valid() {
+            opentelemetry::global::get_text_map_propagator(|p| {
+                p.inject_context(&context, &mut AmqpHeadersMut(&mut headers))
+            });
+        }
+    }
+    headers
+}
+
+/// Sets `span`'s parent to the remote context in `carrier` when exporting, and
+/// returns the trace id `span` belongs to, if any, also recorded as its `trace_id`
+/// field (when it declares one) so every log line in it names the trace.
+fn continue_from(span: &Span, carrier: &dyn Extractor) -> Option<u128> {
+    let trace_id = exported_trace_id(span, carrier).or_else(|| carrier.get("traceparent").and_then(trace_id_of));
+    if let Some(trace_id) = trace_id {
+        span.record("trace_id", tracing::field::display(format_args!("{trace_id:032x}")));
+    }
+    trace_id
+}
+
+fn exported_trace_id(span: &Span, carrier: &dyn Extractor) -> Option<u128> {
+    if !exporting_traces() {
+        return None;
+    }
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(carrier));
+    // Fails only when the span is filtered out of the exporter: it then has no
+    // trace of its own, and the remote trace id is still worth reporting.
+    let _ = span.set_parent(parent);
+    let trace_id = span.context().span().span_context().trace_id();
+    (trace_id != TraceId::INVALID).then(|| u128::from_be_bytes(trace_id.to_bytes()))
+}
+
+/// The trace id of a valid W3C `traceparent` value.
+pub fn trace_id_of(traceparent: &str) -> Option<u128> {
+    let mut parts = traceparent.split('-');
+    let (_version, trace_id) = (parts.next()?, parts.next()?);
+    let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    u128::from_str_radix(trace_id, 16).ok().filter(|id| valid && *id != 0)
+}
+
+/// Headers read through a function, for carriers this crate does not know (HTTP).
+struct Lookup<'h, F>(F, PhantomData<&'h ()>);
+
+impl<'h, F: Fn(&str) -> Option<&'h str>> Extractor for Lookup<'h, F> {
+    fn get(&self, key: &str) -> Option<&str> {
+        (self.0)(key)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
+struct StoredHeaders<'a>(&'a Map<String, Value>);
+
+impl Extractor for StoredHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+struct JsonHeaders<'a>(&'a mut Map<String, Value>);
+
+impl Injector for JsonHeaders<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.to_owned(), Value::String(value));
+    }
+}
+
+struct AmqpHeaders<'a>(&'a FieldTable);
+
+impl Extractor for AmqpHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match self.0.inner().get(&ShortString::from(key))? {
+            AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+            AMQPValue::ShortString(text) => Some(text.as_str()),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.inner().keys().map(ShortString::as_str).collect()
+    }
+}
+
+struct AmqpHeadersMut<'a>(&'a mut FieldTable);
+
+impl Injector for AmqpHeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.insert(key.into(), AMQPValue::LongString(value.into()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_come_from_valid_traceparents() {
+        assert_eq!(
+            trace_id_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some(0x4bf92f3577b34da6a3ce929d0e0e4736)
+        );
+        assert_eq!(trace_id_of("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), None);
+        assert_eq!(
+            trace_id_of("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"),
+            None,
+            "upper case is not W3C"
+        );
+        assert_eq!(trace_id_of("garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn without_export_the_trace_id_travels_in_a_new_traceparent() {
+        let headers = scope(0x4bf92f3577b34da6a3ce929d0e0e4736, async { current_headers() }).await;
+        let traceparent = headers["traceparent"].as_str().expect("traceparent");
+        assert_eq!(trace_id_of(traceparent), Some(0x4bf92f3577b34da6a3ce929d0e0e4736));
+        assert_eq!(current_headers(), json!({}), "outside a request there is no trace");
+
+        let table = message_headers(&headers, &Span::none());
+        let span = Span::none();
+        assert_eq!(continue_message(&span, Some(&table)), Some(0x4bf92f3577b34da6a3ce929d0e0e4736));
+        assert_eq!(continue_stored(&span, &headers), Some(0x4bf92f3577b34da6a3ce929d0e0e4736));
+        assert_eq!(continue_message(&span, None), None);
+    }
 }

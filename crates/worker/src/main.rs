@@ -20,15 +20,20 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(message) = offndat_infrastructure::telemetry::init(&cli.config.log) {
-        eprintln!("offndat-worker: {message}");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("offndat-worker: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
+        }
+    };
+    // The trace exporter is built on the runtime, and flushed on it at exit.
+    let _runtime_context = runtime.enter();
+    let telemetry = match offndat_infrastructure::telemetry::init(&cli.config.log, "offndat-worker") {
+        Ok(telemetry) => telemetry,
+        Err(message) => {
+            eprintln!("offndat-worker: {message}");
+            return ExitCode::from(2);
         }
     };
     let result = runtime.block_on(async move {
@@ -40,7 +45,7 @@ fn main() -> ExitCode {
         };
         worker.run(shutdown).await
     });
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One clear line, for operators and for `kubectl logs`.
@@ -48,5 +53,7 @@ fn main() -> ExitCode {
             eprintln!("offndat-worker: {error:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }

@@ -12,3 +12,4 @@ mod helpers;
 mod openapi;
 mod protection;
 mod system;
+mod traces;

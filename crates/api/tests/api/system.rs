@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{AmqpNamespace, TestDatabase, eventually};
 
-const KEY: &str = "system-key";
+pub(crate) const KEY: &str = "system-key";
 
 fn binary(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_offndat-api")).with_file_name(name);
@@ -29,18 +29,21 @@ fn free_port() -> u16 {
 }
 
 /// The environment both binaries share.
-struct System {
+pub(crate) struct System {
+    /// More variables for both binaries.
+    pub(crate) env: Vec<(&'static str, String)>,
     db: TestDatabase,
     namespace: AmqpNamespace,
     broker: TcpProxy,
     logs: tempfile::TempDir,
     api_port: u16,
-    client: reqwest::Client,
+    pub(crate) client: reqwest::Client,
 }
 
 impl System {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self {
+            env: Vec::new(),
             db: TestDatabase::new(),
             namespace: AmqpNamespace::new(),
             broker: TcpProxy::to_port(5672).await,
@@ -68,13 +71,14 @@ impl System {
             .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
             .env("OFFNDAT_RATE_LIMIT_ENABLED", "false")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::from(log.try_clone().expect("log")))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
         command
     }
 
-    async fn start_api(&self) -> Child {
+    pub(crate) async fn start_api(&self) -> Child {
         let child = self.command("offndat-api", "api.log").spawn().expect("spawn api");
         let url = self.url("/health/ready");
         eventually(Duration::from_secs(60), "the API answers", || async {
@@ -87,11 +91,11 @@ impl System {
         child
     }
 
-    fn start_worker(&self) -> Child {
+    pub(crate) fn start_worker(&self) -> Child {
         self.command("offndat-worker", "worker.log").spawn().expect("spawn worker")
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.api_port)
     }
 
@@ -152,11 +156,13 @@ impl System {
         assert_eq!(self.visits(phrase).await, Ok(expected), "{when}");
     }
 
-    fn dump_logs(&self) -> String {
-        ["api.log", "worker.log"]
-            .iter()
-            .map(|f| format!("--- {f}\n{}", std::fs::read_to_string(self.logs.path().join(f)).unwrap_or_default()))
-            .collect()
+    /// What a binary wrote so far: `api.log` or `worker.log`.
+    pub(crate) fn log(&self, file: &str) -> String {
+        std::fs::read_to_string(self.logs.path().join(file)).unwrap_or_default()
+    }
+
+    pub(crate) fn dump_logs(&self) -> String {
+        ["api.log", "worker.log"].iter().map(|f| format!("--- {f}\n{}", self.log(f))).collect()
     }
 }
 

@@ -26,6 +26,7 @@ use super::broker_status::QueueStatus;
 use super::{BrokerStatus, Topology, connect};
 use crate::events::InboundEvent;
 use crate::postgres::{InboxMessage, LedgerError, LedgerOutcome, PgEventLedger};
+use crate::trace_context;
 
 /// Counter of consumed messages, labelled `queue` and `outcome` (`applied`,
 /// `duplicate`, `dead_lettered`, `skipped`).
@@ -211,18 +212,28 @@ impl EventConsumer {
     /// Parses, applies and acknowledges one batch.
     async fn settle(&self, batch: Vec<Delivery>, started: Instant, shutdown: &CancellationToken) -> lapin::Result<()> {
         let span = tracing::info_span!("worker.batch", queue = %self.queue, batch.size = batch.len());
+        // One span per message, continuing the trace of the request that caused
+        // it; each ends when the batch is settled. The batch span links to them.
+        let message_spans: Vec<tracing::Span> =
+            batch.iter().map(|delivery| process_span(&self.queue, delivery)).collect();
+        for message_span in &message_spans {
+            span.follows_from(message_span);
+        }
         async move {
             let mut readable = Vec::with_capacity(batch.len());
-            for delivery in batch {
+            for (delivery, message_span) in batch.into_iter().zip(&message_spans) {
                 match parse(&delivery) {
                     Ok(message) => readable.push((delivery, message)),
                     Err(reason) => {
-                        tracing::warn!(
-                            message.id = message_id(&delivery),
-                            message.redelivered = delivery.redelivered,
-                            reason = %reason,
-                            "dead-lettering a message the worker cannot read"
-                        );
+                        message_span.record("otel.status_code", "error");
+                        message_span.in_scope(|| {
+                            tracing::warn!(
+                                message.id = message_id(&delivery),
+                                message.redelivered = delivery.redelivered,
+                                reason = %reason,
+                                "dead-lettering a message the worker cannot read"
+                            );
+                        });
                         self.dead_letter(&delivery).await?;
                     }
                 }
@@ -371,6 +382,28 @@ fn parse(delivery: &Delivery) -> Result<InboxMessage, String> {
     let event_type = delivery.properties.kind().as_ref().map_or("", |kind| kind.as_str());
     let event = InboundEvent::parse(event_type, &delivery.data).map_err(|e| e.to_string())?;
     Ok(InboxMessage { message_id, event })
+}
+
+/// The span of processing one delivery, named and attributed as OpenTelemetry's
+/// messaging conventions say. A root in `tracing`: its parent is the publish span
+/// whose context the message's headers carry.
+fn process_span(queue: &str, delivery: &Delivery) -> tracing::Span {
+    let event_type = delivery.properties.kind().as_ref().map_or("", |kind| kind.as_str());
+    let span = tracing::info_span!(
+        parent: None,
+        "event.process",
+        otel.name = %format_args!("process {event_type}"),
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        messaging.system = "rabbitmq",
+        messaging.operation.type = "process",
+        messaging.destination.name = queue,
+        messaging.rabbitmq.destination.routing_key = delivery.routing_key.as_str(),
+        messaging.message.id = message_id(delivery),
+        trace_id = tracing::field::Empty,
+    );
+    trace_context::continue_message(&span, delivery.properties.headers().as_ref());
+    span
 }
 
 fn message_id(delivery: &Delivery) -> &str {

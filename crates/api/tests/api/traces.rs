@@ -1,0 +1,248 @@
+//! Traces and request logs of the real binaries: the API and the worker export
+//! spans over OTLP/gRPC to a collector this test runs, and one create is one
+//! trace from the HTTP request through the relay's publish to the worker.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use serde_json::{Value, json};
+
+use crate::helpers::eventually;
+use crate::system::{KEY, System};
+
+/// One span as the collector received it, flattened for assertions.
+#[derive(Debug, Clone)]
+struct ReceivedSpan {
+    service: String,
+    name: String,
+    kind: i32,
+    trace_id: String,
+    span_id: String,
+    parent_span_id: String,
+    attributes: HashMap<String, String>,
+}
+
+/// An OTLP/gRPC trace collector on a free port, keeping every span it receives.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut received = Vec::new();
+        for resource_spans in request.into_inner().resource_spans {
+            let resource = resource_spans.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
+            let service = resource.get("service.name").cloned().unwrap_or_default();
+            for span in resource_spans.scope_spans.into_iter().flat_map(|scope| scope.spans) {
+                received.push(ReceivedSpan {
+                    service: service.clone(),
+                    name: span.name,
+                    kind: span.kind,
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                    attributes: attributes(&span.attributes),
+                });
+            }
+        }
+        self.spans.lock().expect("spans").extend(received);
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+impl Collector {
+    /// Starts serving; returns the collector and its endpoint URL.
+    async fn start() -> (Self, String) {
+        let collector = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
+        tokio::spawn(server);
+        (collector, endpoint)
+    }
+
+    fn in_trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
+        self.spans.lock().expect("spans").iter().filter(|s| s.trace_id == trace_id).cloned().collect()
+    }
+}
+
+fn attributes(pairs: &[KeyValue]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|kv| {
+            let value = match kv.value.as_ref().and_then(|v: &AnyValue| v.value.as_ref()) {
+                Some(any_value::Value::StringValue(s)) => s.clone(),
+                Some(any_value::Value::IntValue(i)) => i.to_string(),
+                Some(any_value::Value::BoolValue(b)) => b.to_string(),
+                Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), value)
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_hex(bytes: usize) -> String {
+    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+}
+
+/// The one span of `spans` with this name, or a panic that lists them all.
+fn one<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
+    let matching: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == name).collect();
+    assert_eq!(matching.len(), 1, "one {name:?} span expected in {spans:#?}");
+    matching[0]
+}
+
+async fn traced_system() -> (System, Collector) {
+    let (collector, endpoint) = Collector::start().await;
+    let mut system = System::new().await;
+    system.env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        // Export within a tenth of a second rather than the default five.
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]);
+    (system, collector)
+}
+
+#[tokio::test]
+async fn one_create_is_one_trace_from_the_request_through_the_relay_to_the_worker() {
+    let (system, collector) = traced_system().await;
+    let _api = system.start_api().await;
+    let _worker = system.start_worker();
+
+    // The caller's own trace: the API continues it.
+    let (trace_id, caller_span_id) = (random_hex(16), random_hex(8));
+    let response = system
+        .client
+        .post(system.url("/v1/links"))
+        .header("X-Offnd-Api-Key", KEY)
+        .header("traceparent", format!("00-{trace_id}-{caller_span_id}-01"))
+        .json(&json!({"targetUrl": "https://example.com/traced", "languageId": 0, "themeId": 0, "formatId": 0}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 201);
+    let request_id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+
+    let spans = eventually(Duration::from_secs(30), "the trace reaches the worker", || async {
+        let spans = collector.in_trace(&trace_id);
+        if spans.iter().any(|s| s.service == "offndat-worker") {
+            Ok(spans)
+        } else {
+            Err(format!("{spans:#?}\n{}", system.dump_logs()))
+        }
+    })
+    .await;
+
+    let request = one(&spans, "POST /v1/links");
+    assert_eq!(request.service, "offndat-api");
+    assert_eq!(request.kind, SpanKind::Server as i32);
+    assert_eq!(request.parent_span_id, caller_span_id, "the API continues the caller's span");
+    assert_eq!(request.attributes["http.request.method"], "POST");
+    assert_eq!(request.attributes["http.route"], "/v1/links");
+    assert_eq!(request.attributes["http.response.status_code"], "201");
+    assert_eq!(request.attributes["request_id"], request_id);
+
+    let publish = one(&spans, "publish link.created");
+    assert_eq!(publish.service, "offndat-api");
+    assert_eq!(publish.kind, SpanKind::Producer as i32);
+    assert_eq!(publish.parent_span_id, request.span_id, "the relay continues the request that wrote the row");
+    assert_eq!(publish.attributes["messaging.system"], "rabbitmq");
+    assert_eq!(publish.attributes["messaging.rabbitmq.destination.routing_key"], "link.created");
+
+    let process = one(&spans, "process link.created");
+    assert_eq!(process.service, "offndat-worker");
+    assert_eq!(process.kind, SpanKind::Consumer as i32);
+    assert_eq!(process.parent_span_id, publish.span_id, "the worker continues the publish");
+    assert_eq!(process.attributes["messaging.message.id"], publish.attributes["messaging.message.id"]);
+    assert!(!process.attributes["messaging.message.id"].is_empty());
+}
+
+#[tokio::test]
+async fn a_problem_names_the_trace_its_request_was_exported_in() {
+    let (system, collector) = traced_system().await;
+    let _api = system.start_api().await;
+
+    // No traceparent: the API starts a trace, and the problem body names it.
+    let response = system
+        .client
+        .post(system.url("/v1/links"))
+        .header("X-Offnd-Api-Key", KEY)
+        .json(&json!({"targetUrl": "not a url", "languageId": 0, "themeId": 0, "formatId": 0}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), 400);
+    let problem: Value = response.json().await.expect("problem");
+    let trace_id = problem["traceId"].as_str().expect("traceId").to_owned();
+    assert_eq!(trace_id.len(), 32, "{problem}");
+
+    let spans = eventually(Duration::from_secs(30), "the request's span is exported", || async {
+        let spans = collector.in_trace(&trace_id);
+        if spans.is_empty() { Err(system.dump_logs()) } else { Ok(spans) }
+    })
+    .await;
+    let request = one(&spans, "POST /v1/links");
+    assert_eq!(request.parent_span_id, "", "a new trace starts at the API");
+    assert_eq!(request.attributes["http.response.status_code"], "400");
+    assert_eq!(request.attributes["request_id"], problem["requestId"].as_str().expect("requestId"));
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_names_its_request_and_trace() {
+    let mut system = System::new().await;
+    system.env.extend([
+        ("OFFNDAT_LOG_FORMAT", "json".to_owned()),
+        // The access log: one debug line per request.
+        ("OFFNDAT_LOG", "info,offndat_api=debug".to_owned()),
+    ]);
+    let _api = system.start_api().await;
+    let trace_id = random_hex(16);
+
+    let response = system
+        .client
+        .get(system.url("/v1/links/no-such-phrase"))
+        .header("X-Offnd-Api-Key", KEY)
+        .header("X-Request-Id", "log-me-1")
+        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-request-id"], "log-me-1");
+
+    let line = eventually(Duration::from_secs(10), "the access log line", || async {
+        system
+            .log("api.log")
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|line| line["span"]["request_id"] == "log-me-1")
+            .ok_or_else(|| system.log("api.log"))
+    })
+    .await;
+    assert_eq!(line["message"], "request finished", "{line}");
+    assert_eq!(line["level"], "DEBUG", "{line}");
+    assert_eq!(line["status"], 404, "{line}");
+    assert_eq!(line["span"]["name"], "request", "{line}");
+    assert_eq!(line["span"]["trace_id"], trace_id.as_str(), "{line}");
+    assert_eq!(line["span"]["http.route"], "/v1/links/{phrase}", "{line}");
+    assert_eq!(line["span"]["http.request.method"], "GET", "{line}");
+    // Not exporting: the span carries only what logs need.
+    assert!(line["span"].get("otel.kind").is_none(), "{line}");
+}

@@ -1,0 +1,103 @@
+//! Logs, traces and metrics, set up the same way by both binaries.
+//!
+//! Logs always go to stdout. Traces are exported over OTLP only when the standard
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set; otherwise no
+//! OpenTelemetry layer is installed at all, so spans cost what the log layer makes
+//! of them and nothing more.
+
+mod metrics;
+mod otel;
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+pub use self::metrics::metrics_handle;
+use crate::config::{LogConfig, LogFormat};
+
+/// Crates whose spans never go to the trace exporter: the exporter's own HTTP/2
+/// and gRPC stack (tracing it would trace every export) and OpenTelemetry itself.
+/// Targets match by prefix: `hyper` covers `hyper_util`, `opentelemetry` the SDK.
+const NEVER_TRACED: &str = "h2=off,hyper=off,tonic=off,tower=off,opentelemetry=off";
+
+static EXPORTING_TRACES: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process exports traces. Code that would only format span data
+/// for the exporter checks this first.
+pub fn exporting_traces() -> bool {
+    EXPORTING_TRACES.load(Ordering::Relaxed)
+}
+
+/// What [`init`] set up; [`Telemetry::shutdown`] flushes it before exit.
+#[must_use = "call shutdown() before exit, or spans still queued are lost"]
+pub struct Telemetry {
+    tracer_provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still queued and stops the exporter. Call it inside the
+    /// runtime's context (the gRPC exporter runs on it), after the service stopped.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.tracer_provider
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(error = %error, "cannot flush the last spans to the trace exporter");
+        }
+    }
+}
+
+/// Installs the global `tracing` subscriber: the log layer filtered by
+/// `OFFNDAT_LOG`, and, when an OTLP endpoint is set, the trace exporter filtered
+/// by `OFFNDAT_TRACE_FILTER`. `service` names the process in traces unless
+/// `OTEL_SERVICE_NAME` or `OTEL_RESOURCE_ATTRIBUTES` name it.
+///
+/// Call it inside a Tokio runtime's context: the gRPC exporter is built on it.
+/// A bad filter or `OTEL_*` value is a start-up error.
+pub fn init(config: &LogConfig, service: &'static str) -> Result<Telemetry, String> {
+    let log_filter =
+        EnvFilter::try_new(&config.log).map_err(|e| format!("invalid OFFNDAT_LOG filter `{}`: {e}", config.log))?;
+    let log_layer = tracing_subscriber::fmt::layer()
+        .with_target(true)
+        // Colour only for people: log shippers and tests read plain text.
+        .with_ansi(std::io::stdout().is_terminal());
+    let log_layer = match config.log_format {
+        LogFormat::Text => log_layer.boxed(),
+        LogFormat::Json => log_layer.json().flatten_event(true).with_current_span(true).boxed(),
+    }
+    .with_filter(log_filter);
+
+    let environment = |name: &str| std::env::var(name).ok();
+    let (trace_layer, tracer_provider) = if otel::wanted(environment) {
+        let trace_filter = EnvFilter::try_new(format!("{},{NEVER_TRACED}", config.trace_filter))
+            .map_err(|e| format!("invalid OFFNDAT_TRACE_FILTER `{}`: {e}", config.trace_filter))?;
+        let provider = otel::tracer_provider(service, environment)?;
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer(service))
+            // Busy/idle time and thread names cost a clock read or an attribute
+            // per span, and the span's own duration says what matters.
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_filter(trace_filter);
+        (Some(layer), Some(provider))
+    } else {
+        (None, None)
+    };
+
+    let exporting = tracer_provider.is_some();
+    let installed = tracing_subscriber::registry().with(log_layer).with(trace_layer).try_init().is_ok();
+    if !installed {
+        // A second init (tests running several apps in one process) keeps the first.
+        return Ok(Telemetry { tracer_provider: None });
+    }
+    if exporting {
+        otel::install_propagators(environment);
+        EXPORTING_TRACES.store(true, Ordering::Relaxed);
+        tracing::info!(service, "exporting traces over OTLP");
+    }
+    Ok(Telemetry { tracer_provider })
+}

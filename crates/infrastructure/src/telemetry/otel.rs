@@ -1,0 +1,121 @@
+//! The OpenTelemetry SDK, configured from the standard `OTEL_*` variables.
+//!
+//! The SDK and exporter read most of them themselves (endpoint, headers, timeout,
+//! compression, sampler, batch sizes, resource attributes); this module decides
+//! whether to export at all, picks the transport and installs the propagators.
+
+use opentelemetry::KeyValue;
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// Whether the environment asks for trace export: an OTLP endpoint is set, and
+/// neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns it off.
+pub(super) fn wanted(env: impl Fn(&str) -> Option<String>) -> bool {
+    let set = |name: &str| env(name).is_some_and(|value| !value.trim().is_empty());
+    let is = |name: &str, expected: &str| env(name).is_some_and(|value| value.trim().eq_ignore_ascii_case(expected));
+    (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        && !is("OTEL_SDK_DISABLED", "true")
+        && !is("OTEL_TRACES_EXPORTER", "none")
+}
+
+/// A tracer provider exporting in batches over OTLP. gRPC unless
+/// `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` says `http/protobuf`.
+pub(super) fn tracer_provider(
+    service: &'static str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<SdkTracerProvider, String> {
+    let exporter = match protocol(&env)? {
+        Protocol::Grpc => SpanExporter::builder().with_tonic().build(),
+        other => SpanExporter::builder().with_http().with_protocol(other).build(),
+    }
+    .map_err(|e| format!("cannot set up the OTLP trace exporter: {e}"))?;
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource(service, &env)).build())
+}
+
+fn protocol(env: &impl Fn(&str) -> Option<String>) -> Result<Protocol, String> {
+    let (name, value) = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
+        .into_iter()
+        .find_map(|name| env(name).filter(|v| !v.trim().is_empty()).map(|value| (name, value)))
+        // The collector's gRPC port (4317) is what compose and Kubernetes point at.
+        .unwrap_or(("", "grpc".to_owned()));
+    match value.trim() {
+        "grpc" => Ok(Protocol::Grpc),
+        "http/protobuf" => Ok(Protocol::HttpBinary),
+        other => Err(format!("{name}={other} is not supported; use grpc or http/protobuf")),
+    }
+}
+
+/// `service.name` is ours unless the operator names the service; the SDK adds
+/// `OTEL_RESOURCE_ATTRIBUTES` and its own attributes.
+fn resource(service: &'static str, env: &impl Fn(&str) -> Option<String>) -> Resource {
+    let named = env("OTEL_SERVICE_NAME").is_some_and(|v| !v.trim().is_empty())
+        || env("OTEL_RESOURCE_ATTRIBUTES")
+            .is_some_and(|v| v.split(',').any(|kv| kv.trim().starts_with("service.name=")));
+    let builder = Resource::builder().with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")));
+    if named { builder.build() } else { builder.with_service_name(service).build() }
+}
+
+/// Installs the propagators `OTEL_PROPAGATORS` names (default `tracecontext,baggage`;
+/// `none` for none). Unknown names are logged and skipped.
+pub(super) fn install_propagators(env: impl Fn(&str) -> Option<String>) {
+    let names = env("OTEL_PROPAGATORS").filter(|v| !v.trim().is_empty());
+    let names = names.as_deref().unwrap_or("tracecontext,baggage");
+    let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+    for name in names.split(',').map(str::trim) {
+        match name {
+            "tracecontext" => propagators.push(Box::new(TraceContextPropagator::new())),
+            "baggage" => propagators.push(Box::new(BaggagePropagator::new())),
+            "none" => propagators.clear(),
+            other => tracing::warn!(propagator = other, "unsupported propagator in OTEL_PROPAGATORS; skipped"),
+        }
+    }
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn export_needs_an_endpoint_and_can_be_turned_off() {
+        assert!(!wanted(env(&[])));
+        assert!(!wanted(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])), "compose passes an empty value");
+        assert!(wanted(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")])));
+        assert!(wanted(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")])));
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
+        assert!(!wanted(env(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")])));
+        assert!(!wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")])));
+        assert!(wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_SDK_DISABLED", "false")])));
+    }
+
+    #[test]
+    fn the_protocol_is_grpc_unless_asked_otherwise() {
+        assert_eq!(protocol(&env(&[])), Ok(Protocol::Grpc));
+        assert_eq!(protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")])), Ok(Protocol::HttpBinary));
+        let both = [("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")];
+        assert_eq!(protocol(&env(&both)), Ok(Protocol::Grpc), "the signal's own variable wins");
+        let error = protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).expect_err("unsupported");
+        assert!(error.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json"), "{error}");
+    }
+
+    #[test]
+    fn the_service_is_named_after_the_binary_unless_the_operator_names_it() {
+        let name = |resource: Resource| {
+            resource.get(&opentelemetry::Key::new("service.name")).map(|v| v.to_string()).unwrap_or_default()
+        };
+        assert_eq!(name(resource("offndat-api", &env(&[]))), "offndat-api");
+        // The SDK reads the real environment for the operator's name; only the
+        // decision to keep it is ours.
+        assert_ne!(name(resource("offndat-api", &env(&[("OTEL_SERVICE_NAME", "edge")]))), "offndat-api");
+    }
+}
