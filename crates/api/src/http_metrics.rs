@@ -21,8 +21,10 @@ struct RouteTag(MatchedPath);
 /// tags the response with it.
 pub async fn tag_route(request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(matched) = &matched {
-        // The request span (see request_context) names the route from here on.
+    if let Some(matched) = &matched
+        && offndat_infrastructure::telemetry::exporting_traces()
+    {
+        // The exported request span (see request_context) is named after the route.
         let span = tracing::Span::current();
         span.record("http.route", matched.as_str());
         offndat_infrastructure::trace_context::rename(&span, || format!("{} {}", request.method(), matched.as_str()));
@@ -34,10 +36,15 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
     response
 }
 
-/// Records one finished request. Requests no route matched share the route label
-/// `unmatched`, so scanners cannot blow up the label set.
+/// The route a response was routed by, or `unmatched`: requests no route matched
+/// share that label, so scanners cannot blow up the label set.
+pub fn route(response: &Response) -> &str {
+    response.extensions().get::<RouteTag>().map_or("unmatched", |RouteTag(m)| m.as_str())
+}
+
+/// Records one finished request.
 pub fn record(method: &Method, started: Instant, response: &Response) {
-    let route = response.extensions().get::<RouteTag>().map_or("unmatched", |RouteTag(m)| m.as_str());
+    let route = route(response);
     let method = method_label(method);
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();

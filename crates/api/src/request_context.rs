@@ -57,9 +57,7 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
     let started = Instant::now();
     let method = request.method().clone();
     let request_id = incoming_request_id(request.headers()).unwrap_or_else(new_request_id);
-    let span = request_span(&method, &request_id);
-    let headers = request.headers();
-    let trace_id = trace_context::continue_request(&span, |name| headers.get(name).and_then(|v| v.to_str().ok()));
+    let (span, trace_id) = request_span(&method, &request_id, request.headers());
     let context = RequestContext { request_id, trace_id };
     let uri = request.uri().clone();
     request.extensions_mut().insert(context.clone());
@@ -76,10 +74,11 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
             span.record("otel.status_code", "error");
         }
     }
-    // The access log, off unless asked for (`OFFNDAT_LOG=info,offndat_api=debug`):
+    // The access log, off unless asked for (`OFFNDAT_LOG=info,offndat_api::request_context=debug`):
     // one line per redirect is more than most operators want to ship.
     tracing::debug!(
         parent: &span,
+        route = http_metrics::route(&response),
         status = response.status().as_u16(),
         duration_us = started.elapsed().as_micros() as u64,
         "request finished"
@@ -108,12 +107,13 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
     response
 }
 
-/// The span every log line of a request is in, and its server span in traces.
-/// `http.route` is recorded once routing matched.
-fn request_span(method: &Method, request_id: &HeaderValue) -> Span {
+/// The span every log line of a request is in, and its server span in traces;
+/// and the request's trace id.
+fn request_span(method: &Method, request_id: &HeaderValue, headers: &HeaderMap) -> (Span, u128) {
     let request_id = request_id.to_str().unwrap_or_default();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if telemetry::exporting_traces() {
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "request",
             otel.name = method.as_str(),
             otel.kind = "server",
@@ -123,17 +123,21 @@ fn request_span(method: &Method, request_id: &HeaderValue) -> Span {
             http.response.status_code = Empty,
             request_id,
             trace_id = Empty,
-        )
+        );
+        let trace_id = trace_context::continue_request(&span, header);
+        (span, trace_id)
     } else {
-        // Only what logs show: fields for the exporter alone would be formatted
-        // on every redirect for nobody.
-        tracing::info_span!(
+        // Every field given at creation: the log layer formats a span's fields
+        // when it is created and again on every `record` (JSON: parse and
+        // re-serialise), and this runs on every redirect.
+        let trace_id = trace_context::request_trace_id(header);
+        let span = tracing::info_span!(
             "request",
             http.request.method = method.as_str(),
-            http.route = Empty,
             request_id,
-            trace_id = Empty
-        )
+            trace_id = %format_args!("{trace_id:032x}"),
+        );
+        (span, trace_id)
     }
 }
 

@@ -34,10 +34,20 @@ pub async fn scope<F: Future>(trace_id: u128, future: F) -> F::Output {
 /// when the request carries none. Call it before `span` is first entered.
 pub fn continue_request<'h>(span: &Span, header: impl Fn(&str) -> Option<&'h str>) -> u128 {
     continue_from(span, &Lookup(header, PhantomData)).unwrap_or_else(|| {
-        let trace_id = rand::rng().random::<u128>() | 1;
+        let trace_id = new_trace_id();
         span.record("trace_id", tracing::field::display(format_args!("{trace_id:032x}")));
         trace_id
     })
+}
+
+/// The trace id of an incoming request whose headers `header` reads, or a new one:
+/// what a request reports when traces are not exported.
+pub fn request_trace_id<'h>(header: impl Fn(&str) -> Option<&'h str>) -> u128 {
+    header("traceparent").and_then(trace_id_of).unwrap_or_else(new_trace_id)
+}
+
+fn new_trace_id() -> u128 {
+    rand::rng().random::<u128>() | 1
 }
 
 /// Outbox headers for a message written now: the current span's context when

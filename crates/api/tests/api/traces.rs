@@ -239,9 +239,9 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
     assert_eq!(line["message"], "request finished", "{line}");
     assert_eq!(line["level"], "DEBUG", "{line}");
     assert_eq!(line["status"], 404, "{line}");
+    assert_eq!(line["route"], "/v1/links/{phrase}", "{line}");
     assert_eq!(line["span"]["name"], "request", "{line}");
     assert_eq!(line["span"]["trace_id"], trace_id.as_str(), "{line}");
-    assert_eq!(line["span"]["http.route"], "/v1/links/{phrase}", "{line}");
     assert_eq!(line["span"]["http.request.method"], "GET", "{line}");
     // Not exporting: the span carries only what logs need.
     assert!(line["span"].get("otel.kind").is_none(), "{line}");
