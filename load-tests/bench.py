@@ -332,7 +332,10 @@ class Bench:
             "OFFNDAT_REDIS_KEY_PREFIX": self.redis_prefix,
             "OFFNDAT_RATE_LIMIT_ENABLED": "false",
             "OFFNDAT_WORKER_LISTEN": self.worker_addr,
-            "OFFNDAT_LOG": env_str("LT_SERVICE_LOG", "warn"),
+            # Logging as the container image runs it, so the per-request span
+            # (request and trace ids on every line) is part of what is measured.
+            "OFFNDAT_LOG": env_str("LT_SERVICE_LOG", "info"),
+            "OFFNDAT_LOG_FORMAT": env_str("LT_SERVICE_LOG_FORMAT", "json"),
         })
         env.update(extra)
         return env

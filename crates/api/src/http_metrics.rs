@@ -26,8 +26,7 @@ pub async fn tag_route(request: Request, next: Next) -> Response {
     {
         // The exported request span (see request_context) is named after the route.
         let span = tracing::Span::current();
-        span.record("http.route", matched.as_str());
-        offndat_infrastructure::trace_context::rename(&span, || format!("{} {}", request.method(), matched.as_str()));
+        offndat_infrastructure::trace_context::set_route(&span, request.method().as_str(), matched.as_str());
     }
     let mut response = next.run(request).await;
     if let Some(matched) = matched {

@@ -12,7 +12,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use offndat_infrastructure::{telemetry, trace_context};
 use rand::Rng;
-use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::error::ApiError;
@@ -68,12 +67,7 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
         // Outbox rows written by this request carry its trace context to the worker.
         trace_context::scope(context.trace_id, next.run(request).instrument(span.clone())).await
     };
-    if telemetry::exporting_traces() {
-        span.record("http.response.status_code", response.status().as_u16());
-        if response.status().is_server_error() {
-            span.record("otel.status_code", "error");
-        }
-    }
+    trace_context::set_response_status(&span, response.status().as_u16());
     // The access log, off unless asked for (`OFFNDAT_LOG=info,offndat_api::request_context=debug`):
     // one line per redirect is more than most operators want to ship.
     tracing::debug!(
@@ -112,33 +106,28 @@ pub async fn request_context(State(config): State<RequestContextConfig>, mut req
 fn request_span(method: &Method, request_id: &HeaderValue, headers: &HeaderMap) -> (Span, u128) {
     let request_id = request_id.to_str().unwrap_or_default();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if telemetry::exporting_traces() {
-        let span = tracing::info_span!(
-            "request",
-            otel.name = method.as_str(),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = method.as_str(),
-            http.route = Empty,
-            http.response.status_code = Empty,
-            request_id,
-            trace_id = Empty,
-        );
-        let trace_id = trace_context::continue_request(&span, header);
-        (span, trace_id)
-    } else {
-        // Every field given at creation: the log layer formats a span's fields
-        // when it is created and again on every `record` (JSON: parse and
-        // re-serialise), and this runs on every redirect.
-        let trace_id = trace_context::request_trace_id(header);
-        let span = tracing::info_span!(
-            "request",
-            http.request.method = method.as_str(),
-            request_id,
-            trace_id = %format_args!("{trace_id:032x}"),
-        );
-        (span, trace_id)
-    }
+    trace_context::start_request(header, |trace_id| {
+        if telemetry::exporting_traces() {
+            // Route and status are set on the exported span later (see trace_context).
+            tracing::info_span!(
+                "request",
+                otel.name = method.as_str(),
+                otel.kind = "server",
+                http.request.method = method.as_str(),
+                request_id,
+                trace_id = %format_args!("{trace_id:032x}"),
+            )
+        } else {
+            // Only what logs show: fields for the exporter alone would be
+            // formatted on every redirect for nobody.
+            tracing::info_span!(
+                "request",
+                http.request.method = method.as_str(),
+                request_id,
+                trace_id = %format_args!("{trace_id:032x}"),
+            )
+        }
+    })
 }
 
 fn headers_size(headers: &HeaderMap) -> usize {

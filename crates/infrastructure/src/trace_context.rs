@@ -11,13 +11,13 @@ use std::marker::PhantomData;
 
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::{TraceContextExt, TraceId};
+use opentelemetry::trace::{Status, TraceContextExt, TraceId};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::telemetry::exporting_traces;
+use crate::telemetry::{self, exporting_traces};
 
 tokio::task_local! {
     static TRACE_ID: u128;
@@ -29,21 +29,31 @@ pub async fn scope<F: Future>(trace_id: u128, future: F) -> F::Output {
     TRACE_ID.scope(trace_id, future).await
 }
 
-/// Makes `span` continue the trace of an incoming request whose headers `header`
-/// reads, and returns the trace id to report for it: the remote one, or a new one
-/// when the request carries none. Call it before `span` is first entered.
-pub fn continue_request<'h>(span: &Span, header: impl Fn(&str) -> Option<&'h str>) -> u128 {
-    continue_from(span, &Lookup(header, PhantomData)).unwrap_or_else(|| {
-        let trace_id = new_trace_id();
-        span.record("trace_id", tracing::field::display(format_args!("{trace_id:032x}")));
-        trace_id
-    })
-}
-
-/// The trace id of an incoming request whose headers `header` reads, or a new one:
-/// what a request reports when traces are not exported.
-pub fn request_trace_id<'h>(header: impl Fn(&str) -> Option<&'h str>) -> u128 {
-    header("traceparent").and_then(trace_id_of).unwrap_or_else(new_trace_id)
+/// Starts the span of an incoming request whose headers `header` reads,
+/// continuing the caller's W3C trace, and returns it with its trace id (the
+/// caller's, or a new one). `make_span` is given the trace id so the span can
+/// carry it as a field from the start: the log layer formats a span's fields
+/// when it is created and again on every `record` (JSON: parse and re-serialise),
+/// and this runs on every redirect.
+pub fn start_request<'h>(
+    header: impl Fn(&str) -> Option<&'h str>,
+    make_span: impl FnOnce(u128) -> Span,
+) -> (Span, u128) {
+    if !exporting_traces() {
+        let trace_id = header("traceparent").and_then(trace_id_of).unwrap_or_else(new_trace_id);
+        return (make_span(trace_id), trace_id);
+    }
+    let carrier = Lookup(header, PhantomData);
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let remote = parent.span().span_context().trace_id();
+    let trace_id = if remote == TraceId::INVALID { new_trace_id() } else { u128::from_be_bytes(remote.to_bytes()) };
+    let span = make_span(trace_id);
+    // Fails only when the span is filtered out of the exporter.
+    let _ = span.set_parent(parent);
+    // Start the exported span now, so a new trace gets the id the span's fields
+    // (and the problem body) already name.
+    telemetry::with_trace_id_for_new_trace(trace_id, || span.context());
+    (span, trace_id)
 }
 
 fn new_trace_id() -> u128 {
@@ -72,11 +82,24 @@ pub fn current_headers() -> Value {
         .unwrap_or_else(|_| json!({}))
 }
 
-/// Renames `span` in the exported trace (a server span learns its route only
-/// after it started). Nothing to do when not exporting.
-pub fn rename(span: &Span, name: impl FnOnce() -> String) {
+/// Names an exported server span after the route its request matched, which is
+/// known only after the span started. Set on the OpenTelemetry span directly,
+/// not as `tracing` fields: the log layer would re-format the span's fields (for
+/// JSON, parse and re-serialise them) on every record. Nothing when not exporting.
+pub fn set_route(span: &Span, method: &str, route: &str) {
     if exporting_traces() {
-        span.context().span().update_name(name());
+        span.set_attribute("http.route", route.to_owned());
+        span.context().span().update_name(format!("{method} {route}"));
+    }
+}
+
+/// Records an exported server span's response status; 5xx marks it failed.
+pub fn set_response_status(span: &Span, status: u16) {
+    if exporting_traces() {
+        span.set_attribute("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.set_status(Status::error(""));
+        }
     }
 }
 
@@ -139,7 +162,7 @@ fn exported_trace_id(span: &Span, carrier: &dyn Extractor) -> Option<u128> {
 }
 
 /// The trace id of a valid W3C `traceparent` value.
-pub fn trace_id_of(traceparent: &str) -> Option<u128> {
+fn trace_id_of(traceparent: &str) -> Option<u128> {
     let mut parts = traceparent.split('-');
     let (_version, trace_id) = (parts.next()?, parts.next()?);
     let valid = trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));

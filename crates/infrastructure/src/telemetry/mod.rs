@@ -18,6 +18,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use self::metrics::metrics_handle;
+pub(crate) use self::otel::with_trace_id_for_new_trace;
 use crate::config::{LogConfig, LogFormat};
 
 /// Crates whose spans never go to the trace exporter: the exporter's own HTTP/2
@@ -78,10 +79,13 @@ pub fn init(config: &LogConfig, service: &'static str) -> Result<Telemetry, Stri
         let provider = otel::tracer_provider(service, environment)?;
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer(service))
-            // Busy/idle time and thread names cost a clock read or an attribute
-            // per span, and the span's own duration says what matters.
+            // Every span of a busy API pays for each attribute, sampled or not:
+            // busy/idle time, thread, source location and target say little
+            // that the span's name and duration do not.
             .with_tracked_inactivity(false)
             .with_threads(false)
+            .with_location(false)
+            .with_target(false)
             .with_filter(trace_filter);
         (Some(layer), Some(provider))
     } else {

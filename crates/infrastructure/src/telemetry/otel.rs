@@ -4,12 +4,15 @@
 //! compression, sampler, batch sizes, resource attributes); this module decides
 //! whether to export at all, picks the transport and installs the propagators.
 
+use std::cell::Cell;
+
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
 
 /// Whether the environment asks for trace export: an OTLP endpoint is set, and
 /// neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns it off.
@@ -32,7 +35,43 @@ pub(super) fn tracer_provider(
         other => SpanExporter::builder().with_http().with_protocol(other).build(),
     }
     .map_err(|e| format!("cannot set up the OTLP trace exporter: {e}"))?;
-    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource(service, &env)).build())
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource(service, &env))
+        .with_id_generator(PresetTraceIds::default())
+        .build())
+}
+
+thread_local! {
+    static PRESET_TRACE_ID: Cell<Option<u128>> = const { Cell::new(None) };
+}
+
+/// Runs `start`, which starts one span on this thread; if that span begins a new
+/// trace, the trace gets `trace_id` rather than a random one. The API picks a
+/// request's trace id before its span exists, to log and report it.
+pub(crate) fn with_trace_id_for_new_trace<T>(trace_id: u128, start: impl FnOnce() -> T) -> T {
+    PRESET_TRACE_ID.set(Some(trace_id));
+    let started = start();
+    // Unused when the span continued a remote trace or was not exported.
+    PRESET_TRACE_ID.set(None);
+    started
+}
+
+/// The SDK's random ids, but a preset trace id when one is set for this thread.
+#[derive(Debug, Default)]
+struct PresetTraceIds(RandomIdGenerator);
+
+impl IdGenerator for PresetTraceIds {
+    fn new_trace_id(&self) -> TraceId {
+        match PRESET_TRACE_ID.take() {
+            Some(preset) => TraceId::from_bytes(preset.to_be_bytes()),
+            None => self.0.new_trace_id(),
+        }
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        self.0.new_span_id()
+    }
 }
 
 fn protocol(env: &impl Fn(&str) -> Option<String>) -> Result<Protocol, String> {
