@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# CPU time the API spends per cached redirect, for comparing configurations.
+# Throughput on a shared 2-core machine swings with whatever else runs; the CPU
+# the API process itself burns per request (user + system, from /proc) swings
+# much less, so it shows what a setting costs.
+#
+#   load-tests/cpu-per-request.sh LABEL [VAR=VALUE ...]
+#
+# Starts target/release/offndat-api (build it first: cargo build --release
+# --workspace) on a free loopback port with a fresh database, the image's logging
+# (OFFNDAT_LOG=info, OFFNDAT_LOG_FORMAT=json) and the given variables, creates one
+# link, warms up for 3 s, then runs wrk (64 connections, 10 s) on the link and
+# prints CPU µs per redirect and req/s. Stops the API and drops its database.
+# Examples:
+#   load-tests/cpu-per-request.sh logs-warn OFFNDAT_LOG=warn
+#   load-tests/cpu-per-request.sh traced OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
+set -euo pipefail
+label=${1:?usage: cpu-per-request.sh LABEL [VAR=VALUE ...]}
+shift
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+binary="${CARGO_TARGET_DIR:-$repo/target}/release/offndat-api"
+[ -x "$binary" ] || { echo "cpu-per-request.sh: $binary not built" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "cpu-per-request.sh: wrk not found (apt-get install wrk)" >&2; exit 2; }
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+name="cpu_$(date +%s)_$$"
+log="$(mktemp)"
+env -i PATH="$PATH" \
+    OFFNDAT_LISTEN="127.0.0.1:$port" OFFNDAT_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
+    OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key \
+    OFFNDAT_RATE_LIMIT_ENABLED=false OFFNDAT_AMQP_NAMESPACE="$name" OFFNDAT_REDIS_KEY_PREFIX="$name:" \
+    OFFNDAT_LOG=info OFFNDAT_LOG_FORMAT=json "$@" \
+    "$binary" >"$log" 2>&1 &
+pid=$!
+cleanup() {
+    kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
+    rm -f "$log"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 150); do
+    curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+    sleep 0.2
+done
+url=$(curl -sf -X POST "http://127.0.0.1:$port/v1/links" -H 'X-Offnd-Api-Key: cpu-key' \
+    -H 'Content-Type: application/json' \
+    -d '{"targetUrl":"https://example.com/","languageId":0,"themeId":0,"formatId":0}' |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
+wrk -t2 -c64 -d3s "$url" >/dev/null
+before=$(cpu_ticks)
+out=$(wrk -t2 -c64 -d10s "$url")
+after=$(cpu_ticks)
+requests=$(echo "$out" | awk '/requests in/ {print $1}')
+rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+python3 -c "print(f'$label: {($after - $before) / $(getconf CLK_TCK) / $requests * 1e6:.1f} µs CPU per redirect, {float($rate):,.0f} req/s')"
