@@ -10,7 +10,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{Tra
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use prost::Message;
 use serde_json::{Value, json};
+use tokio::process::Command;
 
 use crate::helpers::eventually;
 use crate::system::{KEY, System};
@@ -39,8 +41,15 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.receive(request.into_inner());
+        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+    }
+}
+
+impl Collector {
+    fn receive(&self, request: ExportTraceServiceRequest) {
         let mut received = Vec::new();
-        for resource_spans in request.into_inner().resource_spans {
+        for resource_spans in request.resource_spans {
             let resource = resource_spans.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
             let service = resource.get("service.name").cloned().unwrap_or_default();
             for span in resource_spans.scope_spans.into_iter().flat_map(|scope| scope.spans) {
@@ -56,12 +65,9 @@ impl TraceService for Collector {
             }
         }
         self.spans.lock().expect("spans").extend(received);
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
     }
-}
 
-impl Collector {
-    /// Starts serving; returns the collector and its endpoint URL.
+    /// Starts serving OTLP/gRPC; returns the collector and its endpoint URL.
     async fn start() -> (Self, String) {
         let collector = Self::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -70,6 +76,29 @@ impl Collector {
             .add_service(TraceServiceServer::new(collector.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
         tokio::spawn(server);
+        (collector, endpoint)
+    }
+
+    /// Starts serving OTLP/HTTP with protobuf bodies at `/v1/traces`.
+    async fn start_http() -> (Self, String) {
+        let collector = Self::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let receiver = collector.clone();
+        let app = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(move |body: bytes::Bytes| async move {
+                match ExportTraceServiceRequest::decode(body) {
+                    Ok(request) => {
+                        receiver.receive(request);
+                        let response = ExportTraceServiceResponse { partial_success: None }.encode_to_vec();
+                        (axum::http::StatusCode::OK, [("content-type", "application/x-protobuf")], response)
+                    }
+                    Err(_) => (axum::http::StatusCode::BAD_REQUEST, [("content-type", "text/plain")], Vec::new()),
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
         (collector, endpoint)
     }
 
@@ -245,4 +274,64 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
     assert_eq!(line["span"]["http.request.method"], "GET", "{line}");
     // Not exporting: the span carries only what logs need.
     assert!(line["span"].get("otel.kind").is_none(), "{line}");
+}
+
+#[tokio::test]
+async fn traces_go_over_http_protobuf_when_asked() {
+    let (collector, endpoint) = Collector::start_http().await;
+    let mut system = System::new().await;
+    system.env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()),
+        ("OTEL_SERVICE_NAME", "edge-api".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
+    ]);
+    let _api = system.start_api().await;
+    let trace_id = random_hex(16);
+    let response = system
+        .client
+        .get(system.url("/health/live"))
+        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(response.status(), 200);
+
+    let spans = eventually(Duration::from_secs(30), "the span arrives over HTTP", || async {
+        let spans = collector.in_trace(&trace_id);
+        if spans.is_empty() { Err(system.dump_logs()) } else { Ok(spans) }
+    })
+    .await;
+    let request = one(&spans, "GET /health/live");
+    assert_eq!(request.service, "edge-api", "OTEL_SERVICE_NAME names the service");
+    assert_eq!(request.attributes["http.response.status_code"], "200");
+}
+
+#[tokio::test]
+async fn an_unsupported_otlp_protocol_stops_the_start_with_a_clear_error() {
+    let binary = env!("CARGO_BIN_EXE_offndat-api");
+    let output = Command::new(binary)
+        .env_clear()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json is not supported; use grpc or http/protobuf"),
+        "{stderr}"
+    );
+
+    let output = Command::new(binary)
+        .env_clear()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+        .env("OFFNDAT_TRACE_FILTER", "info,[")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("invalid OFFNDAT_TRACE_FILTER `info,[`"), "{stderr}");
 }

@@ -5,11 +5,15 @@
 //! whether to export at all, picks the transport and installs the propagators.
 
 use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::{SpanId, TraceId};
-use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_http::hyper::HyperClient;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider};
@@ -32,7 +36,13 @@ pub(super) fn tracer_provider(
 ) -> Result<SdkTracerProvider, String> {
     let exporter = match protocol(&env)? {
         Protocol::Grpc => SpanExporter::builder().with_tonic().build(),
-        other => SpanExporter::builder().with_http().with_protocol(other).build(),
+        other => {
+            let runtime = tokio::runtime::Handle::try_current()
+                .map_err(|_| "the OTLP HTTP exporter must be set up inside the Tokio runtime".to_owned())?;
+            let client =
+                OnRuntime { client: Arc::new(HyperClient::with_default_connector(timeout(&env), None)), runtime };
+            SpanExporter::builder().with_http().with_protocol(other).with_http_client(client).build()
+        }
     }
     .map_err(|e| format!("cannot set up the OTLP trace exporter: {e}"))?;
     Ok(SdkTracerProvider::builder()
@@ -72,6 +82,31 @@ impl IdGenerator for PresetTraceIds {
     fn new_span_id(&self) -> SpanId {
         self.0.new_span_id()
     }
+}
+
+/// The HTTP transport's client, run on the Tokio runtime: the SDK exports from a
+/// thread of its own, where hyper would find no reactor.
+#[derive(Debug)]
+struct OnRuntime {
+    client: Arc<HyperClient>,
+    runtime: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for OnRuntime {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let client = Arc::clone(&self.client);
+        self.runtime.spawn(async move { client.send_bytes(request).await }).await?
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT` in milliseconds, 10 s by default, for
+/// the HTTP client (the gRPC transport reads it itself).
+fn timeout(env: &impl Fn(&str) -> Option<String>) -> Duration {
+    ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]
+        .into_iter()
+        .find_map(|name| env(name).and_then(|v| v.trim().parse::<u64>().ok()))
+        .map_or(Duration::from_secs(10), Duration::from_millis)
 }
 
 fn protocol(env: &impl Fn(&str) -> Option<String>) -> Result<Protocol, String> {
@@ -145,6 +180,14 @@ mod tests {
         assert_eq!(protocol(&env(&both)), Ok(Protocol::Grpc), "the signal's own variable wins");
         let error = protocol(&env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")])).expect_err("unsupported");
         assert!(error.contains("OTEL_EXPORTER_OTLP_PROTOCOL=http/json"), "{error}");
+    }
+
+    #[test]
+    fn the_http_timeout_comes_from_the_environment() {
+        assert_eq!(timeout(&env(&[])), Duration::from_secs(10));
+        assert_eq!(timeout(&env(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")])), Duration::from_millis(2500));
+        let both = [("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"), ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "700")];
+        assert_eq!(timeout(&env(&both)), Duration::from_millis(700));
     }
 
     #[test]
