@@ -10,13 +10,22 @@
 # --workspace) on a free loopback port with a fresh database, the image's logging
 # (OFFNDAT_LOG=info, OFFNDAT_LOG_FORMAT=json) and the given variables, creates one
 # link, warms up for 3 s, then runs wrk (64 connections, 10 s) on the link and
-# prints CPU µs per redirect and req/s. Stops the API and drops its database.
+# prints CPU µs per redirect and req/s. The outbox relay and the Redis cache are
+# off (a hot link is served from L1), so the run leaves nothing in RabbitMQ or
+# Redis; it stops the API and drops its database. Any non-3xx answer or socket
+# error fails the run.
 # Examples:
 #   load-tests/cpu-per-request.sh logs-warn OFFNDAT_LOG=warn
 #   load-tests/cpu-per-request.sh traced OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4317
 set -euo pipefail
 label=${1:?usage: cpu-per-request.sh LABEL [VAR=VALUE ...]}
 shift
+for setting in "$@"; do
+    case "$setting" in
+        *=*) ;;
+        *) echo "cpu-per-request.sh: '$setting' is not VAR=VALUE" >&2; exit 2 ;;
+    esac
+done
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 binary="${CARGO_TARGET_DIR:-$repo/target}/release/offndat-api"
 [ -x "$binary" ] || { echo "cpu-per-request.sh: $binary not built" >&2; exit 2; }
@@ -28,7 +37,7 @@ log="$(mktemp)"
 env -i PATH="$PATH" \
     OFFNDAT_LISTEN="127.0.0.1:$port" OFFNDAT_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
     OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key \
-    OFFNDAT_RATE_LIMIT_ENABLED=false OFFNDAT_AMQP_NAMESPACE="$name" OFFNDAT_REDIS_KEY_PREFIX="$name:" \
+    OFFNDAT_RATE_LIMIT_ENABLED=false OFFNDAT_OUTBOX_RELAY_ENABLED=false OFFNDAT_CACHE_L2_ENABLED=false \
     OFFNDAT_LOG=info OFFNDAT_LOG_FORMAT=json "$@" \
     "$binary" >"$log" 2>&1 &
 pid=$!
@@ -39,11 +48,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+ready=0
 for _ in $(seq 1 150); do
-    curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break
+    curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && { ready=1; break; }
     kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.2
 done
+[ "$ready" = 1 ] || { echo "cpu-per-request.sh: the API was not ready within 30 s" >&2; cat "$log" >&2; exit 1; }
 url=$(curl -sf -X POST "http://127.0.0.1:$port/v1/links" -H 'X-Offnd-Api-Key: cpu-key' \
     -H 'Content-Type: application/json' \
     -d '{"targetUrl":"https://example.com/","languageId":0,"themeId":0,"formatId":0}' |
@@ -54,6 +65,17 @@ wrk -t2 -c64 -d3s "$url" >/dev/null
 before=$(cpu_ticks)
 out=$(wrk -t2 -c64 -d10s "$url")
 after=$(cpu_ticks)
+if echo "$out" | grep -qE 'Non-2xx or 3xx responses|Socket errors'; then
+    echo "cpu-per-request.sh: not every request was a redirect:" >&2
+    echo "$out" >&2
+    exit 1
+fi
 requests=$(echo "$out" | awk '/requests in/ {print $1}')
 rate=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-python3 -c "print(f'$label: {($after - $before) / $(getconf CLK_TCK) / $requests * 1e6:.1f} µs CPU per redirect, {float($rate):,.0f} req/s')"
+python3 - "$label" "$before" "$after" "$(getconf CLK_TCK)" "$requests" "$rate" <<'PY'
+import sys
+label, before, after, hz, requests, rate = sys.argv[1], *map(float, sys.argv[2:])
+if requests <= 0:
+    sys.exit(f"cpu-per-request.sh: wrk completed no requests")
+print(f"{label}: {(after - before) / hz / requests * 1e6:.1f} µs CPU per redirect, {rate:,.0f} req/s")
+PY

@@ -206,9 +206,10 @@ impl OutboxRelay {
                 .await?;
             confirms.push((row.id, confirm, span));
         }
-        // Each publish span ends when its confirm arrives.
+        // Each publish span ends when its confirm arrives: awaiting it inside the
+        // span makes that the span's last exit.
         for (id, confirm, span) in confirms {
-            if let Confirmation::Nack(_) = confirm.await? {
+            if let Confirmation::Nack(_) = confirm.instrument(span.clone()).await? {
                 span.record("otel.status_code", "error");
                 return Err(RelayError::Nacked(id));
             }

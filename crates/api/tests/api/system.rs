@@ -166,12 +166,12 @@ impl System {
     }
 }
 
-fn signal(child: &Child, signal: &str) {
+pub(crate) fn signal(child: &Child, signal: &str) {
     let pid = child.id().expect("running").to_string();
     assert!(std::process::Command::new("kill").args([signal, &pid]).status().expect("kill").success());
 }
 
-async fn exit_code(child: &mut Child) -> Option<i32> {
+pub(crate) async fn exit_code(child: &mut Child) -> Option<i32> {
     tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits in time").expect("wait").code()
 }
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::helpers::eventually;
-use crate::system::{KEY, System};
+use crate::system::{KEY, System, exit_code, signal};
 
 /// One span as the collector received it, flattened for assertions.
 #[derive(Debug, Clone)]
@@ -169,9 +169,11 @@ async fn one_create_is_one_trace_from_the_request_through_the_relay_to_the_worke
     assert_eq!(response.status(), 201);
     let request_id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
 
+    // The API and the worker export on timers of their own: wait for all three.
+    let expected = ["POST /v1/links", "publish link.created", "process link.created"];
     let spans = eventually(Duration::from_secs(30), "the trace reaches the worker", || async {
         let spans = collector.in_trace(&trace_id);
-        if spans.iter().any(|s| s.service == "offndat-worker") {
+        if expected.iter().all(|name| spans.iter().any(|s| s.name == *name)) {
             Ok(spans)
         } else {
             Err(format!("{spans:#?}\n{}", system.dump_logs()))
@@ -239,15 +241,18 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
     system.env.extend([
         ("OFFNDAT_LOG_FORMAT", "json".to_owned()),
         // The access log: one debug line per request.
-        ("OFFNDAT_LOG", "info,offndat_api=debug".to_owned()),
+        ("OFFNDAT_LOG", "info,offndat_api::request_context=debug".to_owned()),
+        // Redis down and L1 off: every lookup logs the cache's own warning from
+        // inside the request.
+        ("OFFNDAT_REDIS_URL", "redis://127.0.0.1:1".to_owned()),
+        ("OFFNDAT_CACHE_L1_ENABLED", "false".to_owned()),
     ]);
     let _api = system.start_api().await;
     let trace_id = random_hex(16);
 
     let response = system
         .client
-        .get(system.url("/v1/links/no-such-phrase"))
-        .header("X-Offnd-Api-Key", KEY)
+        .get(system.url("/no-such-phrase"))
         .header("X-Request-Id", "log-me-1")
         .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
         .send()
@@ -256,24 +261,60 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-request-id"], "log-me-1");
 
-    let line = eventually(Duration::from_secs(10), "the access log line", || async {
-        system
+    let lines = eventually(Duration::from_secs(10), "the request's log lines", || async {
+        let lines: Vec<Value> = system
             .log("api.log")
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .find(|line| line["span"]["request_id"] == "log-me-1")
-            .ok_or_else(|| system.log("api.log"))
+            .filter(|line| line["span"]["request_id"] == "log-me-1")
+            .collect();
+        if lines.iter().any(|l| l["message"] == "request finished") && lines.len() >= 2 {
+            Ok(lines)
+        } else {
+            Err(system.log("api.log"))
+        }
     })
     .await;
-    assert_eq!(line["message"], "request finished", "{line}");
-    assert_eq!(line["level"], "DEBUG", "{line}");
-    assert_eq!(line["status"], 404, "{line}");
-    assert_eq!(line["route"], "/v1/links/{phrase}", "{line}");
-    assert_eq!(line["span"]["name"], "request", "{line}");
-    assert_eq!(line["span"]["trace_id"], trace_id.as_str(), "{line}");
-    assert_eq!(line["span"]["http.request.method"], "GET", "{line}");
-    // Not exporting: the span carries only what logs need.
-    assert!(line["span"].get("otel.kind").is_none(), "{line}");
+    for line in &lines {
+        assert_eq!(line["span"]["name"], "request", "{line}");
+        assert_eq!(line["span"]["trace_id"], trace_id.as_str(), "{line}");
+        assert_eq!(line["span"]["http.request.method"], "GET", "{line}");
+        // Not exporting: the span carries only what logs need.
+        assert!(line["span"].get("otel.kind").is_none(), "{line}");
+    }
+    // A line the cache logged while the handler ran, not only the middleware's.
+    let warning = lines.iter().find(|l| l["target"] == "offndat_infrastructure::cache::l2").expect("the L2 warning");
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    let access = lines.iter().find(|l| l["message"] == "request finished").expect("the access line");
+    assert_eq!(access["level"], "DEBUG", "{access}");
+    assert_eq!(access["status"], 404, "{access}");
+    assert_eq!(access["route"], "/{phrase}", "{access}");
+}
+
+#[tokio::test]
+async fn spans_still_queued_are_exported_on_sigterm() {
+    let (collector, endpoint) = Collector::start().await;
+    let mut system = System::new().await;
+    system.env.extend([
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        // Far beyond the test: only the flush at exit can deliver the span.
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
+    ]);
+    let mut api = system.start_api().await;
+    let trace_id = random_hex(16);
+    let response = system
+        .client
+        .get(system.url("/health/live"))
+        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(response.status(), 200);
+
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "{}", system.dump_logs());
+    let spans = collector.in_trace(&trace_id);
+    assert_eq!(one(&spans, "GET /health/live").service, "offndat-api", "{}", system.dump_logs());
 }
 
 #[tokio::test]

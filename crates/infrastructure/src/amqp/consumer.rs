@@ -213,7 +213,9 @@ impl EventConsumer {
     async fn settle(&self, batch: Vec<Delivery>, started: Instant, shutdown: &CancellationToken) -> lapin::Result<()> {
         let span = tracing::info_span!("worker.batch", queue = %self.queue, batch.size = batch.len());
         // One span per message, continuing the trace of the request that caused
-        // it; each ends when the batch is settled. The batch span links to them.
+        // it; each ends when the batch is settled (dropped at the end of this
+        // function; the exporter takes a span's last exit or its close as its
+        // end). The batch span links to them.
         let message_spans: Vec<tracing::Span> =
             batch.iter().map(|delivery| process_span(&self.queue, delivery)).collect();
         for message_span in &message_spans {
@@ -221,20 +223,23 @@ impl EventConsumer {
         }
         async move {
             let mut readable = Vec::with_capacity(batch.len());
-            for (delivery, message_span) in batch.into_iter().zip(&message_spans) {
+            let mut readable_spans = Vec::with_capacity(batch.len());
+            for (delivery, message_span) in batch.into_iter().zip(message_spans) {
                 match parse(&delivery) {
-                    Ok(message) => readable.push((delivery, message)),
+                    Ok(message) => {
+                        readable.push((delivery, message));
+                        readable_spans.push(message_span);
+                    }
                     Err(reason) => {
                         message_span.record("otel.status_code", "error");
-                        message_span.in_scope(|| {
-                            tracing::warn!(
-                                message.id = message_id(&delivery),
-                                message.redelivered = delivery.redelivered,
-                                reason = %reason,
-                                "dead-lettering a message the worker cannot read"
-                            );
-                        });
-                        self.dead_letter(&delivery).await?;
+                        tracing::warn!(
+                            parent: &message_span,
+                            message.id = message_id(&delivery),
+                            message.redelivered = delivery.redelivered,
+                            reason = %reason,
+                            "dead-lettering a message the worker cannot read"
+                        );
+                        self.dead_letter(&delivery).instrument(message_span).await?;
                     }
                 }
             }
@@ -258,7 +263,7 @@ impl EventConsumer {
                     Settled::Abandoned => {}
                     Settled::Failed(error) => {
                         tracing::warn!(error = %error, "batch failed; applying its messages one by one");
-                        self.settle_one_by_one(deliveries, messages, shutdown).await?;
+                        self.settle_one_by_one(deliveries, messages, &readable_spans, shutdown).await?;
                     }
                 }
             }
@@ -277,10 +282,13 @@ impl EventConsumer {
         &self,
         deliveries: Vec<Delivery>,
         messages: Vec<InboxMessage>,
+        spans: &[tracing::Span],
         shutdown: &CancellationToken,
     ) -> lapin::Result<()> {
-        for (delivery, message) in deliveries.iter().zip(messages) {
-            match self.apply_with_retry(std::slice::from_ref(&message), shutdown).await {
+        for ((delivery, message), span) in deliveries.iter().zip(messages).zip(spans) {
+            let settled =
+                self.apply_with_retry(std::slice::from_ref(&message), shutdown).instrument(span.clone()).await;
+            match settled {
                 Settled::Committed(outcome) => {
                     self.record(&outcome);
                     acknowledge(delivery, false).await?;
@@ -288,8 +296,9 @@ impl EventConsumer {
                 // The rest stays unacknowledged and is redelivered.
                 Settled::Abandoned => return Ok(()),
                 Settled::Failed(error) => {
-                    tracing::error!(message.id = %message.message_id, error = %error, "dead-lettering a message PostgreSQL refuses");
-                    self.dead_letter(delivery).await?;
+                    span.record("otel.status_code", "error");
+                    tracing::error!(parent: span, message.id = %message.message_id, error = %error, "dead-lettering a message PostgreSQL refuses");
+                    self.dead_letter(delivery).instrument(span.clone()).await?;
                 }
             }
         }

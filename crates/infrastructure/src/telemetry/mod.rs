@@ -73,7 +73,7 @@ pub fn init(config: &LogConfig, service: &'static str) -> Result<Telemetry, Stri
     .with_filter(log_filter);
 
     let environment = |name: &str| std::env::var(name).ok();
-    let (trace_layer, tracer_provider) = if otel::wanted(environment) {
+    let (trace_layer, tracer_provider) = if otel::wanted(environment)? {
         let trace_filter = EnvFilter::try_new(format!("{},{NEVER_TRACED}", config.trace_filter))
             .map_err(|e| format!("invalid OFFNDAT_TRACE_FILTER `{}`: {e}", config.trace_filter))?;
         let provider = otel::tracer_provider(service, environment)?;

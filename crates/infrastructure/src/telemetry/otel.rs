@@ -20,12 +20,16 @@ use opentelemetry_sdk::trace::{IdGenerator, RandomIdGenerator, SdkTracerProvider
 
 /// Whether the environment asks for trace export: an OTLP endpoint is set, and
 /// neither `OTEL_SDK_DISABLED=true` nor `OTEL_TRACES_EXPORTER=none` turns it off.
-pub(super) fn wanted(env: impl Fn(&str) -> Option<String>) -> bool {
+/// Exporters other than `otlp` are refused rather than silently replaced.
+pub(super) fn wanted(env: impl Fn(&str) -> Option<String>) -> Result<bool, String> {
     let set = |name: &str| env(name).is_some_and(|value| !value.trim().is_empty());
-    let is = |name: &str, expected: &str| env(name).is_some_and(|value| value.trim().eq_ignore_ascii_case(expected));
-    (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
-        && !is("OTEL_SDK_DISABLED", "true")
-        && !is("OTEL_TRACES_EXPORTER", "none")
+    let exporter = env("OTEL_TRACES_EXPORTER").map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default();
+    if !matches!(exporter.as_str(), "" | "otlp" | "none") {
+        return Err(format!("OTEL_TRACES_EXPORTER={exporter} is not supported; use otlp or none"));
+    }
+    Ok((set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+        && !env("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        && exporter != "none")
 }
 
 /// A tracer provider exporting in batches over OTLP. gRPC unless
@@ -60,11 +64,18 @@ thread_local! {
 /// trace, the trace gets `trace_id` rather than a random one. The API picks a
 /// request's trace id before its span exists, to log and report it.
 pub(crate) fn with_trace_id_for_new_trace<T>(trace_id: u128, start: impl FnOnce() -> T) -> T {
+    /// Clears the preset even if `start` unwinds, so no later trace takes it.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            PRESET_TRACE_ID.set(None);
+        }
+    }
     PRESET_TRACE_ID.set(Some(trace_id));
-    let started = start();
-    // Unused when the span continued a remote trace or was not exported.
-    PRESET_TRACE_ID.set(None);
-    started
+    let _clear = Clear;
+    // The preset is left unused when the span continued a remote trace or is
+    // not exported.
+    start()
 }
 
 /// The SDK's random ids, but a preset trace id when one is set for this thread.
@@ -162,14 +173,19 @@ mod tests {
 
     #[test]
     fn export_needs_an_endpoint_and_can_be_turned_off() {
-        assert!(!wanted(env(&[])));
-        assert!(!wanted(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])), "compose passes an empty value");
-        assert!(wanted(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")])));
-        assert!(wanted(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")])));
+        assert_eq!(wanted(env(&[])), Ok(false));
+        assert_eq!(wanted(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", " ")])), Ok(false), "compose passes an empty value");
+        assert_eq!(wanted(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")])), Ok(true));
+        assert_eq!(wanted(env(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:4318/v1/traces")])), Ok(true));
         let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317");
-        assert!(!wanted(env(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")])));
-        assert!(!wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")])));
-        assert!(wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_SDK_DISABLED", "false")])));
+        assert_eq!(wanted(env(&[endpoint, ("OTEL_SDK_DISABLED", "TRUE")])), Ok(false));
+        assert_eq!(wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "none")])), Ok(false));
+        assert_eq!(
+            wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "otlp"), ("OTEL_SDK_DISABLED", "false")])),
+            Ok(true)
+        );
+        let error = wanted(env(&[endpoint, ("OTEL_TRACES_EXPORTER", "zipkin")])).expect_err("refused");
+        assert!(error.contains("OTEL_TRACES_EXPORTER=zipkin is not supported"), "{error}");
     }
 
     #[test]
