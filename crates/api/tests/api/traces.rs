@@ -105,6 +105,32 @@ impl Collector {
     fn in_trace(&self, trace_id: &str) -> Vec<ReceivedSpan> {
         self.spans.lock().expect("spans").iter().filter(|s| s.trace_id == trace_id).cloned().collect()
     }
+
+    /// The spans of `trace_id` once one of each name has arrived (each process
+    /// exports on a timer of its own).
+    async fn await_spans(&self, trace_id: &str, names: &[&str], system: &System) -> Vec<ReceivedSpan> {
+        eventually(Duration::from_secs(30), &format!("spans {names:?} of trace {trace_id}"), || async {
+            let spans = self.in_trace(trace_id);
+            if names.iter().all(|name| spans.iter().any(|s| s.name == *name)) {
+                Ok(spans)
+            } else {
+                Err(format!("{spans:#?}\n{}", system.dump_logs()))
+            }
+        })
+        .await
+    }
+}
+
+/// GETs `path` as a caller with a trace of its own; returns the response and
+/// that trace's id.
+async fn traced_get(system: &System, path: &str, request_id: Option<&str>) -> (reqwest::Response, String) {
+    let trace_id = random_hex(16);
+    let mut request =
+        system.client.get(system.url(path)).header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)));
+    if let Some(request_id) = request_id {
+        request = request.header("X-Request-Id", request_id);
+    }
+    (request.send().await.expect("get"), trace_id)
 }
 
 fn attributes(pairs: &[KeyValue]) -> HashMap<String, String> {
@@ -169,17 +195,8 @@ async fn one_create_is_one_trace_from_the_request_through_the_relay_to_the_worke
     assert_eq!(response.status(), 201);
     let request_id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
 
-    // The API and the worker export on timers of their own: wait for all three.
     let expected = ["POST /v1/links", "publish link.created", "process link.created"];
-    let spans = eventually(Duration::from_secs(30), "the trace reaches the worker", || async {
-        let spans = collector.in_trace(&trace_id);
-        if expected.iter().all(|name| spans.iter().any(|s| s.name == *name)) {
-            Ok(spans)
-        } else {
-            Err(format!("{spans:#?}\n{}", system.dump_logs()))
-        }
-    })
-    .await;
+    let spans = collector.await_spans(&trace_id, &expected, &system).await;
 
     let request = one(&spans, "POST /v1/links");
     assert_eq!(request.service, "offndat-api");
@@ -224,11 +241,7 @@ async fn a_problem_names_the_trace_its_request_was_exported_in() {
     let trace_id = problem["traceId"].as_str().expect("traceId").to_owned();
     assert_eq!(trace_id.len(), 32, "{problem}");
 
-    let spans = eventually(Duration::from_secs(30), "the request's span is exported", || async {
-        let spans = collector.in_trace(&trace_id);
-        if spans.is_empty() { Err(system.dump_logs()) } else { Ok(spans) }
-    })
-    .await;
+    let spans = collector.await_spans(&trace_id, &["POST /v1/links"], &system).await;
     let request = one(&spans, "POST /v1/links");
     assert_eq!(request.parent_span_id, "", "a new trace starts at the API");
     assert_eq!(request.attributes["http.response.status_code"], "400");
@@ -248,16 +261,8 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
         ("OFFNDAT_CACHE_L1_ENABLED", "false".to_owned()),
     ]);
     let _api = system.start_api().await;
-    let trace_id = random_hex(16);
 
-    let response = system
-        .client
-        .get(system.url("/no-such-phrase"))
-        .header("X-Request-Id", "log-me-1")
-        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
-        .send()
-        .await
-        .expect("read");
+    let (response, trace_id) = traced_get(&system, "/no-such-phrase", Some("log-me-1")).await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.headers()["x-request-id"], "log-me-1");
 
@@ -301,14 +306,7 @@ async fn spans_still_queued_are_exported_on_sigterm() {
         ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
     ]);
     let mut api = system.start_api().await;
-    let trace_id = random_hex(16);
-    let response = system
-        .client
-        .get(system.url("/health/live"))
-        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
-        .send()
-        .await
-        .expect("live");
+    let (response, trace_id) = traced_get(&system, "/health/live", None).await;
     assert_eq!(response.status(), 200);
 
     signal(&api, "-TERM");
@@ -328,21 +326,10 @@ async fn traces_go_over_http_protobuf_when_asked() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
     ]);
     let _api = system.start_api().await;
-    let trace_id = random_hex(16);
-    let response = system
-        .client
-        .get(system.url("/health/live"))
-        .header("traceparent", format!("00-{trace_id}-{}-01", random_hex(8)))
-        .send()
-        .await
-        .expect("live");
+    let (response, trace_id) = traced_get(&system, "/health/live", None).await;
     assert_eq!(response.status(), 200);
 
-    let spans = eventually(Duration::from_secs(30), "the span arrives over HTTP", || async {
-        let spans = collector.in_trace(&trace_id);
-        if spans.is_empty() { Err(system.dump_logs()) } else { Ok(spans) }
-    })
-    .await;
+    let spans = collector.await_spans(&trace_id, &["GET /health/live"], &system).await;
     let request = one(&spans, "GET /health/live");
     assert_eq!(request.service, "edge-api", "OTEL_SERVICE_NAME names the service");
     assert_eq!(request.attributes["http.response.status_code"], "200");
