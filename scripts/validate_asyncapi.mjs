@@ -7,7 +7,7 @@
 //   3. every message example validates against its payload and headers schemas;
 //   4. it has not drifted from the code: the exchange and queue names of
 //      crates/infrastructure/src/amqp/topology.rs, the event types and the payload
-//      field names of crates/infrastructure/src/events.rs.
+//      field names of crates/application/src/events.rs.
 //
 // Usage: node scripts/validate_asyncapi.mjs [docs/asyncapi.yaml]
 // The npm packages are looked up in $OFFNDAT_NODE_MODULES (scripts/validate-deploy.sh
@@ -111,14 +111,14 @@ for (const channel of Object.values(doc.channels ?? {})) {
 for (const name of declared) if (!documented.has(name)) fail(`topology.rs declares ${name}; the document does not`);
 for (const name of documented) if (!declared.includes(name)) fail(`the document names ${name}; topology.rs does not declare it`);
 
-const events = readFileSync(path.join(root, 'crates/infrastructure/src/events.rs'), 'utf8');
+const events = readFileSync(path.join(root, 'crates/application/src/events.rs'), 'utf8');
 const types = [...events.matchAll(/pub const \w+: &str = "([\w.]+)";/g)].map((m) => m[1]);
 const messageNames = Object.values(doc.components?.messages ?? {}).map((m) => m.name);
 if (JSON.stringify([...types].sort()) !== JSON.stringify([...messageNames].sort())) {
   fail(`events.rs has event types ${types}, the document messages ${messageNames}`);
 }
 const camel = (snake) => snake.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
-for (const struct of ['LinkCreatedV1', 'LinkVisitedV1', 'LinkVisits']) {
+for (const struct of ['LinkCreatedV1', 'LinkVisitedV1', 'LinkVisits', 'LinkVisitedV2', 'LinkTally', 'HourTally', 'ValueCount', 'RecentVisit', 'HourCount']) {
   const body = events.match(new RegExp(`pub struct ${struct} \\{([^}]*)\\}`))?.[1];
   if (!body) {
     fail(`events.rs has no struct ${struct}`);

@@ -7,14 +7,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
-use offndat_application::{GenerateLink, ReadLinkStats, RecordVisit, ResolveLink};
+use offndat_application::{GenerateLink, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
 use offndat_infrastructure::amqp::{BrokerStatus, Topology};
 use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
-use offndat_infrastructure::postgres::{self, IsBot, PgLinkStore, PgVisitStore};
+use offndat_infrastructure::postgres::{self, PgLinkStore, PgVisitStatsStore, PgVisitStore};
 use offndat_infrastructure::system::{OsRandom, SystemClock};
-use offndat_infrastructure::visit_buffer::{VisitBufferConfig, VisitFlusher, visit_buffer};
+use offndat_infrastructure::user_agents::UserAgents;
+use offndat_infrastructure::visit_aggregator::{VisitAggregatorConfig, VisitFlusher, visit_aggregator};
 use offndat_infrastructure::{telemetry, vocabulary};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -57,13 +58,16 @@ impl Application {
         }
 
         let clock = Arc::new(SystemClock);
-        let (visits, flusher) = visit_buffer(
-            PgVisitStore::new(pool.clone(), Box::new(IsBot::default())),
-            VisitBufferConfig {
-                capacity: config.visit_buffer_capacity as usize,
-                batch_size: config.visit_batch_size as usize,
+        crate::routes::redirect::describe_metrics();
+        let (visits, flusher) = visit_aggregator(
+            PgVisitStore::new(pool.clone(), config.visit_log.visit_log),
+            Arc::new(UserAgents::default()),
+            VisitAggregatorConfig {
                 flush_interval: config.visit_flush_interval,
+                flush_at_keys: config.visit_flush_at_keys as usize,
                 drain_timeout: config.shutdown_timeout,
+                log: config.visit_log.visit_log,
+                max_pending_raw: 1_000_000,
             },
         );
         let relay = config.relay.outbox_relay_enabled.then(|| {
@@ -95,8 +99,9 @@ impl Application {
             resolve_link: ResolveLink::new(cache.clone()),
             cache,
             broker,
-            read_link_stats: ReadLinkStats::new(store),
-            record_visit: RecordVisit::new(Arc::new(visits), clock, config.anonymize_ips),
+            read_link_stats: ReadLinkStats::new(store.clone()),
+            read_visit_stats: ReadVisitStats::new(store, Arc::new(PgVisitStatsStore::new(pool.clone())), clock.clone()),
+            record_visit: RecordVisit::new(visits, clock, config.anonymize_ips),
             trusted_proxies: config.trusted_proxies.clone().into(),
             metrics: telemetry::metrics_handle(),
             short_urls: ShortUrls::new(&config.public_base_url),
@@ -127,13 +132,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` is cancelled, then, in order: stops accepting and lets
-    /// in-flight requests finish (up to the shutdown timeout), drains the visit
-    /// buffer into the database, lets the relay publish what is pending, and closes
+    /// in-flight requests finish (up to the shutdown timeout), flushes the visit
+    /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self { listener, router, flusher, relay, rate_limits, pool, config } = self;
         let address = listener.local_addr()?;
-        let flusher = tokio::spawn(flusher.run());
+        let stop_flushing = CancellationToken::new();
+        let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));
         let relay_stop = CancellationToken::new();
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stop.clone())));
         let forgetting = rate_limits.map(|limits| {
@@ -147,8 +153,6 @@ impl Application {
         });
         tracing::info!(%address, public_base_url = %config.public_base_url, "offndat-api listening");
 
-        // The router owns the visit buffer's senders: once serving ends and the
-        // router is dropped, the flusher sees the buffer close and drains it.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let deadline = async {
@@ -162,6 +166,8 @@ impl Application {
                 Ok(())
             }
         };
+        // In-flight requests are done: what they counted is flushed last.
+        stop_flushing.cancel();
         if flusher.await.is_err() {
             tracing::error!("the visit flusher panicked");
         }

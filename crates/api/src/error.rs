@@ -26,6 +26,8 @@ pub enum ApiError {
     InvalidPhrase(PhraseInput),
     #[error("link not found")]
     LinkNotFound,
+    #[error("invalid stats request")]
+    InvalidStats(Vec<StatsInputError>),
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -51,11 +53,52 @@ pub enum PhraseInput {
     Invalid(PhraseError),
 }
 
+/// Why a stats request was refused; every one found is reported, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsInputError {
+    FromInvalid,
+    ToInvalid,
+    GranularityInvalid,
+    ExcludeBotsInvalid,
+    RangeInvalid,
+    RangeTooLong,
+}
+
+impl StatsInputError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::FromInvalid => "Stats.FromInvalid",
+            Self::ToInvalid => "Stats.ToInvalid",
+            Self::GranularityInvalid => "Stats.GranularityInvalid",
+            Self::ExcludeBotsInvalid => "Stats.ExcludeBotsInvalid",
+            Self::RangeInvalid => "Stats.RangeInvalid",
+            Self::RangeTooLong => "Stats.RangeTooLong",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::FromInvalid => "`from` must be an RFC 3339 date-time, e.g. 2026-11-21T00:00:00Z.",
+            Self::ToInvalid => "`to` must be an RFC 3339 date-time, e.g. 2026-11-22T00:00:00Z.",
+            Self::GranularityInvalid => "`granularity` must be `hour` or `day`.",
+            Self::ExcludeBotsInvalid => "`excludeBots` must be `true` or `false`.",
+            Self::RangeInvalid => "`from` must be before `to`.",
+            Self::RangeTooLong => {
+                "The range is too long: at most 400 days at hour granularity and 3660 days at day granularity."
+            }
+        }
+    }
+}
+
 impl From<ApplicationError> for ApiError {
     fn from(error: ApplicationError) -> Self {
         match error {
             ApplicationError::Validation(failures) => ApiError::Validation(failures),
             ApplicationError::NotFound => ApiError::LinkNotFound,
+            ApplicationError::InvalidStatsRange(why) => ApiError::InvalidStats(vec![match why {
+                offndat_domain::stats::StatsRangeError::FromNotBeforeTo => StatsInputError::RangeInvalid,
+                offndat_domain::stats::StatsRangeError::TooLong => StatsInputError::RangeTooLong,
+            }]),
             ApplicationError::CouldNotGenerate { attempts } => {
                 tracing::warn!(attempts, "no free phrase found; the vocabulary may be too small");
                 ApiError::CouldNotGenerate
@@ -108,6 +151,15 @@ impl ApiError {
             ApiError::LinkNotFound => {
                 ProblemSpec::single(S::NOT_FOUND, "Link.NotFound", "The link with the specified phrase was not found.")
             }
+            ApiError::InvalidStats(errors) => ProblemSpec {
+                status: S::BAD_REQUEST,
+                title: title(S::BAD_REQUEST),
+                detail: errors.first().map(|e| e.message().to_owned()),
+                errors: errors
+                    .iter()
+                    .map(|e| ProblemError { code: e.code(), message: e.message().to_owned() })
+                    .collect(),
+            },
             ApiError::RouteNotFound => ProblemSpec::for_status(S::NOT_FOUND),
             ApiError::MethodNotAllowed => ProblemSpec::for_status(S::METHOD_NOT_ALLOWED),
             ApiError::CouldNotGenerate => ProblemSpec::single(

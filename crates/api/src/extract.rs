@@ -51,7 +51,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 
 /// The `{phrase}` path segment, percent-decoded and parsed. Decoding is ours, not
 /// axum's, so invalid encodings get a problem response too. Only for routes whose
-/// last segment is `{phrase}`.
+/// phrase segment is `{phrase}`.
 #[derive(Debug)]
 pub struct PhraseParam(pub Phrase);
 
@@ -64,9 +64,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PhraseParam {
     }
 }
 
-/// The last segment of `path`, percent-decoded once (so `%25` stays `%`); borrowed
-/// when it holds no escapes. Every phrase route ends in `/{phrase}`, one segment.
+/// The phrase segment of `path`, percent-decoded once (so `%25` stays `%`);
+/// borrowed when it holds no escapes. Under `/v1/links/` it is the segment after
+/// that prefix (`/v1/links/{phrase}/stats`); elsewhere the last segment.
 pub fn decode_phrase_segment(path: &str) -> Result<Cow<'_, str>, ApiError> {
-    let raw = path.rsplit('/').next().unwrap_or_default();
+    let raw = match path.strip_prefix("/v1/links/") {
+        Some(rest) => rest.split('/').next().unwrap_or_default(),
+        None => path.rsplit('/').next().unwrap_or_default(),
+    };
     percent_decode_str(raw).decode_utf8().map_err(|_| ApiError::InvalidPhrase(PhraseInput::NotUtf8))
 }

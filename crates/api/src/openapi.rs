@@ -36,6 +36,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/formats"),
     ("POST", "/v1/links"),
     ("GET", "/v1/links/{phrase}"),
+    ("GET", "/v1/links/{phrase}/stats"),
+    ("GET", "/v1/stats"),
     ("GET", "/v1/redirects/{phrase}"),
     ("GET", "/{phrase}"),
     ("GET", "/health/live"),
@@ -73,6 +75,8 @@ pub struct CataloguesApi;
 pub struct CreateLinkApi;
 /// The operations of `routes::read_link`.
 pub struct ReadLinkApi;
+/// The operations of `routes::stats`.
+pub struct StatsApi;
 /// The operations of `routes::redirect`.
 pub struct RedirectApi;
 /// The operations of `routes::health`.
@@ -99,6 +103,7 @@ pub struct HealthApi;
             responses::InvalidPhrase,
             responses::Unauthorized,
             responses::LinkNotFound,
+            responses::StatsBadRequest,
             responses::RequestTimeout,
             responses::PayloadTooLarge,
             responses::TooManyRequests,
@@ -126,6 +131,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(CataloguesApi::openapi());
     doc.merge(CreateLinkApi::openapi());
     doc.merge(ReadLinkApi::openapi());
+    doc.merge(StatsApi::openapi());
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());
     CrossCutting.modify(&mut doc);

@@ -10,6 +10,9 @@ pub enum ApplicationError {
     /// The input broke one or more rules; every broken rule is listed, in order.
     #[error("validation failed: {0:?}")]
     Validation(Vec<ValidationFailure>),
+    /// A stats range that cannot be answered.
+    #[error("invalid stats range: {0}")]
+    InvalidStatsRange(offndat_domain::stats::StatsRangeError),
     /// No link has the phrase.
     #[error("the link was not found")]
     NotFound,

@@ -3,14 +3,19 @@
 
 pub mod catalogues;
 pub mod error;
+pub mod events;
 pub mod generate_link;
 pub mod ports;
 pub mod read_link;
+pub mod read_visit_stats;
 pub mod record_visit;
 pub mod resolve_link;
+pub mod visit_tally;
 
 pub use error::ApplicationError;
 pub use generate_link::{GenerateLink, GenerateLinkCommand, ValidationFailure};
 pub use read_link::ReadLinkStats;
+pub use read_visit_stats::{ReadVisitStats, StatsQuery};
 pub use record_visit::{RecordVisit, Visitor};
 pub use resolve_link::ResolveLink;
+pub use visit_tally::VisitTally;

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use offndat_domain::{Link, LinkStats, NewVisit, Phrase};
+use offndat_domain::stats::{StatsRange, VisitCounts};
+use offndat_domain::{Dimension, Link, LinkStats, NewVisit, Phrase, UserAgentClass};
 use uuid::Uuid;
 
 /// Why a store call failed.
@@ -85,6 +86,38 @@ pub trait RandomSource: Send + Sync {
 /// or drop, but never wait for I/O, so a redirect is never slowed by recording.
 pub trait VisitSink: Send + Sync {
     fn record(&self, visit: PendingVisit);
+
+    /// Counts a request for a phrase that names no link (an orphan visit).
+    fn record_orphan(&self, at: DateTime<Utc>);
+}
+
+/// Classifies user agents: bot or not, browser and OS family, device class.
+/// Called off the redirect path (when a flush is folded), and may be slow-ish.
+pub trait UserAgentClassifier: Send + Sync {
+    fn classify(&self, user_agent: &str) -> UserAgentClass;
+}
+
+/// Rows of the visit rollups: sparse buckets and dimension sums over a range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollupRows {
+    /// Per bucket start (only buckets with visits).
+    pub buckets: Vec<(DateTime<Utc>, VisitCounts)>,
+    /// Per dimension and value, summed over the range.
+    pub dimensions: Vec<(Dimension, String, VisitCounts)>,
+    /// Service-wide only: links created per bucket.
+    pub links_created: Vec<(DateTime<Utc>, i64)>,
+    /// Service-wide only: orphan visits per bucket.
+    pub orphan_visits: Vec<(DateTime<Utc>, i64)>,
+}
+
+/// Reads the visit rollups kept by the worker. Never scans raw visits.
+#[async_trait]
+pub trait VisitStatsStore: Send + Sync {
+    /// The rollups of `link_id` within `range` (at its granularity).
+    async fn link_rollups(&self, link_id: Uuid, range: &StatsRange) -> Result<RollupRows, StoreError>;
+
+    /// The rollups of the whole service within `range`.
+    async fn service_rollups(&self, range: &StatsRange) -> Result<RollupRows, StoreError>;
 }
 
 /// A visit as a redirect hands it over: the IP already in its stored form, the

@@ -42,6 +42,11 @@ impl RecordVisit {
             referrer: visitor.referrer,
         });
     }
+
+    /// Counts a request for an unknown phrase; never waits.
+    pub fn execute_orphan(&self) {
+        self.sink.record_orphan(self.clock.now());
+    }
 }
 
 #[cfg(test)]
@@ -60,6 +65,7 @@ mod tests {
         fn record(&self, visit: PendingVisit) {
             self.0.lock().expect("lock").push(visit);
         }
+        fn record_orphan(&self, _: DateTime<Utc>) {}
     }
     struct Epoch;
     impl crate::ports::Clock for Epoch {

@@ -33,6 +33,9 @@ pub struct Visit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkStats {
     pub link: Link,
+    /// Every visit counted, humans and bots.
     pub visits: i64,
+    /// The part of `visits` whose user agent looked like a crawler.
+    pub bot_visits: i64,
     pub recent_visits: Vec<Visit>,
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+pub use crate::visit_aggregator::VisitLog;
+
 /// A value that must never reach a log line: `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret<T>(T);
@@ -201,23 +203,23 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
-    /// Most visits waiting in memory to be written; beyond it visits are dropped
-    /// (and counted) rather than slowing redirects.
-    #[arg(long, env = "OFFNDAT_VISIT_BUFFER_CAPACITY", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..), global = true)]
-    pub visit_buffer_capacity: u32,
-
-    /// Most visits written in one transaction.
-    #[arg(long, env = "OFFNDAT_VISIT_BATCH_SIZE", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=50_000), global = true)]
-    pub visit_batch_size: u32,
-
-    /// Longest a visit waits in the buffer before its batch is written.
-    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = humantime::parse_duration, default_value = "200ms", global = true)]
+    /// How often the visits counted in memory are written, as one event per flush
+    /// (PostgreSQL sees about one transaction per interval, whatever the visit rate).
+    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = parse_flush_interval, default_value = "1s", global = true)]
     pub visit_flush_interval: Duration,
+
+    /// Distinct (link, hour, user agent, referrer host) keys in memory at which a
+    /// flush starts before the interval is up.
+    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_AT_KEYS", default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub visit_flush_at_keys: u32,
 
     /// Store visitors' IPs anonymised (IPv4 last octet zeroed, IPv6 cut to /48).
     /// `false` stores them whole.
     #[arg(long, env = "OFFNDAT_ANONYMIZE_IPS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub anonymize_ips: bool,
+
+    #[command(flatten)]
+    pub visit_log: VisitLogConfig,
 
     #[command(flatten)]
     pub relay: RelayConfig,
@@ -233,6 +235,31 @@ pub struct ApiConfig {
 
     #[command(flatten)]
     pub log: LogConfig,
+}
+
+/// What is kept of raw visits; both binaries read it (the API writes the full
+/// log, the worker prunes it).
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct VisitLogConfig {
+    /// `recent`: keep each link's newest 10 visits only. `full`: keep every visit
+    /// (written with COPY), pruned after `OFFNDAT_VISIT_RETENTION_DAYS`. Totals
+    /// and rollups are exact and kept either way.
+    #[arg(long, env = "OFFNDAT_VISIT_LOG", value_enum, default_value_t = VisitLog::Recent, global = true)]
+    pub visit_log: VisitLog,
+
+    /// Days the full visit log keeps a visit.
+    #[arg(long, env = "OFFNDAT_VISIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36_500), global = true)]
+    pub visit_retention_days: u32,
+}
+
+impl VisitLogConfig {
+    /// The age past which raw visits go: `None` keeps none (`recent`).
+    pub fn prune_older_than(&self) -> Option<Duration> {
+        match self.visit_log {
+            VisitLog::Recent => None,
+            VisitLog::Full => Some(Duration::from_secs(u64::from(self.visit_retention_days) * 86_400)),
+        }
+    }
 }
 
 /// The two-level redirect cache: L1 in this process, L2 in Redis.
@@ -317,6 +344,17 @@ pub struct LimitsConfig {
     pub max_header_bytes: usize,
 }
 
+/// A flush interval between 10 ms and 1 minute: shorter would make PostgreSQL
+/// the bottleneck again, longer holds counts back for too long.
+fn parse_flush_interval(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if (Duration::from_millis(10)..=Duration::from_secs(60)).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err("must be between 10ms and 60s".to_owned())
+    }
+}
+
 fn parse_positive_rate(raw: &str) -> Result<f64, String> {
     match raw.trim().parse::<f64>() {
         Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
@@ -370,6 +408,9 @@ pub struct WorkerConfig {
     /// How long SIGTERM waits for the batch in hand.
     #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub visit_log: VisitLogConfig,
 
     #[command(flatten)]
     pub database: DatabaseConfig,

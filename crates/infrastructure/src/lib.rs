@@ -4,12 +4,12 @@
 pub mod amqp;
 pub mod cache;
 pub mod config;
-pub mod events;
 pub mod outbox_relay;
 pub mod postgres;
 pub mod shutdown;
 pub mod system;
 pub mod telemetry;
 pub mod trace_context;
-pub mod visit_buffer;
+pub mod user_agents;
+pub mod visit_aggregator;
 pub mod vocabulary;

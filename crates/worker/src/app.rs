@@ -103,7 +103,13 @@ impl Worker {
         for consumer in self.consumers {
             consumers.spawn(consumer.run(shutdown.clone()));
         }
-        let pruner = tokio::spawn(prune_periodically(self.ledger, self.config.inbox_retention, shutdown.clone()));
+        let pruner =
+            tokio::spawn(prune_periodically(self.ledger.clone(), self.config.inbox_retention, shutdown.clone()));
+        let visit_pruner = tokio::spawn(prune_visits_periodically(
+            self.ledger,
+            self.config.visit_log.prune_older_than(),
+            shutdown.clone(),
+        ));
         // The server outlives the consumers, so health stays observable while draining.
         let stop_serving = CancellationToken::new();
         let serve =
@@ -156,6 +162,7 @@ impl Worker {
             }
         }
         let _ = pruner.await;
+        let _ = visit_pruner.await;
         self.pool.close().await;
         match failure {
             Some(error) => Err(error),
@@ -185,6 +192,28 @@ async fn prune_periodically(ledger: PgEventLedger, retention: Duration, shutdown
             Ok(0) => {}
             Ok(deleted) => tracing::info!(inbox.pruned = deleted, "pruned the inbox"),
             Err(error) => tracing::warn!(error = %error, "pruning the inbox failed; trying again later"),
+        }
+    }
+}
+
+/// Prunes the raw visit log every minute: everything under the `recent` log (each
+/// link's newest visits live on its summary), visits past the retention under the
+/// `full` log. Totals and rollups are untouched.
+async fn prune_visits_periodically(ledger: PgEventLedger, older_than: Option<Duration>, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let pruned = tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => tokio::select! {
+                () = shutdown.cancelled() => return,
+                pruned = ledger.prune_visits(older_than) => pruned,
+            },
+        };
+        match pruned {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(visits.pruned = deleted, "pruned the raw visit log"),
+            Err(error) => tracing::warn!(error = %error, "pruning the raw visit log failed; trying again later"),
         }
     }
 }

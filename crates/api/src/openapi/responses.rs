@@ -11,7 +11,7 @@ use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type};
 
-use crate::error::{ApiError, PhraseInput};
+use crate::error::{ApiError, PhraseInput, StatsInputError};
 use crate::problem::{PROBLEM_JSON, ProblemSpec};
 
 /// A trace id and a request id for the examples.
@@ -156,6 +156,34 @@ responses! {
         "No link has this phrase (`Link.NotFound`).",
         None,
         vec![Example::of("linkNotFound", "Unknown phrase", ApiError::LinkNotFound, "GET /v1/links/no-such-phrase")],
+    );
+
+    /// 400 from the stats routes: a bad query parameter or range.
+    StatsBadRequest => problem(
+        "A query parameter could not be read, or the range is empty or too long. `errors` lists \
+         every problem found (`Stats.FromInvalid`, `Stats.ToInvalid`, `Stats.GranularityInvalid`, \
+         `Stats.ExcludeBotsInvalid`, `Stats.RangeInvalid`, `Stats.RangeTooLong`).",
+        None,
+        vec![
+            Example::of(
+                "unparseable",
+                "`from=yesterday&granularity=week`",
+                ApiError::InvalidStats(vec![StatsInputError::FromInvalid, StatsInputError::GranularityInvalid]),
+                "GET /v1/links/wildly-grumpy-walrus/stats",
+            ),
+            Example::of(
+                "fromAfterTo",
+                "`from` after `to`",
+                ApiError::InvalidStats(vec![StatsInputError::RangeInvalid]),
+                "GET /v1/stats",
+            ),
+            Example::of(
+                "tooLong",
+                "Two years of hours",
+                ApiError::InvalidStats(vec![StatsInputError::RangeTooLong]),
+                "GET /v1/stats",
+            ),
+        ],
     );
 
     /// 408: the request took longer than `OFFNDAT_REQUEST_TIMEOUT`.

@@ -4,7 +4,8 @@ mod catalogues;
 mod create_link;
 mod health;
 mod read_link;
-mod redirect;
+pub mod redirect;
+mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +46,8 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route("/v1/formats", get(catalogues::formats))
         .route("/v1/links", post(create_link::create_link))
         .route("/v1/links/{phrase}", get(read_link::read_link))
+        .route("/v1/links/{phrase}/stats", get(stats::link_stats))
+        .route("/v1/stats", get(stats::service_stats))
         .route_layer(middleware::from_fn_with_state(state.api_keys.clone(), require_api_key))
         // Only these routes read bodies or answer JSON worth compressing: redirects
         // skip the per-request timer and the compression wrapper.

@@ -29,9 +29,16 @@ struct LinkBody {
     language_id: u8,
     #[schema(example = 0)]
     theme_id: u8,
-    /// Every visit counted so far.
+    /// Every visit counted so far, humans and bots; never fewer than
+    /// `recentVisits` shows.
     #[schema(minimum = 0, example = 42)]
     visits: i64,
+    /// The visits whose user agent did not look like a crawler.
+    #[schema(minimum = 0, example = 40)]
+    human_visits: i64,
+    /// The visits whose user agent looked like a crawler (counted, never dropped).
+    #[schema(minimum = 0, example = 2)]
+    bot_visits: i64,
     /// The 10 newest visits, newest first.
     #[schema(max_items = 10)]
     recent_visits: Vec<VisitBody>,
@@ -92,6 +99,8 @@ impl From<Visit> for VisitBody {
             "languageId": 0,
             "themeId": 0,
             "visits": 42,
+            "humanVisits": 40,
+            "botVisits": 2,
             "recentVisits": [{"visitedAt": "2026-11-21T10:00:00.123Z", "ipAddress": "203.0.113.0",
                 "userAgent": "Mozilla/5.0 (X11; Linux x86_64)", "referrer": null, "potentialBot": false}],
             "createdAt": "2026-11-21T09:59:00.000Z"
@@ -115,6 +124,8 @@ pub async fn read_link(State(state): State<AppState>, PhraseParam(phrase): Phras
             language_id: link.language.id(),
             theme_id: link.theme.id(),
             visits: stats.visits,
+            human_visits: stats.visits - stats.bot_visits,
+            bot_visits: stats.bot_visits,
             recent_visits: stats.recent_visits.into_iter().map(VisitBody::from).collect(),
             created_at: timestamp(link.created_at),
         },

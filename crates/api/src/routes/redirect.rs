@@ -3,7 +3,7 @@
 //! reference.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use offndat_application::Visitor;
@@ -49,18 +49,30 @@ pub async fn redirect(
     ClientIp(ip): ClientIp,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let decoded = decode_phrase_segment(request.uri().path())?;
-    let phrase = Phrase::check(&decoded).map_err(|e| ApiError::InvalidPhrase(PhraseInput::Invalid(e)))?;
-    let target = state.resolve_link.execute(phrase).await?;
+    let uncounted = uncounted_reason(&request);
+    let target = match resolve(&state, request.uri().path()).await {
+        Ok(target) => target,
+        Err(error) => {
+            if uncounted.is_none() && matches!(error, ApiError::LinkNotFound | ApiError::InvalidPhrase(_)) {
+                state.record_visit.execute_orphan();
+            }
+            return Err(error);
+        }
+    };
     // Stored targets are normalised URLs (visible ASCII), so this only re-checks.
     let location = HeaderValue::from_maybe_shared(target.location).map_err(|_| ApiError::Internal)?;
 
-    let headers = request.headers();
-    // Handed to the visit buffer without waiting; the 301 never waits for I/O.
-    state.record_visit.execute(
-        target.link_id,
-        Visitor { ip, user_agent: raw(headers, &header::USER_AGENT), referrer: raw(headers, &header::REFERER) },
-    );
+    match uncounted {
+        None => {
+            let headers = request.headers();
+            // Counted in memory without waiting; the 301 never waits for I/O.
+            state.record_visit.execute(
+                target.link_id,
+                Visitor { ip, user_agent: raw(headers, &header::USER_AGENT), referrer: raw(headers, &header::REFERER) },
+            );
+        }
+        Some(reason) => metrics::counter!(UNCOUNTED_TOTAL, "reason" => reason).increment(1),
+    }
 
     let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
     let headers = response.headers_mut();
@@ -96,6 +108,38 @@ pub async fn redirect(
 )]
 #[expect(dead_code, reason = "documentation only: the router serves `redirect` at this path too")]
 fn short_url() {}
+
+/// Counter of redirects served but not counted as visits, labelled `reason`
+/// (`head`, `prefetch`).
+pub const UNCOUNTED_TOTAL: &str = "offndat_visits_uncounted_total";
+
+/// Registers the redirect's metrics at zero, so they exist from the start.
+pub fn describe_metrics() {
+    metrics::describe_counter!(UNCOUNTED_TOTAL, "Redirects served but not counted as visits (HEAD, prefetch).");
+    for reason in ["head", "prefetch"] {
+        metrics::counter!(UNCOUNTED_TOTAL, "reason" => reason).absolute(0);
+    }
+}
+
+async fn resolve(state: &AppState, path: &str) -> Result<offndat_application::ports::RedirectTarget, ApiError> {
+    let decoded = decode_phrase_segment(path)?;
+    let phrase = Phrase::check(&decoded).map_err(|e| ApiError::InvalidPhrase(PhraseInput::Invalid(e)))?;
+    Ok(state.resolve_link.execute(phrase).await?)
+}
+
+/// Why a redirect is not a visit: `HEAD` (link checkers, unfurlers) and browser
+/// prefetches (`Sec-Purpose: prefetch`, the older `Purpose: prefetch`) are
+/// answered the same but nobody followed the link. `None`: it is a visit.
+fn uncounted_reason(request: &Request) -> Option<&'static str> {
+    if request.method() == Method::HEAD {
+        return Some("head");
+    }
+    let headers = request.headers();
+    let prefetch = |name: &str| {
+        headers.get(name).is_some_and(|v| v.as_bytes().split(|b| *b == b';').any(|p| p.trim_ascii() == b"prefetch"))
+    };
+    (prefetch("sec-purpose") || prefetch("purpose")).then_some("prefetch")
+}
 
 fn raw(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
     headers.get(name).map(|value| Bytes::copy_from_slice(value.as_bytes()))

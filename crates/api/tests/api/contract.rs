@@ -77,12 +77,14 @@ async fn read_reports_visits_from_the_tables() {
     let (app, db) = spawn().await;
     let phrase = app.create("https://example.com/", 0, 0, 0).await;
     let mut conn = db.connect().await;
-    // Until the events pipeline records visits, write them as it will.
+    // Written as the worker keeps them: totals and the newest visits on the summary.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO visits (link_id, visited_at, ip_address, user_agent, referrer)
-         SELECT id, '2026-11-21T10:00:00Z'::timestamptz + make_interval(secs => n), '203.0.113.0', 'agent ' || n, NULL
-         FROM links, generate_series(1, 12) AS n WHERE phrase = '{phrase}';
-         INSERT INTO visit_summaries (link_id, total_visits) SELECT id, 12 FROM links;"
+        "INSERT INTO visit_summaries (link_id, total_visits, bot_visits, recent_visits)
+         SELECT id, 12, 1, (SELECT jsonb_agg(jsonb_build_object(
+                    'visitedAt', to_char((timestamptz '2026-11-21T10:00:00Z' + make_interval(secs => n)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                    'ipAddress', '203.0.113.0', 'userAgent', 'agent ' || n, 'referrer', NULL, 'bot', n = 11) ORDER BY n DESC)
+                FROM generate_series(3, 12) AS n)
+         FROM links WHERE phrase = '{phrase}';"
     )))
     .execute(&mut conn)
     .await
@@ -90,6 +92,7 @@ async fn read_reports_visits_from_the_tables() {
     let body: Value =
         app.get(&format!("/v1/links/{phrase}")).send().await.expect("request").json().await.expect("json");
     assert_eq!(body["visits"], 12);
+    assert_eq!((body["humanVisits"].as_i64(), body["botVisits"].as_i64()), (Some(11), Some(1)));
     let recent = body["recentVisits"].as_array().expect("array");
     assert_eq!(recent.len(), 10);
     assert_eq!(
@@ -100,6 +103,7 @@ async fn read_reports_visits_from_the_tables() {
         })
     );
     assert_eq!(recent[9]["userAgent"], "agent 3");
+    assert_eq!(recent[1]["potentialBot"], true);
 }
 
 #[tokio::test]

@@ -107,6 +107,59 @@ pub async fn spawn_in(db: &TestDatabase, namespace: AmqpNamespace, extra: &[&str
     TestApp { address, namespace, _redis: redis, client, shutdown, handle }
 }
 
+/// A worker running in this process on an app's database and namespace, so a
+/// test can read what it counted.
+pub struct TestWorker {
+    shutdown: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+#[derive(Parser)]
+struct WorkerArgs {
+    #[command(flatten)]
+    config: offndat_infrastructure::config::WorkerConfig,
+}
+
+impl TestWorker {
+    pub async fn spawn(db: &TestDatabase, namespace: &str, extra: &[&str]) -> Self {
+        let mut args = vec![
+            "offndat-worker".to_owned(),
+            "--worker-listen=127.0.0.1:0".to_owned(),
+            format!("--database-url={}", db.url),
+            format!("--amqp-namespace={namespace}"),
+            "--worker-batch-timeout=10ms".to_owned(),
+            "--shutdown-timeout=10s".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let config = WorkerArgs::try_parse_from(args).expect("valid worker flags").config;
+        let worker = offndat_worker::Worker::build(config).await.expect("worker builds");
+        let shutdown = CancellationToken::new();
+        let handle = Some(tokio::spawn(worker.run(shutdown.clone())));
+        Self { shutdown, handle }
+    }
+
+    /// Stops the worker and asserts it stopped cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let handle = self.handle.take().expect("running");
+        handle.await.expect("no panic").expect("clean stop");
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Spawns the app and a worker on a fresh database.
+pub async fn spawn_counting(extra: &[&str]) -> (TestApp, TestWorker, TestDatabase) {
+    let db = TestDatabase::new();
+    let app = spawn_with(&db, extra).await;
+    let worker = TestWorker::spawn(&db, &app.namespace.name, &[]).await;
+    (app, worker, db)
+}
+
 /// Spawns the app on a fresh database.
 pub async fn spawn() -> (TestApp, TestDatabase) {
     let db = TestDatabase::new();

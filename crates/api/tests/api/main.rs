@@ -13,3 +13,4 @@ mod openapi;
 mod protection;
 mod system;
 mod traces;
+mod visits;

@@ -24,9 +24,9 @@ use uuid::Uuid;
 
 use super::broker_status::QueueStatus;
 use super::{BrokerStatus, Topology, connect};
-use crate::events::InboundEvent;
 use crate::postgres::{InboxMessage, LedgerError, LedgerOutcome, PgEventLedger};
 use crate::trace_context;
+use offndat_application::events::Event;
 
 /// Counter of consumed messages, labelled `queue` and `outcome` (`applied`,
 /// `duplicate`, `dead_lettered`, `skipped`).
@@ -389,7 +389,7 @@ fn parse(delivery: &Delivery) -> Result<InboxMessage, String> {
     let message_id =
         Uuid::parse_str(raw_id.as_str()).map_err(|_| format!("message_id `{}` is not a UUID", raw_id.as_str()))?;
     let event_type = delivery.properties.kind().as_ref().map_or("", |kind| kind.as_str());
-    let event = InboundEvent::parse(event_type, &delivery.data).map_err(|e| e.to_string())?;
+    let event = Event::parse(event_type, &delivery.data).map_err(|e| e.to_string())?;
     Ok(InboxMessage { message_id, event })
 }
 

@@ -7,7 +7,7 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
 
-use crate::events::{LINK_CREATED, LINK_VISITED};
+use offndat_application::events::{LINK_CREATED, LINK_VISITED};
 
 /// The names of every exchange and queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,11 +6,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use offndat_application::VisitTally;
+use offndat_application::events::Event;
+use offndat_domain::stats::Granularity;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::errors::is_unavailable;
-use crate::events::{InboundEvent, LINK_CREATED, LINK_VISITED};
+use super::rollups::{self, LinkRollupRows, ServiceRollupRows};
 
 /// Most inbox rows one pruning statement deletes, so pruning never holds long
 /// locks or bloats one transaction.
@@ -22,16 +25,13 @@ pub struct InboxMessage {
     /// The AMQP `message_id`: the de-duplication key.
     pub message_id: Uuid,
     /// The event it carries.
-    pub event: InboundEvent,
+    pub event: Event,
 }
 
 impl InboxMessage {
     /// The event type recorded in the inbox.
     pub fn event_type(&self) -> &'static str {
-        match self.event {
-            InboundEvent::LinkCreated(_) => LINK_CREATED,
-            InboundEvent::LinkVisited(_) => LINK_VISITED,
-        }
+        self.event.event_type()
     }
 }
 
@@ -104,14 +104,20 @@ impl PgEventLedger {
         let present = sqlx::query!(
             r#"SELECT to_regclass('inbox') IS NOT NULL AS "inbox!",
                       to_regclass('visit_summaries') IS NOT NULL AS "visit_summaries!",
-                      to_regclass('links') IS NOT NULL AS "links!""#
+                      to_regclass('links') IS NOT NULL AS "links!",
+                      to_regclass('link_visits_hourly') IS NOT NULL AS "rollups!""#
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok([("inbox", present.inbox), ("visit_summaries", present.visit_summaries), ("links", present.links)]
-            .into_iter()
-            .filter_map(|(table, exists)| (!exists).then_some(table))
-            .collect())
+        Ok([
+            ("inbox", present.inbox),
+            ("visit_summaries", present.visit_summaries),
+            ("links", present.links),
+            ("link_visits_hourly", present.rollups),
+        ]
+        .into_iter()
+        .filter_map(|(table, exists)| (!exists).then_some(table))
+        .collect())
     }
 
     /// Applies `messages` in one transaction: records their ids in the inbox and
@@ -150,10 +156,13 @@ impl PgEventLedger {
 
         for message in &fresh {
             let known = match &message.event {
-                InboundEvent::LinkVisited(event) => {
+                Event::LinkVisitedV1(event) => {
                     event.links.is_empty() || event.links.iter().any(|l| counted.contains(&l.link_id))
                 }
-                InboundEvent::LinkCreated(event) => created.contains(&event.link_id),
+                Event::LinkVisited(event) => {
+                    event.links.is_empty() || event.links.iter().any(|l| counted.contains(&l.link_id))
+                }
+                Event::LinkCreated(event) => created.contains(&event.link_id),
             };
             if known {
                 outcome.applied += 1;
@@ -201,61 +210,224 @@ impl PgEventLedger {
     }
 }
 
-/// Adds the visits of new `link.visited` messages to the summaries of links that
-/// exist; returns the ids of the links counted.
+impl PgEventLedger {
+    /// Deletes raw visits the visit log no longer keeps, in chunks; returns how
+    /// many went. `None`: the `recent` log, which keeps each link's newest visits
+    /// on its summary, so every raw row goes (rows from before that existed).
+    /// `Some(age)`: the `full` log, pruned by age. Totals and rollups are kept
+    /// apart and never change.
+    pub async fn prune_visits(&self, older_than: Option<Duration>) -> Result<u64, LedgerError> {
+        let mut deleted = 0;
+        loop {
+            let query = match older_than {
+                None => sqlx::query!(
+                    "DELETE FROM visits WHERE id IN (SELECT id FROM visits LIMIT $1 FOR UPDATE SKIP LOCKED)",
+                    PRUNE_CHUNK,
+                ),
+                Some(age) => sqlx::query!(
+                    "DELETE FROM visits WHERE id IN (
+                         SELECT id FROM visits
+                         WHERE visited_at < now() - make_interval(secs => $1)
+                         ORDER BY visited_at
+                         LIMIT $2
+                         FOR UPDATE SKIP LOCKED)",
+                    age.as_secs_f64(),
+                    PRUNE_CHUNK,
+                ),
+            };
+            let chunk = query.execute(&self.pool).await?.rows_affected();
+            deleted += chunk;
+            if chunk < PRUNE_CHUNK as u64 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+/// What a batch adds to one link's summary: total, bots, last visited, newest visits.
+type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, serde_json::Value);
+
+/// Applies the visits of new `link.visited` messages to the links that exist:
+/// totals, newest visits, hourly and daily rollups, and the service-wide
+/// rollups. Returns the ids of the links counted. Visits of unknown links (deleted
+/// between the redirect and the flush) are skipped and counted as such, never an
+/// error that would cost the other links their visits.
 async fn count_visits(
     tx: &mut sqlx::PgConnection,
     fresh: &[&InboxMessage],
     outcome: &mut LedgerOutcome,
 ) -> Result<HashSet<Uuid>, LedgerError> {
-    // Aggregate per link first: an upsert may touch each row once per statement.
-    // A BTreeMap also hands rows over in key order, the same order in every
-    // replica, so concurrent upserts cannot deadlock.
-    let mut per_link: BTreeMap<Uuid, (i64, DateTime<Utc>)> = BTreeMap::new();
+    let mut tally = VisitTally::default();
+    // Version 1 (older releases): totals only.
+    let mut v1: BTreeMap<Uuid, (i64, DateTime<Utc>)> = BTreeMap::new();
     for message in fresh {
-        let InboundEvent::LinkVisited(event) = &message.event else { continue };
-        for link in &event.links {
-            let entry = per_link.entry(link.link_id).or_insert((0, link.last_visited_at));
-            entry.0 += i64::from(link.visits);
-            entry.1 = entry.1.max(link.last_visited_at);
+        match &message.event {
+            Event::LinkVisited(event) => tally.merge(event.tally()),
+            Event::LinkVisitedV1(event) => {
+                for link in &event.links {
+                    let entry = v1.entry(link.link_id).or_insert((0, link.last_visited_at));
+                    entry.0 += i64::from(link.visits);
+                    entry.1 = entry.1.max(link.last_visited_at);
+                }
+            }
+            Event::LinkCreated(_) => {}
         }
     }
-    if per_link.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let link_ids: Vec<Uuid> = per_link.keys().copied().collect();
-    let visits: Vec<i64> = per_link.values().map(|(n, _)| *n).collect();
-    let last_visited: Vec<DateTime<Utc>> = per_link.values().map(|(_, at)| *at).collect();
-    // The join leaves out unknown links: their visits are skipped, not an error
-    // that would dead-letter the known links' visits with them.
-    let counted: HashSet<Uuid> = sqlx::query_scalar!(
-        r#"INSERT INTO visit_summaries AS s (link_id, total_visits, last_visited_at, updated_at)
-           SELECT v.link_id, v.visits, v.last_visited_at, now()
-           FROM UNNEST($1::uuid[], $2::bigint[], $3::timestamptz[]) AS v(link_id, visits, last_visited_at)
-           JOIN links l ON l.id = v.link_id
-           ORDER BY v.link_id
-           ON CONFLICT (link_id) DO UPDATE
-           SET total_visits = s.total_visits + EXCLUDED.total_visits,
-               last_visited_at = GREATEST(s.last_visited_at, EXCLUDED.last_visited_at),
-               updated_at = now()
-           RETURNING link_id"#,
-        &link_ids,
-        &visits,
-        &last_visited,
-    )
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
-    for (link_id, (n, _)) in &per_link {
-        let n = n.unsigned_abs();
-        if counted.contains(link_id) {
-            outcome.visits_counted += n;
-        } else {
-            outcome.visits_skipped += n;
+    let created: Vec<DateTime<Utc>> = fresh
+        .iter()
+        .filter_map(|m| match &m.event {
+            Event::LinkCreated(event) => Some(event.created_at),
+            _ => None,
+        })
+        .collect();
+    let mut candidates: Vec<Uuid> = tally.links.keys().chain(v1.keys()).copied().collect();
+    candidates.sort_unstable();
+    candidates.dedup();
+    let known: HashSet<Uuid> = if candidates.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar!("SELECT id FROM links WHERE id = ANY($1::uuid[])", &candidates)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+    };
+
+    // Per link, merged over versions.
+    let mut summaries: BTreeMap<Uuid, SummaryDelta> = BTreeMap::new();
+    for (id, fold) in &tally.links {
+        let visits = fold.visits();
+        let n = i64::try_from(visits.total()).unwrap_or(i64::MAX);
+        if !known.contains(id) {
+            outcome.visits_skipped += visits.total();
+            continue;
         }
+        outcome.visits_counted += visits.total();
+        let last = fold.recent.first().map(|v| v.visited_at);
+        let recent = serde_json::to_value(&fold.recent).unwrap_or_else(|_| serde_json::json!([]));
+        summaries.insert(*id, (n, i64::try_from(visits.bot).unwrap_or(i64::MAX), last, recent));
     }
-    Ok(counted)
+    for (id, (n, last)) in &v1 {
+        if !known.contains(id) {
+            outcome.visits_skipped += n.unsigned_abs();
+            continue;
+        }
+        outcome.visits_counted += n.unsigned_abs();
+        let entry = summaries.entry(*id).or_insert((0, 0, None, serde_json::json!([])));
+        entry.0 += n;
+        entry.2 = entry.2.max(Some(*last));
+    }
+
+    if !summaries.is_empty() {
+        let ids: Vec<Uuid> = summaries.keys().copied().collect();
+        let totals: Vec<i64> = summaries.values().map(|s| s.0).collect();
+        let bots: Vec<i64> = summaries.values().map(|s| s.1).collect();
+        let last: Vec<Option<DateTime<Utc>>> = summaries.values().map(|s| s.2).collect();
+        let recent: Vec<serde_json::Value> = summaries.values().map(|s| s.3.clone()).collect();
+        sqlx::query!(
+            r#"INSERT INTO visit_summaries AS s (link_id, total_visits, bot_visits, last_visited_at, recent_visits, updated_at)
+               SELECT v.link_id, v.total, v.bots, v.last_visited_at, v.recent, now()
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::jsonb[])
+                    AS v(link_id, total, bots, last_visited_at, recent)
+               ORDER BY v.link_id
+               ON CONFLICT (link_id) DO UPDATE
+               SET total_visits = s.total_visits + EXCLUDED.total_visits,
+                   bot_visits = s.bot_visits + EXCLUDED.bot_visits,
+                   last_visited_at = GREATEST(s.last_visited_at, EXCLUDED.last_visited_at),
+                   recent_visits = offndat_newest_visits(s.recent_visits, EXCLUDED.recent_visits, 10),
+                   updated_at = now()"#,
+            &ids,
+            &totals,
+            &bots,
+            &last as &[Option<DateTime<Utc>>],
+            &recent,
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    upsert_link_rollups(tx, &rollups::link_rows(&tally, &known, Granularity::Hour), Granularity::Hour).await?;
+    upsert_link_rollups(tx, &rollups::link_rows(&tally, &known, Granularity::Day), Granularity::Day).await?;
+    let hourly = rollups::service_rows(&tally, &known, &created, Granularity::Hour);
+    upsert_service_rollups(tx, &hourly, Granularity::Hour).await?;
+    let daily = rollups::service_rows(&tally, &known, &created, Granularity::Day);
+    upsert_service_rollups(tx, &daily, Granularity::Day).await?;
+    Ok(summaries.into_keys().collect())
+}
+
+async fn upsert_link_rollups(
+    tx: &mut sqlx::PgConnection,
+    rows: &LinkRollupRows,
+    granularity: Granularity,
+) -> Result<(), LedgerError> {
+    if rows.link_id.is_empty() {
+        return Ok(());
+    }
+    // One statement per table: the macros need literal table names.
+    let query = match granularity {
+        Granularity::Hour => sqlx::query!(
+            "INSERT INTO link_visits_hourly AS r (link_id, bucket, dimension, value, human, bot)
+             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::smallint[], $4::text[], $5::bigint[], $6::bigint[])
+             ON CONFLICT (link_id, bucket, dimension, value)
+             DO UPDATE SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot",
+            &rows.link_id,
+            &rows.bucket,
+            &rows.dimension,
+            &rows.value,
+            &rows.human,
+            &rows.bot,
+        ),
+        Granularity::Day => sqlx::query!(
+            "INSERT INTO link_visits_daily AS r (link_id, bucket, dimension, value, human, bot)
+             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::smallint[], $4::text[], $5::bigint[], $6::bigint[])
+             ON CONFLICT (link_id, bucket, dimension, value)
+             DO UPDATE SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot",
+            &rows.link_id,
+            &rows.bucket,
+            &rows.dimension,
+            &rows.value,
+            &rows.human,
+            &rows.bot,
+        ),
+    };
+    query.execute(&mut *tx).await?;
+    Ok(())
+}
+
+async fn upsert_service_rollups(
+    tx: &mut sqlx::PgConnection,
+    rows: &ServiceRollupRows,
+    granularity: Granularity,
+) -> Result<(), LedgerError> {
+    if rows.bucket.is_empty() {
+        return Ok(());
+    }
+    let query = match granularity {
+        Granularity::Hour => sqlx::query!(
+            "INSERT INTO service_visits_hourly AS r (bucket, dimension, value, human, bot)
+             SELECT * FROM UNNEST($1::timestamptz[], $2::smallint[], $3::text[], $4::bigint[], $5::bigint[])
+             ON CONFLICT (bucket, dimension, value)
+             DO UPDATE SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot",
+            &rows.bucket,
+            &rows.dimension,
+            &rows.value,
+            &rows.human,
+            &rows.bot,
+        ),
+        Granularity::Day => sqlx::query!(
+            "INSERT INTO service_visits_daily AS r (bucket, dimension, value, human, bot)
+             SELECT * FROM UNNEST($1::timestamptz[], $2::smallint[], $3::text[], $4::bigint[], $5::bigint[])
+             ON CONFLICT (bucket, dimension, value)
+             DO UPDATE SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot",
+            &rows.bucket,
+            &rows.dimension,
+            &rows.value,
+            &rows.human,
+            &rows.bot,
+        ),
+    };
+    query.execute(&mut *tx).await?;
+    Ok(())
 }
 
 /// Gives links of new `link.created` messages a zero summary, so stats read a row
@@ -264,8 +436,8 @@ async fn record_created(tx: &mut sqlx::PgConnection, fresh: &[&InboxMessage]) ->
     let mut link_ids: Vec<Uuid> = fresh
         .iter()
         .filter_map(|m| match &m.event {
-            InboundEvent::LinkCreated(event) => Some(event.link_id),
-            InboundEvent::LinkVisited(_) => None,
+            Event::LinkCreated(event) => Some(event.link_id),
+            _ => None,
         })
         .collect();
     if link_ids.is_empty() {
@@ -277,8 +449,8 @@ async fn record_created(tx: &mut sqlx::PgConnection, fresh: &[&InboxMessage]) ->
         r#"WITH existing AS (
                SELECT l.id FROM links l WHERE l.id = ANY($1::uuid[])
            ), inserted AS (
-               INSERT INTO visit_summaries (link_id)
-               SELECT id FROM existing ORDER BY id
+               INSERT INTO visit_summaries (link_id, recent_visits)
+               SELECT id, '[]'::jsonb FROM existing ORDER BY id
                ON CONFLICT (link_id) DO NOTHING
            )
            SELECT id AS "id!" FROM existing"#,

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::errors::store_error;
-use crate::events::{LINK_CREATED, LinkCreatedV1};
+use offndat_application::events::{Event, LinkCreatedV1, RecentVisit};
 
 /// Links in PostgreSQL; `create` writes the link and its outbox row together.
 #[derive(Debug, Clone)]
@@ -51,7 +51,8 @@ impl TryFrom<LinkRow> for Link {
 #[async_trait]
 impl LinkStore for PgLinkStore {
     async fn create(&self, link: &Link) -> Result<(), StoreError> {
-        let payload = serde_json::to_value(LinkCreatedV1::from(link)).map_err(|e| StoreError::Other(e.into()))?;
+        let event = Event::LinkCreated(LinkCreatedV1::from(link));
+        let payload = event.payload();
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // The unique index decides: a taken phrase inserts nothing, and the caller
         // retries with a fresh one. Never check-then-insert.
@@ -77,7 +78,7 @@ impl LinkStore for PgLinkStore {
         sqlx::query!(
             "INSERT INTO outbox (id, event_type, payload, headers, created_at) VALUES ($1, $2, $3, $4, $5)",
             Uuid::now_v7(),
-            LINK_CREATED,
+            event.event_type(),
             payload,
             crate::trace_context::current_headers(),
             link.created_at,
@@ -100,28 +101,36 @@ impl LinkStore for PgLinkStore {
         row.map(Link::try_from).transpose()
     }
 
-    async fn stats_by_phrase(&self, phrase: &Phrase, recent: u32) -> Result<Option<LinkStats>, StoreError> {
+    async fn stats_by_phrase(&self, phrase: &Phrase, keep: u32) -> Result<Option<LinkStats>, StoreError> {
         let Some(link) = self.find_by_phrase(phrase).await? else {
             return Ok(None);
         };
-        let visits =
-            sqlx::query_scalar!(r#"SELECT total_visits AS "total!" FROM visit_summaries WHERE link_id = $1"#, link.id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(store_error)?
-                .unwrap_or(0);
-        let recent_visits = sqlx::query_as!(
-            Visit,
-            "SELECT visited_at, ip_address, user_agent, referrer, potential_bot
-             FROM visits WHERE link_id = $1
-             ORDER BY visited_at DESC, id DESC
-             LIMIT $2",
-            link.id,
-            i64::from(recent)
+        let summary = sqlx::query!(
+            r#"SELECT total_visits AS "total!", bot_visits AS "bots!", recent_visits FROM visit_summaries WHERE link_id = $1"#,
+            link.id
         )
-        .fetch_all(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(Some(LinkStats { link, visits, recent_visits }))
+        let (visits, bot_visits, recent) = match summary {
+            Some(row) => (row.total, row.bots, row.recent_visits),
+            None => (0, 0, None),
+        };
+        let mut recent_visits: Vec<Visit> = match recent {
+            Some(json) => serde_json::from_value::<Vec<RecentVisit>>(json)
+                .map_err(|e| StoreError::Other(format!("link {} has unreadable recent visits: {e}", link.id).into()))?
+                .into_iter()
+                .map(|v| Visit {
+                    visited_at: v.visited_at,
+                    ip_address: v.ip_address,
+                    user_agent: v.user_agent,
+                    referrer: v.referrer,
+                    potential_bot: v.bot,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        recent_visits.truncate(keep as usize);
+        Ok(Some(LinkStats { link, visits, bot_visits, recent_visits }))
     }
 }

@@ -5,13 +5,16 @@ mod bootstrap;
 mod errors;
 mod event_ledger;
 mod link_store;
+mod rollups;
+mod stats_store;
 mod visit_store;
 
 pub use bootstrap::{BootstrapError, connect, migrate};
 pub use errors::is_unavailable;
 pub use event_ledger::{InboxMessage, LedgerError, LedgerOutcome, PgEventLedger};
 pub use link_store::PgLinkStore;
-pub use visit_store::{BotCheck, IsBot, PgVisitStore};
+pub use stats_store::PgVisitStatsStore;
+pub use visit_store::{MAX_LINKS_PER_EVENT, PgVisitStore};
 
 /// The migrations of record, embedded in the binaries.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

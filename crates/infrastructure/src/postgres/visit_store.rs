@@ -1,150 +1,119 @@
-//! Writing batches of visits: the visit rows and their `link.visited` outbox rows,
-//! in one transaction.
+//! Writing a flush of the visit aggregator: its `link.visited` events in the
+//! outbox and, for the full visit log, every raw visit (with `COPY`), in one
+//! transaction.
 
-use std::collections::HashMap;
+use std::fmt::Write as _;
 
-use chrono::{DateTime, Utc};
-use offndat_domain::NewVisit;
-use sqlx::PgPool;
+use chrono::Utc;
+use offndat_application::VisitTally;
+use offndat_application::events::{Event, LINK_VISITED, RecentVisit};
+use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
-use crate::events::{LINK_VISITED, LinkVisitedV1, LinkVisits};
+use crate::visit_aggregator::VisitLog;
 
-/// Most links counted in one `link.visited` message, so a message stays small.
-const MAX_LINKS_PER_MESSAGE: usize = 1_000;
+/// Most links in one `link.visited` event, so a message stays small (a few
+/// hundred kilobytes at most).
+pub const MAX_LINKS_PER_EVENT: usize = 500;
 
-/// Decides whether a user agent belongs to a crawler.
-pub trait BotCheck: Send + Sync {
-    fn is_bot(&self, user_agent: &str) -> bool;
-}
-
-/// The `isbot` crate's maintained list of crawler patterns.
-#[derive(Default)]
-pub struct IsBot(isbot::Bots);
-
-impl BotCheck for IsBot {
-    fn is_bot(&self, user_agent: &str) -> bool {
-        self.0.is_bot(user_agent)
-    }
-}
-
-/// Writes visit batches to PostgreSQL.
+/// Writes flushes to PostgreSQL.
 pub struct PgVisitStore {
     pool: PgPool,
-    bots: Box<dyn BotCheck>,
+    log: VisitLog,
 }
 
 impl PgVisitStore {
-    pub fn new(pool: PgPool, bots: Box<dyn BotCheck>) -> Self {
-        Self { pool, bots }
+    pub fn new(pool: PgPool, log: VisitLog) -> Self {
+        Self { pool, log }
     }
 
-    /// Inserts `visits` and the `link.visited` messages counting them, atomically:
-    /// either every visit and its event are stored, or none.
-    pub async fn write(&self, visits: &[NewVisit]) -> Result<(), sqlx::Error> {
-        if visits.is_empty() {
+    /// Writes `tally` as outbox events and, with the full log, `raw` into
+    /// `visits`, atomically. Raw visits of links that no longer exist are left
+    /// out, never failing the rest.
+    pub async fn write(&self, tally: &VisitTally, raw: &[(Uuid, RecentVisit)]) -> Result<(), sqlx::Error> {
+        let events = tally.to_events(MAX_LINKS_PER_EVENT);
+        if events.is_empty() && raw.is_empty() {
             return Ok(());
         }
-        let mut link_ids = Vec::with_capacity(visits.len());
-        let mut visited_at = Vec::with_capacity(visits.len());
-        let mut ips = Vec::with_capacity(visits.len());
-        let mut agents = Vec::with_capacity(visits.len());
-        let mut referrers = Vec::with_capacity(visits.len());
-        let mut bots = Vec::with_capacity(visits.len());
-        for visit in visits {
-            link_ids.push(visit.link_id);
-            visited_at.push(visit.visited_at);
-            ips.push(visit.ip_address.clone());
-            bots.push(visit.user_agent.as_deref().is_some_and(|ua| self.bots.is_bot(ua)));
-            agents.push(visit.user_agent.clone());
-            referrers.push(visit.referrer.clone());
-        }
-        let messages = visit_messages(visits);
-
+        let now = Utc::now();
+        let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+        let types: Vec<&str> = events.iter().map(|_| LINK_VISITED).collect();
+        let payloads: Vec<serde_json::Value> = events.into_iter().map(|e| Event::LinkVisited(e).payload()).collect();
         let mut tx = self.pool.begin().await?;
+        if self.log == VisitLog::Full && !raw.is_empty() {
+            copy_raw(&mut tx, raw).await?;
+        }
         sqlx::query!(
-            "INSERT INTO visits (link_id, visited_at, ip_address, user_agent, referrer, potential_bot)
-             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bool[])",
-            &link_ids,
-            &visited_at,
-            &ips as &[Option<String>],
-            &agents as &[Option<String>],
-            &referrers as &[Option<String>],
-            &bots,
+            "INSERT INTO outbox (id, event_type, payload, created_at)
+             SELECT id, event_type, payload, $4 FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[]) AS e(id, event_type, payload)",
+            &ids,
+            &types as &[&str],
+            &payloads,
+            now,
         )
         .execute(&mut *tx)
         .await?;
-        let now = Utc::now();
-        for payload in messages {
-            let payload = serde_json::to_value(payload).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            sqlx::query!(
-                "INSERT INTO outbox (id, event_type, payload, created_at) VALUES ($1, $2, $3, $4)",
-                Uuid::now_v7(),
-                LINK_VISITED,
-                payload,
-                now,
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
         tx.commit().await
     }
 }
 
-/// Counts `visits` per link, in messages of at most `MAX_LINKS_PER_MESSAGE` links.
-fn visit_messages(visits: &[NewVisit]) -> Vec<LinkVisitedV1> {
-    let mut per_link: HashMap<Uuid, (u32, DateTime<Utc>)> = HashMap::new();
-    for visit in visits {
-        let entry = per_link.entry(visit.link_id).or_insert((0, visit.visited_at));
-        entry.0 += 1;
-        entry.1 = entry.1.max(visit.visited_at);
+/// `COPY`s `raw` into a per-connection staging table, then moves the visits of
+/// existing links into `visits` (a deleted link's visits must not fail the batch
+/// on the foreign key). The statements name a temporary table, which the
+/// compile-time checked macros cannot see, so they are plain queries.
+async fn copy_raw(tx: &mut sqlx::PgConnection, raw: &[(Uuid, RecentVisit)]) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "CREATE TEMP TABLE IF NOT EXISTS visits_staging (
+             link_id uuid, visited_at timestamptz, ip_address text, user_agent text, referrer text, potential_bot boolean
+         ) ON COMMIT DELETE ROWS",
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut csv = String::with_capacity(raw.len() * 160);
+    for (link_id, visit) in raw {
+        let _ = write!(csv, "{link_id},{},", visit.visited_at.to_rfc3339());
+        csv_field(&mut csv, visit.ip_address.as_deref());
+        csv.push(',');
+        csv_field(&mut csv, visit.user_agent.as_deref());
+        csv.push(',');
+        csv_field(&mut csv, visit.referrer.as_deref());
+        csv.push_str(if visit.bot { ",t\n" } else { ",f\n" });
     }
-    let mut links: Vec<LinkVisits> = per_link
-        .into_iter()
-        .map(|(link_id, (visits, last_visited_at))| LinkVisits { link_id, visits, last_visited_at })
-        .collect();
-    links.sort_by_key(|l| l.link_id);
-    links.chunks(MAX_LINKS_PER_MESSAGE).map(|chunk| LinkVisitedV1 { version: 1, links: chunk.to_vec() }).collect()
+    let mut copy = tx.copy_in_raw("COPY visits_staging FROM STDIN (FORMAT csv)").await?;
+    copy.send(csv.into_bytes()).await?;
+    copy.finish().await?;
+    sqlx::query(AssertSqlSafe(
+        "INSERT INTO visits (link_id, visited_at, ip_address, user_agent, referrer, potential_bot)
+         SELECT s.link_id, s.visited_at, s.ip_address, s.user_agent, s.referrer, s.potential_bot
+         FROM visits_staging s JOIN links l ON l.id = s.link_id",
+    ))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// A CSV field: absent is an unquoted empty field (NULL to `COPY`), text is
+/// quoted with inner quotes doubled.
+fn csv_field(out: &mut String, value: Option<&str>) {
+    if let Some(text) = value {
+        out.push('"');
+        out.push_str(&text.replace('"', "\"\""));
+        out.push('"');
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn visit(link: u128, second: i64) -> NewVisit {
-        NewVisit {
-            link_id: Uuid::from_u128(link),
-            visited_at: DateTime::from_timestamp(second, 0).expect("time"),
-            ip_address: None,
-            user_agent: None,
-            referrer: None,
-        }
-    }
-
     #[test]
-    fn visits_are_counted_per_link() {
-        let messages = visit_messages(&[visit(1, 10), visit(2, 5), visit(1, 30), visit(1, 20)]);
-        assert_eq!(messages.len(), 1);
-        let links = &messages[0].links;
-        assert_eq!(links.len(), 2);
-        assert_eq!((links[0].visits, links[0].last_visited_at.timestamp()), (3, 30));
-        assert_eq!((links[1].visits, links[1].last_visited_at.timestamp()), (1, 5));
-    }
-
-    #[test]
-    fn many_links_split_into_several_messages() {
-        let visits: Vec<_> = (0..2_500).map(|i| visit(i, 1)).collect();
-        let messages = visit_messages(&visits);
-        assert_eq!(messages.iter().map(|m| m.links.len()).collect::<Vec<_>>(), [1000, 1000, 500]);
-        assert_eq!(messages.iter().flat_map(|m| &m.links).map(|l| l.visits).sum::<u32>(), 2_500);
-    }
-
-    #[test]
-    fn crawlers_are_recognised() {
-        let bots = IsBot::default();
-        assert!(bots.is_bot("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"));
-        assert!(!bots.is_bot(
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36"
-        ));
+    fn csv_fields_quote_text_and_leave_null_empty() {
+        let mut out = String::new();
+        csv_field(&mut out, None);
+        out.push(',');
+        csv_field(&mut out, Some("a \"b\",\nc"));
+        out.push(',');
+        csv_field(&mut out, Some(""));
+        assert_eq!(out, ",\"a \"\"b\"\",\nc\",\"\"");
     }
 }

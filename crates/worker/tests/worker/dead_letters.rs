@@ -24,7 +24,7 @@ async fn unreadable_messages_are_dead_lettered_at_once_and_change_nothing() {
         .publish_raw("link.visited", Some(&id()), Some("link.visited"), br#"{"version":1,"links":[{"linkId":"x"}]}"#)
         .await;
     // A version the worker does not know.
-    publisher.publish_raw("link.visited", Some(&id()), Some("link.visited"), br#"{"version":2,"links":[]}"#).await;
+    publisher.publish_raw("link.visited", Some(&id()), Some("link.visited"), br#"{"version":3,"links":[]}"#).await;
     // An unknown type, and no type at all.
     publisher.publish_raw("link.visited", Some(&id()), Some("link.deleted"), &valid).await;
     publisher.publish_raw("link.visited", Some(&id()), None, &valid).await;

@@ -1,0 +1,231 @@
+//! Events: what the API tells the worker, through the outbox and RabbitMQ. One
+//! typed enum; the event type (the AMQP routing key) follows from the variant,
+//! and every payload carries a schema `version` so consumers evolve without
+//! guessing.
+
+use chrono::{DateTime, Utc};
+use offndat_domain::Link;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::visit_tally::VisitTally;
+
+/// The event type (and AMQP routing key) of a created link.
+pub const LINK_CREATED: &str = "link.created";
+/// The event type (and AMQP routing key) of counted visits.
+pub const LINK_VISITED: &str = "link.visited";
+
+/// Every event, in every version a consumer still accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    LinkCreated(LinkCreatedV1),
+    /// Visits counted per link only (written by releases before rollups; still
+    /// accepted while old replicas drain).
+    LinkVisitedV1(LinkVisitedV1),
+    /// Visits aggregated by one flush of an API process.
+    LinkVisited(LinkVisitedV2),
+}
+
+impl Event {
+    /// The event type, which is also the routing key.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Self::LinkCreated(_) => LINK_CREATED,
+            Self::LinkVisitedV1(_) | Self::LinkVisited(_) => LINK_VISITED,
+        }
+    }
+
+    /// The JSON body.
+    pub fn payload(&self) -> serde_json::Value {
+        // Serialising these plain structs cannot fail.
+        match self {
+            Self::LinkCreated(e) => serde_json::to_value(e),
+            Self::LinkVisitedV1(e) => serde_json::to_value(e),
+            Self::LinkVisited(e) => serde_json::to_value(e),
+        }
+        .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Parses a message body by its event type and schema version.
+    pub fn parse(event_type: &str, body: &[u8]) -> Result<Self, EventParseError> {
+        let invalid = |source| EventParseError::InvalidPayload { event_type: event_type.to_owned(), source };
+        if !matches!(event_type, LINK_CREATED | LINK_VISITED) {
+            return Err(EventParseError::UnknownType(event_type.to_owned()));
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        match (event_type, version) {
+            (LINK_CREATED, 1) => serde_json::from_value(value).map(Self::LinkCreated).map_err(invalid),
+            (LINK_VISITED, 1) => serde_json::from_value(value).map(Self::LinkVisitedV1).map_err(invalid),
+            (LINK_VISITED, 2) => serde_json::from_value(value).map(Self::LinkVisited).map_err(invalid),
+            _ => Err(EventParseError::UnsupportedVersion { event_type: event_type.to_owned(), version }),
+        }
+    }
+}
+
+/// Why a message is not an event the worker understands: such messages are
+/// dead-lettered at once, never retried.
+#[derive(Debug, thiserror::Error)]
+pub enum EventParseError {
+    #[error("unknown event type `{0}`")]
+    UnknownType(String),
+    #[error("unsupported {event_type} version {version}")]
+    UnsupportedVersion { event_type: String, version: u64 },
+    #[error("invalid {event_type} payload: {source}")]
+    InvalidPayload { event_type: String, source: serde_json::Error },
+}
+
+/// Payload of `link.created`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkCreatedV1 {
+    pub version: u32,
+    pub link_id: Uuid,
+    pub phrase: String,
+    pub target_url: String,
+    pub language_id: u8,
+    pub theme_id: u8,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Link> for LinkCreatedV1 {
+    fn from(link: &Link) -> Self {
+        Self {
+            version: 1,
+            link_id: link.id,
+            phrase: link.phrase.to_string(),
+            target_url: link.target_url.to_string(),
+            language_id: link.language.id(),
+            theme_id: link.theme.id(),
+            created_at: link.created_at,
+        }
+    }
+}
+
+/// Payload of `link.visited` version 1: visits counted per link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkVisitedV1 {
+    pub version: u32,
+    pub links: Vec<LinkVisits>,
+}
+
+/// Visits of one link within a `link.visited` version 1 message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkVisits {
+    pub link_id: Uuid,
+    pub visits: u32,
+    pub last_visited_at: DateTime<Utc>,
+}
+
+/// Payload of `link.visited` version 2: what one flush of an API process
+/// counted. Per link, per UTC hour: human and bot visits and their breakdown by
+/// referrer host, browser, OS and device class; the link's newest visits; and
+/// the hour's orphan visits (unknown phrases). Its size grows with the distinct
+/// links and values of one flush window, never with the visit rate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkVisitedV2 {
+    pub version: u32,
+    pub links: Vec<LinkTally>,
+    #[serde(default)]
+    pub orphans: Vec<HourCount>,
+}
+
+/// One link's visits in a flush.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkTally {
+    pub link_id: Uuid,
+    pub hours: Vec<HourTally>,
+    /// The newest visits of the window, newest first, at most `RECENT_VISITS`.
+    pub recent: Vec<RecentVisit>,
+}
+
+/// One hour of one link's visits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HourTally {
+    /// The start of the UTC hour.
+    pub hour: DateTime<Utc>,
+    pub human: u64,
+    pub bot: u64,
+    pub referrers: Vec<ValueCount>,
+    pub browsers: Vec<ValueCount>,
+    pub operating_systems: Vec<ValueCount>,
+    pub devices: Vec<ValueCount>,
+}
+
+/// Visits of one value of a dimension.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueCount {
+    pub value: String,
+    pub human: u64,
+    pub bot: u64,
+}
+
+/// A visit in its stored form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentVisit {
+    pub visited_at: DateTime<Utc>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub referrer: Option<String>,
+    pub bot: bool,
+}
+
+/// Visits in one UTC hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HourCount {
+    pub hour: DateTime<Utc>,
+    pub visits: u64,
+}
+
+impl LinkVisitedV2 {
+    /// The tally this event carries.
+    pub fn tally(&self) -> VisitTally {
+        VisitTally::from_event(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_events_and_refuses_the_rest() {
+        let v1 = br#"{"version":1,"links":[{"linkId":"0195f6a6-7b1e-7000-8000-000000000001","visits":3,"lastVisitedAt":"2026-11-21T10:00:00Z"}]}"#;
+        let Event::LinkVisitedV1(event) = Event::parse(LINK_VISITED, v1).expect("valid") else {
+            panic!("wrong variant");
+        };
+        assert_eq!(event.links[0].visits, 3);
+        let v2 = br#"{"version":2,"links":[{"linkId":"0195f6a6-7b1e-7000-8000-000000000001","hours":[{"hour":"2026-11-21T10:00:00Z","human":2,"bot":1,"referrers":[{"value":"","human":2,"bot":1}],"browsers":[],"operatingSystems":[],"devices":[]}],"recent":[]}]}"#;
+        let Event::LinkVisited(event) = Event::parse(LINK_VISITED, v2).expect("valid") else {
+            panic!("wrong variant");
+        };
+        assert_eq!((event.links[0].hours[0].human, event.links[0].hours[0].bot), (2, 1));
+        assert!(event.orphans.is_empty());
+        assert!(matches!(Event::parse("link.deleted", v1), Err(EventParseError::UnknownType(_))));
+        assert!(matches!(Event::parse(LINK_VISITED, b"{not json"), Err(EventParseError::InvalidPayload { .. })));
+        assert!(matches!(
+            Event::parse(LINK_VISITED, br#"{"version":3,"links":[]}"#),
+            Err(EventParseError::UnsupportedVersion { version: 3, .. })
+        ));
+        assert!(matches!(
+            Event::parse(LINK_VISITED, br#"{"version":1,"links":[{"linkId":"x"}]}"#),
+            Err(EventParseError::InvalidPayload { .. })
+        ));
+    }
+
+    #[test]
+    fn the_type_follows_from_the_variant_and_round_trips() {
+        let event = Event::LinkVisited(LinkVisitedV2 { version: 2, links: vec![], orphans: vec![] });
+        assert_eq!(event.event_type(), LINK_VISITED);
+        let body = serde_json::to_vec(&event.payload()).expect("json");
+        assert_eq!(Event::parse(event.event_type(), &body).expect("parses"), event);
+    }
+}

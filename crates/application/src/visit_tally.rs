@@ -1,0 +1,374 @@
+//! `VisitTally`: visits folded into exact counts per link and UTC hour, by
+//! human/bot and by each dimension, with each link's newest visits. The API
+//! folds a flush window into one; the worker merges the tallies of many events
+//! before writing. Merging is associative and commutative, so a tally that could
+//! not be written is merged into the next one and nothing is lost.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use offndat_domain::{Dimension, UserAgentClass};
+use uuid::Uuid;
+
+use crate::events::{HourCount, HourTally, LinkTally, LinkVisitedV2, RecentVisit, ValueCount};
+
+/// How many newest visits are kept per link (what `recentVisits` shows).
+pub const RECENT_VISITS: usize = 10;
+
+/// Human and bot visits of one value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Split {
+    pub human: u64,
+    pub bot: u64,
+}
+
+impl Split {
+    fn add(&mut self, other: Split) {
+        self.human += other.human;
+        self.bot += other.bot;
+    }
+
+    pub fn total(self) -> u64 {
+        self.human + self.bot
+    }
+}
+
+/// One hour of one link.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourFold {
+    pub visits: Split,
+    /// Per dimension (by `Dimension::id`), per value.
+    pub dimensions: [BTreeMap<String, Split>; 4],
+}
+
+impl HourFold {
+    fn merge(&mut self, other: HourFold) {
+        self.visits.add(other.visits);
+        for (mine, theirs) in self.dimensions.iter_mut().zip(other.dimensions) {
+            for (value, split) in theirs {
+                mine.entry(value).or_default().add(split);
+            }
+        }
+    }
+
+    /// The values of `dimension` and their visits.
+    pub fn dimension(&self, dimension: Dimension) -> &BTreeMap<String, Split> {
+        &self.dimensions[dimension.id() as usize]
+    }
+}
+
+/// One link's visits.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkFold {
+    pub hours: BTreeMap<DateTime<Utc>, HourFold>,
+    /// Newest first, at most `RECENT_VISITS`.
+    pub recent: Vec<RecentVisit>,
+}
+
+impl LinkFold {
+    /// Every visit of the link in the tally.
+    pub fn visits(&self) -> Split {
+        let mut total = Split::default();
+        for hour in self.hours.values() {
+            total.add(hour.visits);
+        }
+        total
+    }
+
+    fn merge(&mut self, other: LinkFold) {
+        for (hour, fold) in other.hours {
+            self.hours.entry(hour).or_default().merge(fold);
+        }
+        self.recent.extend(other.recent);
+        keep_newest(&mut self.recent);
+    }
+}
+
+/// Sorts newest first and keeps `RECENT_VISITS`.
+pub fn keep_newest(visits: &mut Vec<RecentVisit>) {
+    visits.sort_by_key(|v| std::cmp::Reverse(v.visited_at));
+    visits.truncate(RECENT_VISITS);
+}
+
+/// Visits of many links, and orphan visits, folded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitTally {
+    pub links: HashMap<Uuid, LinkFold>,
+    /// Requests for unknown phrases, per UTC hour.
+    pub orphans: BTreeMap<DateTime<Utc>, u64>,
+}
+
+impl VisitTally {
+    pub fn is_empty(&self) -> bool {
+        self.links.is_empty() && self.orphans.is_empty()
+    }
+
+    /// Every link visit in the tally (orphans aside).
+    pub fn visits(&self) -> u64 {
+        self.links.values().map(|l| l.visits().total()).sum()
+    }
+
+    /// Counts `count` visits of `link_id` in the hour starting at `hour`.
+    pub fn add(&mut self, link_id: Uuid, hour: DateTime<Utc>, class: &UserAgentClass, referrer_host: &str, count: u64) {
+        let split = if class.bot { Split { human: 0, bot: count } } else { Split { human: count, bot: 0 } };
+        let fold = self.links.entry(link_id).or_default().hours.entry(hour).or_default();
+        fold.visits.add(split);
+        let values = [referrer_host, class.browser.as_str(), class.os.as_str(), class.device.as_str()];
+        for (dimension, value) in fold.dimensions.iter_mut().zip(values) {
+            match dimension.get_mut(value) {
+                Some(existing) => existing.add(split),
+                None => {
+                    dimension.insert(value.to_owned(), split);
+                }
+            }
+        }
+    }
+
+    /// Offers `visit` as one of the newest of `link_id`.
+    pub fn add_recent(&mut self, link_id: Uuid, visit: RecentVisit) {
+        let recent = &mut self.links.entry(link_id).or_default().recent;
+        recent.push(visit);
+        if recent.len() > 2 * RECENT_VISITS {
+            keep_newest(recent);
+        }
+    }
+
+    /// Counts `count` orphan visits in the hour starting at `hour`.
+    pub fn add_orphans(&mut self, hour: DateTime<Utc>, count: u64) {
+        *self.orphans.entry(hour).or_default() += count;
+    }
+
+    /// Adds everything of `other`.
+    pub fn merge(&mut self, other: VisitTally) {
+        for (link_id, fold) in other.links {
+            match self.links.get_mut(&link_id) {
+                Some(mine) => mine.merge(fold),
+                None => {
+                    let mut fold = fold;
+                    keep_newest(&mut fold.recent);
+                    self.links.insert(link_id, fold);
+                }
+            }
+        }
+        for (hour, count) in other.orphans {
+            *self.orphans.entry(hour).or_default() += count;
+        }
+    }
+
+    /// The tally of one event.
+    pub fn from_event(event: &LinkVisitedV2) -> Self {
+        let mut tally = Self::default();
+        for link in &event.links {
+            let mut fold = LinkFold { recent: link.recent.clone(), ..LinkFold::default() };
+            for hour in &link.hours {
+                let mut hour_fold =
+                    HourFold { visits: Split { human: hour.human, bot: hour.bot }, ..HourFold::default() };
+                let lists = [&hour.referrers, &hour.browsers, &hour.operating_systems, &hour.devices];
+                for (dimension, list) in hour_fold.dimensions.iter_mut().zip(lists) {
+                    for value in list {
+                        dimension
+                            .entry(value.value.clone())
+                            .or_default()
+                            .add(Split { human: value.human, bot: value.bot });
+                    }
+                }
+                fold.hours.entry(hour.hour).or_default().merge(hour_fold);
+            }
+            tally.merge(Self { links: HashMap::from([(link.link_id, fold)]), orphans: BTreeMap::new() });
+        }
+        for orphan in &event.orphans {
+            tally.add_orphans(orphan.hour, orphan.visits);
+        }
+        tally
+    }
+
+    /// The tally as events of at most `max_links` links each (orphans ride in the
+    /// first). Links in id order, so the output is deterministic.
+    pub fn to_events(&self, max_links: usize) -> Vec<LinkVisitedV2> {
+        let mut links: Vec<(&Uuid, &LinkFold)> = self.links.iter().collect();
+        links.sort_by_key(|(id, _)| **id);
+        let mut orphans: Vec<HourCount> =
+            self.orphans.iter().map(|(hour, visits)| HourCount { hour: *hour, visits: *visits }).collect();
+        let mut events: Vec<LinkVisitedV2> = links
+            .chunks(max_links.max(1))
+            .map(|chunk| LinkVisitedV2 {
+                version: 2,
+                links: chunk.iter().map(|(id, fold)| link_tally(**id, fold)).collect(),
+                orphans: std::mem::take(&mut orphans),
+            })
+            .collect();
+        if events.is_empty() && !orphans.is_empty() {
+            events.push(LinkVisitedV2 { version: 2, links: Vec::new(), orphans });
+        }
+        events
+    }
+}
+
+fn link_tally(link_id: Uuid, fold: &LinkFold) -> LinkTally {
+    let values = |map: &BTreeMap<String, Split>| -> Vec<ValueCount> {
+        map.iter().map(|(value, s)| ValueCount { value: value.clone(), human: s.human, bot: s.bot }).collect()
+    };
+    let hours = fold
+        .hours
+        .iter()
+        .map(|(hour, h)| HourTally {
+            hour: *hour,
+            human: h.visits.human,
+            bot: h.visits.bot,
+            referrers: values(h.dimension(Dimension::ReferrerHost)),
+            browsers: values(h.dimension(Dimension::Browser)),
+            operating_systems: values(h.dimension(Dimension::Os)),
+            devices: values(h.dimension(Dimension::Device)),
+        })
+        .collect();
+    let mut recent = fold.recent.clone();
+    keep_newest(&mut recent);
+    LinkTally { link_id, hours, recent }
+}
+
+#[cfg(test)]
+mod tests {
+    use offndat_domain::DeviceClass;
+
+    use super::*;
+
+    fn hour(h: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(h * 3600, 0).expect("time")
+    }
+
+    fn class(bot: bool, browser: &str) -> UserAgentClass {
+        UserAgentClass {
+            bot,
+            browser: browser.to_owned(),
+            os: "Linux".to_owned(),
+            device: if bot { DeviceClass::Bot } else { DeviceClass::Desktop },
+        }
+    }
+
+    fn visit(second: i64) -> RecentVisit {
+        RecentVisit {
+            visited_at: DateTime::from_timestamp(second, 0).expect("time"),
+            ip_address: None,
+            user_agent: None,
+            referrer: None,
+            bot: false,
+        }
+    }
+
+    /// A small deterministic generator, so the property tests need no crate.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, below: u64) -> u64 {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (self.0 >> 33) % below
+        }
+    }
+
+    fn random_tally(rng: &mut Lcg, visits: usize) -> VisitTally {
+        let mut tally = VisitTally::default();
+        for _ in 0..visits {
+            let link = Uuid::from_u128(u128::from(rng.next(5)));
+            let bot = rng.next(4) == 0;
+            let browser = ["Chrome", "Firefox", "Safari"][rng.next(3) as usize];
+            let referrer = ["", "a.example", "b.example"][rng.next(3) as usize];
+            tally.add(link, hour(rng.next(3) as i64), &class(bot, browser), referrer, 1);
+            tally.add_recent(link, visit(rng.next(10_000) as i64));
+        }
+        if rng.next(2) == 0 {
+            tally.add_orphans(hour(1), rng.next(7));
+        }
+        tally
+    }
+
+    /// Every dimension of every hour sums to the hour's visits.
+    fn assert_consistent(tally: &VisitTally) {
+        for fold in tally.links.values() {
+            assert!(fold.recent.len() <= RECENT_VISITS);
+            for h in fold.hours.values() {
+                for dimension in Dimension::ALL {
+                    let sum = h.dimension(dimension).values().fold(Split::default(), |mut acc, s| {
+                        acc.add(*s);
+                        acc
+                    });
+                    assert_eq!(sum, h.visits, "{dimension:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rollups_sum_to_totals_whatever_the_visits() {
+        for seed in 0..200 {
+            let mut rng = Lcg(seed);
+            let n = rng.next(300) as usize;
+            let mut tally = random_tally(&mut rng, n);
+            keep_all_newest(&mut tally);
+            assert_consistent(&tally);
+            assert_eq!(tally.visits(), n as u64);
+        }
+    }
+
+    fn keep_all_newest(tally: &mut VisitTally) {
+        for fold in tally.links.values_mut() {
+            keep_newest(&mut fold.recent);
+        }
+    }
+
+    #[test]
+    fn merging_is_order_free_and_survives_the_event_round_trip() {
+        for seed in 0..100 {
+            let mut rng = Lcg(seed);
+            let (na, nb) = (rng.next(200) as usize, rng.next(200) as usize);
+            let a = random_tally(&mut rng, na);
+            let b = random_tally(&mut rng, nb);
+            let mut ab = a.clone();
+            ab.merge(b.clone());
+            let mut ba = b.clone();
+            ba.merge(a.clone());
+            keep_all_newest(&mut ab);
+            keep_all_newest(&mut ba);
+            assert_eq!(ab.visits(), (na + nb) as u64);
+            assert_eq!(ab.orphans, ba.orphans);
+            for (id, fold) in &ab.links {
+                let other = &ba.links[id];
+                assert_eq!(fold.hours, other.hours);
+                let times = |f: &LinkFold| f.recent.iter().map(|v| v.visited_at).collect::<Vec<_>>();
+                assert_eq!(times(fold), times(other));
+            }
+            // Split into events of 2 links and merged back: the same tally.
+            let mut back = VisitTally::default();
+            for event in ab.to_events(2) {
+                assert!(event.links.len() <= 2);
+                back.merge(event.tally());
+            }
+            keep_all_newest(&mut back);
+            assert_eq!(back.orphans, ab.orphans);
+            assert_eq!(back.visits(), ab.visits());
+            for (id, fold) in &ab.links {
+                assert_eq!(back.links[id].hours, fold.hours);
+            }
+        }
+    }
+
+    #[test]
+    fn newest_visits_are_the_newest_ten() {
+        let mut tally = VisitTally::default();
+        let link = Uuid::nil();
+        for second in [5, 1, 30, 7, 2, 99, 15, 3, 8, 40, 11, 6, 60] {
+            tally.add_recent(link, visit(second));
+        }
+        let events = tally.to_events(10);
+        let seconds: Vec<i64> = events[0].links[0].recent.iter().map(|v| v.visited_at.timestamp()).collect();
+        assert_eq!(seconds, [99, 60, 40, 30, 15, 11, 8, 7, 6, 5]);
+    }
+
+    #[test]
+    fn an_empty_tally_makes_no_event_and_orphans_alone_make_one() {
+        assert!(VisitTally::default().to_events(10).is_empty());
+        let mut tally = VisitTally::default();
+        tally.add_orphans(hour(2), 4);
+        let events = tally.to_events(10);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].orphans, [HourCount { hour: hour(2), visits: 4 }]);
+    }
+}

@@ -1,0 +1,154 @@
+//! The rows a batch of visit tallies adds to the rollup tables: per link and for
+//! the whole service, hourly and daily. Built in key order, the same order in
+//! every worker replica, so concurrent upserts cannot deadlock.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use offndat_application::VisitTally;
+use offndat_application::visit_tally::Split;
+use offndat_domain::Dimension;
+use offndat_domain::stats::Granularity;
+use uuid::Uuid;
+
+/// Service-wide rollup dimension: links created (counted in `human`).
+pub const LINKS_CREATED: i16 = 8;
+/// Service-wide rollup dimension: orphan visits (counted in `human`).
+pub const ORPHAN_VISITS: i16 = 9;
+
+/// Columns of link rollup rows, for `UNNEST`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LinkRollupRows {
+    pub link_id: Vec<Uuid>,
+    pub bucket: Vec<DateTime<Utc>>,
+    pub dimension: Vec<i16>,
+    pub value: Vec<String>,
+    pub human: Vec<i64>,
+    pub bot: Vec<i64>,
+}
+
+/// Columns of service rollup rows, for `UNNEST`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ServiceRollupRows {
+    pub bucket: Vec<DateTime<Utc>>,
+    pub dimension: Vec<i16>,
+    pub value: Vec<String>,
+    pub human: Vec<i64>,
+    pub bot: Vec<i64>,
+}
+
+fn floor(at: DateTime<Utc>, granularity: Granularity) -> DateTime<Utc> {
+    match granularity {
+        Granularity::Hour => at,
+        Granularity::Day => at.duration_trunc(TimeDelta::days(1)).unwrap_or(at),
+    }
+}
+
+fn add(map: &mut BTreeMap<(DateTime<Utc>, i16, String), Split>, key: (DateTime<Utc>, i16, String), split: Split) {
+    let entry = map.entry(key).or_default();
+    entry.human += split.human;
+    entry.bot += split.bot;
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Rows of the links in `known` at `granularity`.
+pub fn link_rows(tally: &VisitTally, known: &HashSet<Uuid>, granularity: Granularity) -> LinkRollupRows {
+    let mut ids: Vec<&Uuid> = tally.links.keys().filter(|id| known.contains(id)).collect();
+    ids.sort();
+    let mut rows = LinkRollupRows::default();
+    for id in ids {
+        let mut per_key = BTreeMap::new();
+        for (hour, fold) in &tally.links[id].hours {
+            let bucket = floor(*hour, granularity);
+            for dimension in Dimension::ALL {
+                for (value, split) in fold.dimension(dimension) {
+                    add(&mut per_key, (bucket, dimension.id(), value.clone()), *split);
+                }
+            }
+        }
+        for ((bucket, dimension, value), split) in per_key {
+            rows.link_id.push(*id);
+            rows.bucket.push(bucket);
+            rows.dimension.push(dimension);
+            rows.value.push(value);
+            rows.human.push(signed(split.human));
+            rows.bot.push(signed(split.bot));
+        }
+    }
+    rows
+}
+
+/// Rows of the whole service at `granularity`: the visits of links in `known`,
+/// links created at `created`, and the tally's orphan visits.
+pub fn service_rows(
+    tally: &VisitTally,
+    known: &HashSet<Uuid>,
+    created: &[DateTime<Utc>],
+    granularity: Granularity,
+) -> ServiceRollupRows {
+    let mut per_key = BTreeMap::new();
+    for (id, link) in &tally.links {
+        if !known.contains(id) {
+            continue;
+        }
+        for (hour, fold) in &link.hours {
+            let bucket = floor(*hour, granularity);
+            for dimension in Dimension::ALL {
+                for (value, split) in fold.dimension(dimension) {
+                    add(&mut per_key, (bucket, dimension.id(), value.clone()), *split);
+                }
+            }
+        }
+    }
+    for at in created {
+        let hour = Granularity::Hour.floor(*at);
+        add(&mut per_key, (floor(hour, granularity), LINKS_CREATED, String::new()), Split { human: 1, bot: 0 });
+    }
+    for (hour, count) in &tally.orphans {
+        add(&mut per_key, (floor(*hour, granularity), ORPHAN_VISITS, String::new()), Split { human: *count, bot: 0 });
+    }
+    let mut rows = ServiceRollupRows::default();
+    for ((bucket, dimension, value), split) in per_key {
+        rows.bucket.push(bucket);
+        rows.dimension.push(dimension);
+        rows.value.push(value);
+        rows.human.push(signed(split.human));
+        rows.bot.push(signed(split.bot));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use offndat_domain::{DeviceClass, UserAgentClass};
+
+    use super::*;
+
+    #[test]
+    fn hours_fold_into_days_and_unknown_links_are_left_out() {
+        let class =
+            UserAgentClass { bot: false, browser: "Chrome".into(), os: "Linux".into(), device: DeviceClass::Desktop };
+        let mut tally = VisitTally::default();
+        let at = |h: i64| DateTime::from_timestamp(h * 3600, 0).expect("time");
+        tally.add(Uuid::from_u128(1), at(1), &class, "a.example", 2);
+        tally.add(Uuid::from_u128(1), at(5), &class, "a.example", 3);
+        tally.add(Uuid::from_u128(2), at(1), &class, "", 7);
+        tally.add_orphans(at(2), 4);
+        let known = HashSet::from([Uuid::from_u128(1)]);
+
+        let hourly = link_rows(&tally, &known, Granularity::Hour);
+        assert_eq!(hourly.link_id.len(), 8, "2 hours x 4 dimensions");
+        let daily = link_rows(&tally, &known, Granularity::Day);
+        assert_eq!(daily.link_id.len(), 4);
+        assert!(daily.human.iter().all(|n| *n == 5));
+
+        let service = service_rows(&tally, &known, &[at(3)], Granularity::Day);
+        let find = |d: i16| service.dimension.iter().position(|x| *x == d).map(|i| service.human[i]);
+        assert_eq!(find(Dimension::ReferrerHost.id()), Some(5));
+        assert_eq!(find(LINKS_CREATED), Some(1));
+        assert_eq!(find(ORPHAN_VISITS), Some(4));
+    }
+}

@@ -1,0 +1,181 @@
+//! `VisitStatsStore` on PostgreSQL: sums over the hourly or daily rollup tables
+//! within a range, by bucket and by dimension value. Index range scans on the
+//! tables' primary keys; raw visits are never read.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use offndat_application::ports::{RollupRows, StoreError, VisitStatsStore};
+use offndat_domain::Dimension;
+use offndat_domain::stats::{Granularity, StatsRange, VisitCounts};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::errors::store_error;
+use super::rollups::{LINKS_CREATED, ORPHAN_VISITS};
+
+/// Rollups in PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgVisitStatsStore {
+    pool: PgPool,
+}
+
+impl PgVisitStatsStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+/// A bucket's sums as selected.
+struct BucketRow {
+    bucket: DateTime<Utc>,
+    dimension: i16,
+    human: i64,
+    bot: i64,
+}
+
+/// A dimension value's sums as selected.
+struct ValueRow {
+    dimension: i16,
+    value: String,
+    human: i64,
+    bot: i64,
+}
+
+fn dimensions(rows: Vec<ValueRow>) -> Vec<(Dimension, String, VisitCounts)> {
+    rows.into_iter()
+        .filter_map(|r| Some((Dimension::from_id(r.dimension)?, r.value, VisitCounts { human: r.human, bot: r.bot })))
+        .collect()
+}
+
+#[async_trait]
+impl VisitStatsStore for PgVisitStatsStore {
+    async fn link_rollups(&self, link_id: Uuid, range: &StatsRange) -> Result<RollupRows, StoreError> {
+        // Totals come from the referrer dimension (0): every visit is in it once.
+        let (buckets, values) = match range.granularity {
+            Granularity::Hour => {
+                let buckets = sqlx::query_as!(
+                    BucketRow,
+                    r#"SELECT bucket, 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM link_visits_hourly
+                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0
+                       GROUP BY bucket"#,
+                    link_id,
+                    range.from,
+                    range.to,
+                )
+                .fetch_all(&self.pool);
+                let values = sqlx::query_as!(
+                    ValueRow,
+                    r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM link_visits_hourly
+                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                       GROUP BY dimension, value"#,
+                    link_id,
+                    range.from,
+                    range.to,
+                )
+                .fetch_all(&self.pool);
+                tokio::try_join!(buckets, values)
+            }
+            Granularity::Day => {
+                let buckets = sqlx::query_as!(
+                    BucketRow,
+                    r#"SELECT bucket, 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM link_visits_daily
+                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0
+                       GROUP BY bucket"#,
+                    link_id,
+                    range.from,
+                    range.to,
+                )
+                .fetch_all(&self.pool);
+                let values = sqlx::query_as!(
+                    ValueRow,
+                    r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM link_visits_daily
+                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                       GROUP BY dimension, value"#,
+                    link_id,
+                    range.from,
+                    range.to,
+                )
+                .fetch_all(&self.pool);
+                tokio::try_join!(buckets, values)
+            }
+        }
+        .map_err(store_error)?;
+        Ok(RollupRows {
+            buckets: buckets.into_iter().map(|r| (r.bucket, VisitCounts { human: r.human, bot: r.bot })).collect(),
+            dimensions: dimensions(values),
+            ..RollupRows::default()
+        })
+    }
+
+    async fn service_rollups(&self, range: &StatsRange) -> Result<RollupRows, StoreError> {
+        let (buckets, values) = match range.granularity {
+            Granularity::Hour => {
+                let buckets = sqlx::query_as!(
+                    BucketRow,
+                    r#"SELECT bucket, dimension, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM service_visits_hourly
+                       WHERE bucket >= $1 AND bucket < $2 AND dimension IN (0, $3::smallint, $4::smallint)
+                       GROUP BY bucket, dimension"#,
+                    range.from,
+                    range.to,
+                    LINKS_CREATED,
+                    ORPHAN_VISITS,
+                )
+                .fetch_all(&self.pool);
+                let values = sqlx::query_as!(
+                    ValueRow,
+                    r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM service_visits_hourly
+                       WHERE bucket >= $1 AND bucket < $2 AND dimension < $3::smallint
+                       GROUP BY dimension, value"#,
+                    range.from,
+                    range.to,
+                    LINKS_CREATED,
+                )
+                .fetch_all(&self.pool);
+                tokio::try_join!(buckets, values)
+            }
+            Granularity::Day => {
+                let buckets = sqlx::query_as!(
+                    BucketRow,
+                    r#"SELECT bucket, dimension, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM service_visits_daily
+                       WHERE bucket >= $1 AND bucket < $2 AND dimension IN (0, $3::smallint, $4::smallint)
+                       GROUP BY bucket, dimension"#,
+                    range.from,
+                    range.to,
+                    LINKS_CREATED,
+                    ORPHAN_VISITS,
+                )
+                .fetch_all(&self.pool);
+                let values = sqlx::query_as!(
+                    ValueRow,
+                    r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM service_visits_daily
+                       WHERE bucket >= $1 AND bucket < $2 AND dimension < $3::smallint
+                       GROUP BY dimension, value"#,
+                    range.from,
+                    range.to,
+                    LINKS_CREATED,
+                )
+                .fetch_all(&self.pool);
+                tokio::try_join!(buckets, values)
+            }
+        }
+        .map_err(store_error)?;
+        let mut rows = RollupRows { dimensions: dimensions(values), ..RollupRows::default() };
+        for row in buckets {
+            match row.dimension {
+                0 => rows.buckets.push((row.bucket, VisitCounts { human: row.human, bot: row.bot })),
+                LINKS_CREATED => rows.links_created.push((row.bucket, row.human)),
+                ORPHAN_VISITS => rows.orphan_visits.push((row.bucket, row.human)),
+                _ => {}
+            }
+        }
+        Ok(rows)
+    }
+}

@@ -1,0 +1,476 @@
+//! The visit aggregator: redirects count their visits in memory, a flusher folds
+//! each window into a `VisitTally` and writes it as `link.visited` events.
+//!
+//! Per redirect the work is O(1) under one of several locks: the link's counter
+//! for (hour, user agent, referrer host) goes up, and the visit is offered to the
+//! link's newest visits. Nothing is allocated unless the key is new in this window
+//! or the visit is one of the link's newest. User agents are classified when a
+//! window is folded, off the redirect path. Memory grows with the distinct links
+//! (and their distinct user agents and referrers) of one window, not with the
+//! visit rate; nothing is ever dropped: a window that cannot be written is merged
+//! into the next.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hashbrown::Equivalent;
+use offndat_application::VisitTally;
+use offndat_application::events::RecentVisit;
+use offndat_application::ports::{PendingVisit, UserAgentClassifier, VisitSink};
+use offndat_application::visit_tally::RECENT_VISITS;
+use offndat_domain::UserAgentClass;
+use offndat_domain::audience::referrer_host;
+use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, bounded_text};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::postgres::{PgVisitStore, is_unavailable};
+
+/// Independent locks; a redirect takes one, chosen by its link.
+const SHARDS: usize = 16;
+/// Distinct (hour, user agent, referrer host) keys kept per link and window;
+/// beyond it visits are still counted exactly, under an "other" key.
+const MAX_KEYS_PER_LINK: usize = 128;
+/// Bytes kept of a user agent and a referrer: enough for the stored form (512
+/// and 2,048 characters), and a flood of huge headers cannot grow memory.
+const MAX_USER_AGENT_BYTES: usize = MAX_USER_AGENT_CHARS * 4;
+const MAX_REFERRER_BYTES: usize = MAX_REFERRER_CHARS * 4;
+
+/// Whether every raw visit is kept, or only each link's newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VisitLog {
+    /// Only the newest visits of each link (`recentVisits`).
+    Recent,
+    /// Every visit, in the `visits` table, pruned after the retention.
+    Full,
+}
+
+/// Timing and bounds of the aggregator.
+#[derive(Debug, Clone, Copy)]
+pub struct VisitAggregatorConfig {
+    pub flush_interval: Duration,
+    /// Distinct keys in memory at which a flush starts early.
+    pub flush_at_keys: usize,
+    /// How long the final flush keeps retrying an unreachable database at shutdown.
+    pub drain_timeout: Duration,
+    pub log: VisitLog,
+    /// Most raw visits held for the full log while the database is unreachable;
+    /// beyond it the raw log (never the counts) loses visits, and says so.
+    pub max_pending_raw: usize,
+}
+
+/// Counts one (hour, user agent, referrer host) of a link.
+#[derive(Debug, PartialEq, Eq)]
+struct Key {
+    hour: i64,
+    user_agent: Option<Box<[u8]>>,
+    referrer_host: Option<Box<[u8]>>,
+    /// Past `MAX_KEYS_PER_LINK`: counted without user agent or referrer.
+    overflow: bool,
+}
+
+/// A `Key` by reference, to look one up without allocating.
+#[derive(Clone, Copy)]
+struct KeyRef<'a> {
+    hour: i64,
+    user_agent: Option<&'a [u8]>,
+    referrer_host: Option<&'a [u8]>,
+    overflow: bool,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        KeyRef::from(self).hash(state);
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.hour.hash(state);
+        self.user_agent.hash(state);
+        self.referrer_host.hash(state);
+        self.overflow.hash(state);
+    }
+}
+
+impl<'a> From<&'a Key> for KeyRef<'a> {
+    fn from(key: &'a Key) -> Self {
+        Self {
+            hour: key.hour,
+            user_agent: key.user_agent.as_deref(),
+            referrer_host: key.referrer_host.as_deref(),
+            overflow: key.overflow,
+        }
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        *self == KeyRef::from(key)
+    }
+}
+
+impl PartialEq for KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.hour == other.hour
+            && self.user_agent == other.user_agent
+            && self.referrer_host == other.referrer_host
+            && self.overflow == other.overflow
+    }
+}
+
+impl KeyRef<'_> {
+    fn to_owned_key(self) -> Key {
+        Key {
+            hour: self.hour,
+            user_agent: self.user_agent.map(Box::from),
+            referrer_host: self.referrer_host.map(Box::from),
+            overflow: self.overflow,
+        }
+    }
+}
+
+/// A visit kept as one of a link's newest, its text still raw.
+#[derive(Debug, Clone)]
+struct RawVisit {
+    visited_at: DateTime<Utc>,
+    ip: Option<IpAddr>,
+    user_agent: Option<Box<[u8]>>,
+    referrer: Option<Box<[u8]>>,
+}
+
+impl RawVisit {
+    fn new(visit: &PendingVisit) -> Self {
+        Self {
+            visited_at: visit.visited_at,
+            ip: visit.ip,
+            user_agent: visit.user_agent.as_deref().map(|b| Box::from(cut(b, MAX_USER_AGENT_BYTES))),
+            referrer: visit.referrer.as_deref().map(|b| Box::from(cut(b, MAX_REFERRER_BYTES))),
+        }
+    }
+}
+
+fn cut(bytes: &[u8], max: usize) -> &[u8] {
+    &bytes[..bytes.len().min(max)]
+}
+
+/// One link's visits in the current window.
+#[derive(Default)]
+struct LinkWindow {
+    counts: hashbrown::HashMap<Key, u64>,
+    /// Oldest first, at most `RECENT_VISITS`.
+    newest: VecDeque<RawVisit>,
+}
+
+/// Everything one shard counted since the last flush.
+#[derive(Default)]
+struct Window {
+    links: HashMap<Uuid, LinkWindow>,
+    orphans: HashMap<i64, u64>,
+    /// Every visit, for the full log only.
+    raw: Vec<(Uuid, RawVisit)>,
+}
+
+/// The redirect side: counts visits. Cheap to share (`Arc`).
+pub struct VisitAggregator {
+    shards: Box<[Mutex<Window>]>,
+    hasher: hashbrown::DefaultHashBuilder,
+    keys: AtomicUsize,
+    flush_at_keys: usize,
+    full_log: bool,
+    wake: Notify,
+}
+
+impl VisitAggregator {
+    fn shard(&self, link_id: &Uuid) -> &Mutex<Window> {
+        let index = (self.hasher.hash_one(link_id) as usize) % SHARDS;
+        &self.shards[index]
+    }
+
+    /// Takes what every shard counted, leaving them empty.
+    fn take(&self) -> Vec<Window> {
+        let windows = self.shards.iter().map(|s| std::mem::take(&mut *lock(s))).collect();
+        self.keys.store(0, Ordering::Relaxed);
+        windows
+    }
+
+    fn count_key(&self) {
+        if self.keys.fetch_add(1, Ordering::Relaxed) + 1 == self.flush_at_keys {
+            self.wake.notify_one();
+        }
+    }
+}
+
+fn lock(shard: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
+    // A panic while counting leaves counts that are still valid numbers.
+    shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl VisitSink for VisitAggregator {
+    fn record(&self, visit: PendingVisit) {
+        let hour = visit.visited_at.timestamp().div_euclid(3600);
+        let user_agent = visit.user_agent.as_deref().map(|b| cut(b, MAX_USER_AGENT_BYTES));
+        let host = visit.referrer.as_deref().and_then(referrer_host);
+        let mut shard = lock(self.shard(&visit.link_id));
+        let full_log = self.full_log;
+        let window = shard.links.entry(visit.link_id).or_default();
+        let exact = KeyRef { hour, user_agent, referrer_host: host, overflow: false };
+        let mut new_key = false;
+        if let Some(count) = window.counts.get_mut(&exact) {
+            *count += 1;
+        } else if window.counts.len() < MAX_KEYS_PER_LINK {
+            window.counts.insert(exact.to_owned_key(), 1);
+            new_key = true;
+        } else {
+            let other = KeyRef { hour, user_agent: None, referrer_host: None, overflow: true };
+            match window.counts.get_mut(&other) {
+                Some(count) => *count += 1,
+                None => {
+                    window.counts.insert(other.to_owned_key(), 1);
+                    new_key = true;
+                }
+            }
+        }
+        // Newest first by time, not by arrival: concurrent redirects may arrive
+        // out of order. A visit older than every kept one costs nothing.
+        let newest = &mut window.newest;
+        let full = newest.len() >= RECENT_VISITS;
+        if !full || newest.front().is_some_and(|oldest| oldest.visited_at <= visit.visited_at) {
+            if full {
+                newest.pop_front();
+            }
+            let at = newest.partition_point(|kept| kept.visited_at <= visit.visited_at);
+            newest.insert(at, RawVisit::new(&visit));
+        }
+        if full_log {
+            shard.raw.push((visit.link_id, RawVisit::new(&visit)));
+        }
+        drop(shard);
+        if new_key {
+            self.count_key();
+        }
+    }
+
+    fn record_orphan(&self, at: DateTime<Utc>) {
+        metrics::counter!("offndat_orphan_visits_total").increment(1);
+        let hour = at.timestamp().div_euclid(3600);
+        // Any shard will do; spread by time so a flood does not pile on one lock.
+        let index = at.timestamp_subsec_nanos() as usize % SHARDS;
+        *lock(&self.shards[index]).orphans.entry(hour).or_default() += 1;
+    }
+}
+
+/// The flushing side.
+pub struct VisitFlusher {
+    aggregator: Arc<VisitAggregator>,
+    store: PgVisitStore,
+    classifier: Arc<dyn UserAgentClassifier>,
+    config: VisitAggregatorConfig,
+}
+
+/// An aggregator and its flusher.
+pub fn visit_aggregator(
+    store: PgVisitStore,
+    classifier: Arc<dyn UserAgentClassifier>,
+    config: VisitAggregatorConfig,
+) -> (Arc<VisitAggregator>, VisitFlusher) {
+    let aggregator = Arc::new(VisitAggregator {
+        shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        hasher: hashbrown::DefaultHashBuilder::default(),
+        keys: AtomicUsize::new(0),
+        flush_at_keys: config.flush_at_keys.max(1),
+        full_log: config.log == VisitLog::Full,
+        wake: Notify::new(),
+    });
+    describe_metrics();
+    (aggregator.clone(), VisitFlusher { aggregator, store, classifier, config })
+}
+
+/// Registers the aggregator's metrics at zero, so they exist before anything
+/// happened.
+fn describe_metrics() {
+    metrics::describe_counter!("offndat_visits_recorded_total", "Visits counted and written to the outbox.");
+    metrics::counter!("offndat_visits_recorded_total").absolute(0);
+    metrics::describe_counter!(
+        "offndat_visits_dropped_total",
+        "Visits lost before being written (none by design; kept for dashboards)."
+    );
+    metrics::counter!("offndat_visits_dropped_total", "reason" => "buffer_full").absolute(0);
+    metrics::describe_counter!(
+        "offndat_visit_log_dropped_total",
+        "Raw visits left out of the full visit log while the database was unreachable (counts unaffected)."
+    );
+    metrics::counter!("offndat_visit_log_dropped_total").absolute(0);
+    metrics::describe_counter!("offndat_orphan_visits_total", "Requests for phrases that name no link.");
+    metrics::counter!("offndat_orphan_visits_total").absolute(0);
+    metrics::describe_gauge!("offndat_visit_pending_links", "Links with counted visits not yet written.");
+    metrics::describe_counter!("offndat_visit_flushes_total", "Flushes of the visit aggregator, by outcome.");
+}
+
+impl VisitFlusher {
+    /// Flushes every interval (or early when many keys are waiting) until `stop`
+    /// is cancelled, then flushes what is left, retrying an unreachable database
+    /// up to the drain timeout.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut pending = VisitTally::default();
+        let mut pending_raw: Vec<(Uuid, RecentVisit)> = Vec::new();
+        let mut delay = Duration::from_millis(100);
+        let mut next_try = Instant::now();
+        loop {
+            let stopping = tokio::select! {
+                () = stop.cancelled() => true,
+                () = tokio::time::sleep(self.config.flush_interval) => false,
+                () = self.aggregator.wake.notified() => false,
+            };
+            self.fold_into(&mut pending, &mut pending_raw);
+            if stopping {
+                break;
+            }
+            if pending.is_empty() || Instant::now() < next_try {
+                continue;
+            }
+            match self.write(&mut pending, &mut pending_raw).await {
+                Ok(()) => delay = Duration::from_millis(100),
+                Err(error) => {
+                    tracing::warn!(
+                        error = %error,
+                        links.pending = pending.links.len(),
+                        retry_in_ms = delay.as_millis() as u64,
+                        "writing visits failed; keeping them for the next flush"
+                    );
+                    next_try = Instant::now() + delay;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.drain(pending, pending_raw).await;
+    }
+
+    /// The final flush at shutdown.
+    async fn drain(&self, mut pending: VisitTally, mut pending_raw: Vec<(Uuid, RecentVisit)>) {
+        let started = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        while !pending.is_empty() {
+            match self.write(&mut pending, &mut pending_raw).await {
+                Ok(()) => break,
+                Err(error) if is_unavailable(&error) && started.elapsed() < self.config.drain_timeout => {
+                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "final visit flush failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(error) => {
+                    let lost = pending.visits();
+                    tracing::error!(error = %error, visits.count = lost, "the final visit flush failed; these visits are lost");
+                    metrics::counter!("offndat_visits_dropped_total", "reason" => "shutdown").increment(lost);
+                    break;
+                }
+            }
+        }
+        tracing::info!("visit aggregator drained");
+    }
+
+    /// Takes the current window and folds it into `pending`.
+    fn fold_into(&self, pending: &mut VisitTally, pending_raw: &mut Vec<(Uuid, RecentVisit)>) {
+        let windows = self.aggregator.take();
+        let mut classes: HashMap<&[u8], UserAgentClass> = HashMap::new();
+        let mut tally = VisitTally::default();
+        let unknown = UserAgentClass::unknown();
+        for window in &windows {
+            for (link_id, link) in &window.links {
+                for (key, count) in &link.counts {
+                    let class = match &key.user_agent {
+                        Some(ua) if !key.overflow => classify(&mut classes, self.classifier.as_ref(), ua),
+                        _ => unknown.clone(),
+                    };
+                    let host = key.referrer_host.as_deref().map(host_text).unwrap_or_default();
+                    let hour = DateTime::from_timestamp(key.hour * 3600, 0).unwrap_or_default();
+                    tally.add(*link_id, hour, &class, &host, *count);
+                }
+                for raw in &link.newest {
+                    let visit = self.stored(&mut classes, raw);
+                    tally.add_recent(*link_id, visit);
+                }
+            }
+            for (hour, count) in &window.orphans {
+                tally.add_orphans(DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default(), *count);
+            }
+            if !window.raw.is_empty() {
+                let room = self.config.max_pending_raw.saturating_sub(pending_raw.len());
+                let (kept, lost) = window.raw.split_at(window.raw.len().min(room));
+                pending_raw.extend(kept.iter().map(|(id, raw)| (*id, self.stored(&mut classes, raw))));
+                if !lost.is_empty() {
+                    metrics::counter!("offndat_visit_log_dropped_total").increment(lost.len() as u64);
+                }
+            }
+        }
+        pending.merge(tally);
+        metrics::gauge!("offndat_visit_pending_links").set(pending.links.len() as f64);
+    }
+
+    fn stored<'a>(&self, classes: &mut HashMap<&'a [u8], UserAgentClass>, raw: &'a RawVisit) -> RecentVisit {
+        let text =
+            |b: &Option<Box<[u8]>>, max| b.as_deref().and_then(|b| bounded_text(&String::from_utf8_lossy(b), max));
+        RecentVisit {
+            visited_at: raw.visited_at,
+            ip_address: raw.ip.map(|ip| ip.to_string()),
+            user_agent: text(&raw.user_agent, MAX_USER_AGENT_CHARS),
+            referrer: text(&raw.referrer, MAX_REFERRER_CHARS),
+            bot: raw.user_agent.as_deref().is_some_and(|ua| classify(classes, self.classifier.as_ref(), ua).bot),
+        }
+    }
+
+    /// Writes `pending` (and the raw log) in one transaction; on success empties them.
+    async fn write(
+        &self,
+        pending: &mut VisitTally,
+        pending_raw: &mut Vec<(Uuid, RecentVisit)>,
+    ) -> Result<(), sqlx::Error> {
+        let started = Instant::now();
+        let visits = pending.visits();
+        let links = pending.links.len();
+        let outcome = self.store.write(pending, pending_raw).await;
+        let label = if outcome.is_ok() { "written" } else { "failed" };
+        metrics::counter!("offndat_visit_flushes_total", "outcome" => label).increment(1);
+        outcome?;
+        metrics::counter!("offndat_visits_recorded_total").increment(visits);
+        tracing::debug!(
+            visits.count = visits,
+            links.count = links,
+            latency_ms = started.elapsed().as_millis() as u64,
+            "visits written"
+        );
+        *pending = VisitTally::default();
+        pending_raw.clear();
+        metrics::gauge!("offndat_visit_pending_links").set(0.0);
+        Ok(())
+    }
+}
+
+fn classify<'a>(
+    classes: &mut HashMap<&'a [u8], UserAgentClass>,
+    classifier: &dyn UserAgentClassifier,
+    user_agent: &'a [u8],
+) -> UserAgentClass {
+    classes
+        .entry(user_agent)
+        .or_insert_with(|| match bounded_text(&String::from_utf8_lossy(user_agent), MAX_USER_AGENT_CHARS) {
+            Some(text) => classifier.classify(&text),
+            None => UserAgentClass::unknown(),
+        })
+        .clone()
+}
+
+/// A referrer host as stored: lower-case text.
+fn host_text(host: &[u8]) -> String {
+    String::from_utf8_lossy(host).to_lowercase()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! The aggregator without a database: what a window folds into.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use offndat_domain::Dimension;
+use sqlx::PgPool;
+
+use super::*;
+use crate::postgres::PgVisitStore;
+use crate::user_agents::UserAgents;
+
+const CHROME: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0 Safari/537.36";
+const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+fn flusher() -> (Arc<VisitAggregator>, VisitFlusher) {
+    // Never connected: these tests only fold.
+    let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").expect("lazy pool");
+    visit_aggregator(
+        PgVisitStore::new(pool, VisitLog::Full),
+        Arc::new(UserAgents::default()),
+        VisitAggregatorConfig {
+            flush_interval: Duration::from_secs(1),
+            flush_at_keys: 1_000_000,
+            drain_timeout: Duration::from_secs(1),
+            log: VisitLog::Full,
+            max_pending_raw: 1_000,
+        },
+    )
+}
+
+fn visit(link: u128, second: i64, ua: &str, referrer: &str) -> PendingVisit {
+    PendingVisit {
+        link_id: Uuid::from_u128(link),
+        visited_at: DateTime::from_timestamp(second, 0).expect("time"),
+        ip: "203.0.113.0".parse().ok(),
+        user_agent: (!ua.is_empty()).then(|| Bytes::copy_from_slice(ua.as_bytes())),
+        referrer: (!referrer.is_empty()).then(|| Bytes::copy_from_slice(referrer.as_bytes())),
+    }
+}
+
+fn fold(flusher: &VisitFlusher) -> (VisitTally, Vec<(Uuid, RecentVisit)>) {
+    let mut tally = VisitTally::default();
+    let mut raw = Vec::new();
+    flusher.fold_into(&mut tally, &mut raw);
+    (tally, raw)
+}
+
+#[tokio::test]
+async fn visits_fold_into_exact_counts_by_class_and_hour() {
+    let (aggregator, flusher) = flusher();
+    for _ in 0..3 {
+        aggregator.record(visit(1, 3_600 * 10 + 5, CHROME, "https://News.Example/a"));
+    }
+    aggregator.record(visit(1, 3_600 * 10 + 9, GOOGLEBOT, ""));
+    aggregator.record(visit(1, 3_600 * 11, CHROME, ""));
+    aggregator.record(visit(2, 3_600 * 10, "", "not a url"));
+    aggregator.record_orphan(DateTime::from_timestamp(3_600 * 10 + 1, 0).expect("time"));
+
+    let (tally, raw) = fold(&flusher);
+    assert_eq!(tally.visits(), 6);
+    assert_eq!(raw.len(), 6, "the full log keeps every visit");
+    let one = &tally.links[&Uuid::from_u128(1)];
+    assert_eq!((one.visits().human, one.visits().bot), (4, 1));
+    let ten = &one.hours[&DateTime::from_timestamp(36_000, 0).expect("time")];
+    assert_eq!((ten.visits.human, ten.visits.bot), (3, 1));
+    let hosts = ten.dimension(Dimension::ReferrerHost);
+    assert_eq!(hosts["news.example"].human, 3);
+    assert_eq!(hosts[""].bot, 1);
+    assert_eq!(ten.dimension(Dimension::Browser)["Chrome"].human, 3);
+    assert_eq!(ten.dimension(Dimension::Device)["bot"].bot, 1);
+    assert_eq!(one.recent.len(), 5);
+    assert!(one.recent[0].visited_at >= one.recent[4].visited_at, "newest first");
+    assert_eq!(one.recent.iter().filter(|v| v.bot).count(), 1);
+    let two = &tally.links[&Uuid::from_u128(2)];
+    assert_eq!(two.hours.values().next().expect("hour").dimension(Dimension::Browser)["Other"].human, 1);
+    assert_eq!(tally.orphans.values().sum::<u64>(), 1);
+
+    let (empty, _) = fold(&flusher);
+    assert!(empty.is_empty(), "a fold takes the window");
+}
+
+#[tokio::test]
+async fn the_newest_ten_are_right_under_concurrent_writers() {
+    let (aggregator, flusher) = flusher();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let aggregator = aggregator.clone();
+            std::thread::spawn(move || {
+                // Each thread writes its own seconds, in an order of its own.
+                for i in 0..500 {
+                    let second = if t % 2 == 0 { i * 4 + t } else { (499 - i) * 4 + t };
+                    aggregator.record(visit(7, second, CHROME, ""));
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("writer");
+    }
+    let (tally, _) = fold(&flusher);
+    let link = &tally.links[&Uuid::from_u128(7)];
+    assert_eq!(link.visits().total(), 2_000);
+    let seconds: Vec<i64> = link.recent.iter().map(|v| v.visited_at.timestamp()).collect();
+    assert_eq!(seconds, (1_990..2_000).rev().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn many_distinct_user_agents_are_still_counted_exactly() {
+    let (aggregator, flusher) = flusher();
+    for i in 0..1_000 {
+        aggregator.record(visit(3, 3_600, &format!("agent-{i}"), &format!("https://r{i}.example/")));
+    }
+    let (tally, _) = fold(&flusher);
+    let link = &tally.links[&Uuid::from_u128(3)];
+    assert_eq!(link.visits().total(), 1_000);
+    let hour = link.hours.values().next().expect("hour");
+    assert_eq!(hour.dimension(Dimension::ReferrerHost).len(), MAX_KEYS_PER_LINK + 1, "the rest under ''");
+    for dimension in Dimension::ALL {
+        assert_eq!(hour.dimension(dimension).values().map(|s| s.total()).sum::<u64>(), 1_000);
+    }
+}
+
+#[tokio::test]
+async fn huge_headers_are_cut_before_they_are_kept() {
+    let (aggregator, flusher) = flusher();
+    let huge = "x".repeat(16 * 1024);
+    aggregator.record(visit(4, 0, &huge, &format!("https://a.example/{huge}")));
+    {
+        let shard = lock(aggregator.shard(&Uuid::from_u128(4)));
+        let window = &shard.links[&Uuid::from_u128(4)];
+        let key = window.counts.keys().next().expect("key");
+        assert_eq!(key.user_agent.as_deref().map(<[u8]>::len), Some(MAX_USER_AGENT_BYTES));
+        assert_eq!(window.newest[0].referrer.as_deref().map(<[u8]>::len), Some(MAX_REFERRER_BYTES));
+    }
+    let (tally, raw) = fold(&flusher);
+    let recent = &tally.links[&Uuid::from_u128(4)].recent[0];
+    assert_eq!(recent.user_agent.as_deref().map(str::len), Some(MAX_USER_AGENT_CHARS));
+    assert_eq!(recent.referrer.as_deref().map(str::len), Some(MAX_REFERRER_CHARS));
+    assert_eq!(raw.len(), 1);
+}
+
+#[tokio::test]
+async fn the_full_log_is_bounded_while_counts_stay_exact() {
+    let (aggregator, flusher) = flusher();
+    let mut tally = VisitTally::default();
+    let mut raw = Vec::new();
+    for round in 0..3 {
+        for i in 0..600 {
+            aggregator.record(visit(5, round * 1_000 + i, CHROME, ""));
+        }
+        flusher.fold_into(&mut tally, &mut raw);
+    }
+    assert_eq!(tally.visits(), 1_800);
+    assert_eq!(raw.len(), 1_000, "max_pending_raw");
+}
