@@ -1,6 +1,7 @@
 //! The whole system as processes: `offndat-api` and `offndat-worker` binaries,
-//! counting every redirect exactly once across a worker SIGKILL, a RabbitMQ outage
-//! and an API SIGTERM during traffic.
+//! counting every redirect exactly once, bots apart, across a worker SIGKILL, a
+//! RabbitMQ outage, a PostgreSQL outage and an API SIGTERM with an unflushed
+//! aggregate, during traffic.
 //!
 //! Needs both binaries built (`cargo test --workspace` builds them).
 
@@ -17,6 +18,11 @@ use tokio::process::{Child, Command};
 use crate::helpers::{AmqpNamespace, TestDatabase, eventually};
 
 pub(crate) const KEY: &str = "system-key";
+const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
+
+fn add((a, b): (i64, i64), (c, d): (i64, i64)) -> (i64, i64) {
+    (a + c, b + d)
+}
 
 fn binary(name: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_BIN_EXE_offndat-api")).with_file_name(name);
@@ -35,6 +41,8 @@ pub(crate) struct System {
     db: TestDatabase,
     namespace: AmqpNamespace,
     broker: TcpProxy,
+    /// Between both binaries and PostgreSQL: disabling it is a database restart.
+    database: TcpProxy,
     logs: tempfile::TempDir,
     api_port: u16,
     pub(crate) client: reqwest::Client,
@@ -47,6 +55,7 @@ impl System {
             db: TestDatabase::new(),
             namespace: AmqpNamespace::new(),
             broker: TcpProxy::to_port(5672).await,
+            database: TcpProxy::to_port(5432).await,
             logs: tempfile::tempdir().expect("tempdir"),
             api_port: free_port(),
             client: reqwest::Client::builder()
@@ -62,7 +71,7 @@ impl System {
         let mut command = Command::new(binary(name));
         command
             .env_clear()
-            .env("OFFNDAT_DATABASE_URL", &self.db.url)
+            .env("OFFNDAT_DATABASE_URL", self.db.url_via(self.database.address()))
             .env("OFFNDAT_AMQP_URL", format!("amqp://guest:guest@{}/%2f", self.broker.address()))
             .env("OFFNDAT_AMQP_NAMESPACE", &self.namespace.name)
             .env("OFFNDAT_API_KEYS", KEY)
@@ -113,15 +122,17 @@ impl System {
         url.trim_start_matches("http://short.test/").to_owned()
     }
 
-    /// Sends `n` redirects, `concurrency` at a time; all must answer 301.
-    async fn redirects(&self, phrase: &str, n: usize) {
+    /// Sends `n` redirects, 8 at a time, every fourth from a crawler; all must
+    /// answer 301. Returns (humans, bots) sent.
+    async fn redirects(&self, phrase: &str, n: usize) -> (i64, i64) {
         let url = Arc::new(self.url(&format!("/{phrase}")));
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..8 {
             let (client, url) = (self.client.clone(), url.clone());
             tasks.spawn(async move {
-                for _ in (worker..n).step_by(8) {
-                    let response = client.get(url.as_str()).header("User-Agent", "system-test").send().await;
+                for i in (worker..n).step_by(8) {
+                    let agent = if i % 4 == 0 { BOT } else { "system-test" };
+                    let response = client.get(url.as_str()).header("User-Agent", agent).send().await;
                     assert_eq!(response.expect("redirect").status(), 301);
                 }
             });
@@ -129,10 +140,13 @@ impl System {
         while let Some(result) = tasks.join_next().await {
             result.expect("redirect task");
         }
+        let bots = n.div_ceil(4) as i64;
+        (n as i64 - bots, bots)
     }
 
-    /// `visits` as the stats read reports it.
-    async fn visits(&self, phrase: &str) -> Result<i64, String> {
+    /// `visits` and `botVisits` as the stats read reports them, and how many
+    /// recent visits it lists.
+    async fn visits(&self, phrase: &str) -> Result<(i64, i64, usize), String> {
         let response = self
             .client
             .get(self.url(&format!("/v1/links/{phrase}")))
@@ -141,14 +155,18 @@ impl System {
             .await
             .map_err(|e| e.to_string())?;
         let body: Value = response.json().await.map_err(|e| e.to_string())?;
-        body["visits"].as_i64().ok_or_else(|| body.to_string())
+        let total = body["visits"].as_i64().ok_or_else(|| body.to_string())?;
+        let bots = body["botVisits"].as_i64().ok_or_else(|| body.to_string())?;
+        Ok((total, bots, body["recentVisits"].as_array().map_or(0, Vec::len)))
     }
 
-    async fn await_visits(&self, phrase: &str, expected: i64, when: &str) {
-        eventually(Duration::from_secs(30), &format!("{expected} visits counted {when}"), || async {
+    /// Waits for exactly `humans` + `bots` visits, bots apart, and the newest ten.
+    async fn await_visits(&self, phrase: &str, (humans, bots): (i64, i64), when: &str) {
+        let expected = (humans + bots, bots, (humans + bots).min(10) as usize);
+        eventually(Duration::from_secs(30), &format!("{expected:?} visits counted {when}"), || async {
             match self.visits(phrase).await? {
                 n if n == expected => Ok(()),
-                n => Err(format!("{n} counted")),
+                n => Err(format!("{n:?} counted")),
             }
         })
         .await;
@@ -177,37 +195,52 @@ pub(crate) async fn exit_code(child: &mut Child) -> Option<i32> {
 
 #[tokio::test]
 async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
-    let system = System::new().await;
+    let mut system = System::new().await;
     let mut api = system.start_api().await;
     let mut worker = system.start_worker();
     let phrase = system.create().await;
 
     // Plain traffic.
-    system.redirects(&phrase, 200).await;
-    system.await_visits(&phrase, 200, "after plain traffic").await;
+    let mut sent = system.redirects(&phrase, 200).await;
+    system.await_visits(&phrase, sent, "after plain traffic").await;
 
     // The worker is SIGKILLed while visits flow, then restarted.
     let traffic = system.redirects(&phrase, 300);
     let kill = async {
+        // Only places the kill inside the traffic; effects are awaited below.
         tokio::time::sleep(Duration::from_millis(100)).await;
         signal(&worker, "-KILL");
     };
-    tokio::join!(traffic, kill);
+    let (during, ()) = tokio::join!(traffic, kill);
+    sent = add(sent, during);
     assert_eq!(exit_code(&mut worker).await, None, "killed by a signal");
     let mut worker = system.start_worker();
-    system.await_visits(&phrase, 500, "after a worker SIGKILL").await;
+    system.await_visits(&phrase, sent, "after a worker SIGKILL").await;
 
     // RabbitMQ is unreachable for API and worker while links are created and
     // redirects served; everything arrives after it returns.
     system.broker.disable();
     let during_outage = system.create().await;
-    system.redirects(&phrase, 100).await;
-    system.redirects(&during_outage, 7).await;
+    sent = add(sent, system.redirects(&phrase, 100).await);
+    let other = system.redirects(&during_outage, 7).await;
     system.broker.enable();
-    system.await_visits(&phrase, 600, "after a broker outage").await;
-    system.await_visits(&during_outage, 7, "for a link created during the outage").await;
+    system.await_visits(&phrase, sent, "after a broker outage").await;
+    system.await_visits(&during_outage, other, "for a link created during the outage").await;
 
-    // The API gets SIGTERM while traffic flows: what it answered 301 to is counted.
+    // PostgreSQL goes away (a restart) while cached redirects go on: the visits
+    // wait in memory and are written once it is back.
+    system.database.disable();
+    sent = add(sent, system.redirects(&phrase, 150).await);
+    system.database.enable();
+    system.await_visits(&phrase, sent, "after a PostgreSQL outage").await;
+
+    // The API restarts with a flush interval longer than the test, then gets
+    // SIGTERM while traffic flows: only the shutdown flush writes what it
+    // counted, and everything it answered 301 to is counted.
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+    system.env.push(("OFFNDAT_VISIT_FLUSH_INTERVAL", "60s".to_owned()));
+    let api = system.start_api().await;
     let answered = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let traffic = {
@@ -229,13 +262,16 @@ async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
         if answered.load(Ordering::Relaxed) >= 50 { Ok(()) } else { Err("not yet".to_owned()) }
     })
     .await;
+    assert_eq!(system.visits(&phrase).await.map(|v| v.0), Ok(sent.0 + sent.1), "nothing flushed yet");
+    let mut api = api;
     signal(&api, "-TERM");
     assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
     stop.store(true, Ordering::Relaxed);
     traffic.await.expect("traffic task");
-    let answered = answered.load(Ordering::Relaxed) as i64;
+    sent = add(sent, (answered.load(Ordering::Relaxed) as i64, 0));
+    system.env.pop();
     let mut api = system.start_api().await;
-    system.await_visits(&phrase, 600 + answered, "after an API SIGTERM during traffic").await;
+    system.await_visits(&phrase, sent, "after an API SIGTERM with an unflushed aggregate").await;
 
     signal(&worker, "-TERM");
     assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());

@@ -116,3 +116,101 @@ async fn visits_of_unknown_links_are_skipped_and_later_messages_still_apply() {
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "applied"), 2);
     worker.stop().await;
 }
+
+/// A `link.visited` version 2 body: `visits` (human, bot) per link in one hour,
+/// every visit from `referrer`, and one recent visit per link at `at`.
+fn tally_body(visits: &[(Uuid, u64, u64)], hour: &str, referrer: &str, at: &str, orphans: u64) -> Vec<u8> {
+    let value = |v: &str, h: u64, b: u64| serde_json::json!([{"value": v, "human": h, "bot": b}]);
+    let links: Vec<serde_json::Value> = visits
+        .iter()
+        .map(|(id, human, bot)| {
+            serde_json::json!({
+                "linkId": id,
+                "hours": [{
+                    "hour": hour, "human": human, "bot": bot,
+                    "referrers": value(referrer, *human, *bot),
+                    "browsers": value("Chrome", *human, *bot),
+                    "operatingSystems": value("Windows", *human, *bot),
+                    "devices": value("desktop", *human, *bot),
+                }],
+                "recent": [{"visitedAt": at, "ipAddress": "203.0.113.0", "userAgent": "ua", "referrer": null, "bot": false}],
+            })
+        })
+        .collect();
+    serde_json::to_vec(
+        &serde_json::json!({"version": 2, "links": links, "orphans": [{"hour": hour, "visits": orphans}]}),
+    )
+    .expect("json")
+}
+
+#[tokio::test]
+async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let (a, b) = (insert_link(&db).await, insert_link(&db).await);
+    let deleted = Uuid::now_v7();
+    let worker = TestWorker::spawn(&db, &namespace).await;
+    let publisher = Publisher::new(&namespace).await;
+
+    let first = Uuid::now_v7().to_string();
+    let body = tally_body(
+        &[(a, 3, 1), (b, 2, 0), (deleted, 9, 0)],
+        "2026-11-21T10:00:00Z",
+        "x.example",
+        "2026-11-21T10:59:00Z",
+        5,
+    );
+    publisher.publish_raw("link.visited", Some(&first), Some("link.visited"), &body).await;
+    // Redelivered (same id): no effect.
+    publisher.publish_raw("link.visited", Some(&first), Some("link.visited"), &body).await;
+    let later = tally_body(&[(a, 1, 0)], "2026-11-21T11:00:00Z", "", "2026-11-21T11:00:01Z", 0);
+    publisher.publish_raw("link.visited", Some(&Uuid::now_v7().to_string()), Some("link.visited"), &later).await;
+
+    await_total(&db, a, 5).await;
+    await_total(&db, b, 2).await;
+    let bots = |id: Uuid| format!("SELECT bot_visits FROM visit_summaries WHERE link_id = '{id}'");
+    assert_eq!(db.scalar(&bots(a)).await, 1);
+    let newest = db
+        .scalar(&format!("SELECT jsonb_array_length(recent_visits)::bigint FROM visit_summaries WHERE link_id = '{a}'"))
+        .await;
+    assert_eq!(newest, 2, "the newest of both messages, merged");
+    let first_newest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT recent_visits -> 0 ->> 'visitedAt' FROM visit_summaries WHERE link_id = '{a}'"
+    )))
+    .fetch_one(&mut db.connect().await)
+    .await
+    .expect("newest");
+    assert!(first_newest.starts_with("2026-11-21T11:00:01"), "newest first: {first_newest}");
+
+    let sum =
+        |table: &str, filter: &str| format!("SELECT COALESCE(sum(human + bot), 0)::bigint FROM {table} WHERE {filter}");
+    for dimension in 0..4 {
+        assert_eq!(
+            db.scalar(&sum("link_visits_hourly", &format!("link_id = '{a}' AND dimension = {dimension}"))).await,
+            5
+        );
+        assert_eq!(
+            db.scalar(&sum("link_visits_daily", &format!("link_id = '{a}' AND dimension = {dimension}"))).await,
+            5
+        );
+    }
+    assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_hourly").await, 2);
+    assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_daily").await, 1);
+    assert_eq!(db.scalar(&sum("service_visits_hourly", "dimension = 0")).await, 7, "the unknown link's 9 skipped");
+    assert_eq!(db.scalar(&sum("service_visits_daily", "dimension = 9")).await, 5, "orphans counted once");
+    assert_eq!(db.count("visit_summaries").await, 2);
+
+    let metrics = worker.client.get(worker.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let visits = |outcome: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("offndat_worker_visits_total{{outcome=\"{outcome}\"}} "))?.parse().ok()
+            })
+            .unwrap_or(0)
+    };
+    assert!(visits("skipped") >= 9, "{metrics}");
+    let topology = namespace.topology();
+    assert_eq!(counter(&metrics, &topology.link_visited_queue, "duplicate"), 1);
+    worker.stop().await;
+}
