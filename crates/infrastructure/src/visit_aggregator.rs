@@ -300,9 +300,9 @@ fn describe_metrics() {
     metrics::counter!("offndat_visits_recorded_total").absolute(0);
     metrics::describe_counter!(
         "offndat_visits_dropped_total",
-        "Visits lost before being written (none by design; kept for dashboards)."
+        "Visits lost: only a final flush at shutdown that could not reach PostgreSQL."
     );
-    metrics::counter!("offndat_visits_dropped_total", "reason" => "buffer_full").absolute(0);
+    metrics::counter!("offndat_visits_dropped_total", "reason" => "shutdown").absolute(0);
     metrics::describe_counter!(
         "offndat_visit_log_dropped_total",
         "Raw visits left out of the full visit log while the database was unreachable (counts unaffected)."
