@@ -1,6 +1,7 @@
 //! Use cases of offndat and the ports they need. Adapters live in
 //! `offndat-infrastructure`; this crate knows no database, cache or broker.
 
+pub mod apply_events;
 pub mod catalogues;
 pub mod error;
 pub mod events;
@@ -12,6 +13,7 @@ pub mod record_visit;
 pub mod resolve_link;
 pub mod visit_tally;
 
+pub use apply_events::{ApplyEvents, PruneRecords};
 pub use error::ApplicationError;
 pub use generate_link::{GenerateLink, GenerateLinkCommand, ValidationFailure};
 pub use read_link::ReadLinkStats;

@@ -10,6 +10,10 @@ use axum::Router;
 use offndat_infrastructure::amqp::consumer::describe_metrics;
 use offndat_infrastructure::amqp::{BatchSettings, BrokerStatus, EventConsumer, Topology};
 use offndat_infrastructure::config::WorkerConfig;
+use std::sync::Arc;
+
+use offndat_application::apply_events::{EventLedger, Retention};
+use offndat_application::{ApplyEvents, PruneRecords};
 use offndat_infrastructure::postgres::{self, PgEventLedger};
 use offndat_infrastructure::telemetry;
 use sqlx::PgPool;
@@ -24,7 +28,7 @@ pub struct Worker {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
-    ledger: PgEventLedger,
+    prune: PruneRecords,
     consumers: Vec<EventConsumer>,
     config: WorkerConfig,
 }
@@ -47,10 +51,10 @@ impl Worker {
         }
 
         let pool = postgres::connect(&config.database).await?;
-        let ledger = PgEventLedger::new(pool.clone());
+        let store = PgEventLedger::new(pool.clone());
         // The API owns migrations; a worker started against an unmigrated database
         // says so instead of failing on every message.
-        let missing = ledger.missing_tables().await.context("checking the database schema")?;
+        let missing = store.missing_tables().await.context("checking the database schema")?;
         if !missing.is_empty() {
             bail!(
                 "database {} lacks table(s) {}: the API applies migrations, start it (or run `offndat-api migrate`) first",
@@ -59,6 +63,12 @@ impl Worker {
             );
         }
 
+        let ledger: Arc<dyn EventLedger> = Arc::new(store);
+        let apply = ApplyEvents::new(ledger.clone());
+        let prune = PruneRecords::new(
+            ledger.clone(),
+            Retention { inbox: config.inbox_retention, visit_log: config.visit_log.prune_older_than() },
+        );
         let status = BrokerStatus::default();
         let topology = Topology::new(&config.messaging.amqp_namespace);
         let settings =
@@ -73,7 +83,7 @@ impl Worker {
                     topology.clone(),
                     queue.to_owned(),
                     settings,
-                    ledger.clone(),
+                    apply.clone(),
                     status.clone(),
                 )
             })
@@ -83,7 +93,7 @@ impl Worker {
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_WORKER_LISTEN)", config.worker_listen))?;
         let router = health::router(HealthState { ledger: ledger.clone(), broker: status, metrics });
-        Ok(Self { listener, router, pool, ledger, consumers, config })
+        Ok(Self { listener, router, pool, prune, consumers, config })
     }
 
     /// The bound address of the health and metrics server (the real port when
@@ -104,12 +114,8 @@ impl Worker {
             consumers.spawn(consumer.run(shutdown.clone()));
         }
         let pruner =
-            tokio::spawn(prune_periodically(self.ledger.clone(), self.config.inbox_retention, shutdown.clone()));
-        let visit_pruner = tokio::spawn(prune_visits_periodically(
-            self.ledger,
-            self.config.visit_log.prune_older_than(),
-            shutdown.clone(),
-        ));
+            tokio::spawn(prune_periodically(self.prune.clone(), self.config.inbox_retention, shutdown.clone()));
+        let visit_pruner = tokio::spawn(prune_visits_periodically(self.prune, shutdown.clone()));
         // The server outlives the consumers, so health stays observable while draining.
         let stop_serving = CancellationToken::new();
         let serve =
@@ -176,7 +182,7 @@ impl Worker {
 
 /// Forgets applied message ids older than the retention, now and then. Replicas
 /// may all do it: deleting skips rows another replica is deleting.
-async fn prune_periodically(ledger: PgEventLedger, retention: Duration, shutdown: CancellationToken) {
+async fn prune_periodically(prune: PruneRecords, retention: Duration, shutdown: CancellationToken) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -185,7 +191,7 @@ async fn prune_periodically(ledger: PgEventLedger, retention: Duration, shutdown
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => tokio::select! {
                 () = shutdown.cancelled() => return,
-                pruned = ledger.prune_inbox(retention) => pruned,
+                pruned = prune.inbox() => pruned,
             },
         };
         match pruned {
@@ -199,7 +205,7 @@ async fn prune_periodically(ledger: PgEventLedger, retention: Duration, shutdown
 /// Prunes the raw visit log every minute: everything under the `recent` log (each
 /// link's newest visits live on its summary), visits past the retention under the
 /// `full` log. Totals and rollups are untouched.
-async fn prune_visits_periodically(ledger: PgEventLedger, older_than: Option<Duration>, shutdown: CancellationToken) {
+async fn prune_visits_periodically(prune: PruneRecords, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(Duration::from_secs(60));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -207,7 +213,7 @@ async fn prune_visits_periodically(ledger: PgEventLedger, older_than: Option<Dur
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => tokio::select! {
                 () = shutdown.cancelled() => return,
-                pruned = ledger.prune_visits(older_than) => pruned,
+                pruned = prune.visit_log() => pruned,
             },
         };
         match pruned {

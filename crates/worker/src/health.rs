@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use offndat_infrastructure::amqp::{BrokerStatus, ConsumerHealth};
-use offndat_infrastructure::postgres::PgEventLedger;
+use std::sync::Arc;
+
+use offndat_application::apply_events::EventLedger;
 use serde_json::{Map, Value, json};
 
 /// How long one dependency check may take before it counts as failed.
@@ -19,7 +21,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// What the endpoints look at.
 #[derive(Clone)]
 pub(crate) struct HealthState {
-    pub ledger: PgEventLedger,
+    pub ledger: Arc<dyn EventLedger>,
     pub broker: BrokerStatus,
     pub metrics: PrometheusHandle,
 }

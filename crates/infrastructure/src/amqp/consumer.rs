@@ -24,8 +24,9 @@ use uuid::Uuid;
 
 use super::broker_status::QueueStatus;
 use super::{BrokerStatus, Topology, connect};
-use crate::postgres::{InboxMessage, LedgerError, LedgerOutcome, PgEventLedger};
 use crate::trace_context;
+use offndat_application::ApplyEvents;
+use offndat_application::apply_events::{InboxMessage, LedgerError, LedgerOutcome};
 use offndat_application::events::Event;
 
 /// Counter of consumed messages, labelled `queue` and `outcome` (`applied`,
@@ -61,7 +62,7 @@ pub struct EventConsumer {
     topology: Topology,
     queue: String,
     settings: BatchSettings,
-    ledger: PgEventLedger,
+    apply: ApplyEvents,
     status: BrokerStatus,
 }
 
@@ -90,10 +91,10 @@ impl EventConsumer {
         topology: Topology,
         queue: String,
         settings: BatchSettings,
-        ledger: PgEventLedger,
+        apply: ApplyEvents,
         status: BrokerStatus,
     ) -> Self {
-        Self { amqp_url, connection_name, topology, queue, settings, ledger, status }
+        Self { amqp_url, connection_name, topology, queue, settings, apply, status }
     }
 
     /// Consumes until `shutdown` is cancelled: connects (retrying with capped
@@ -310,15 +311,7 @@ impl EventConsumer {
     async fn apply_with_retry(&self, messages: &[InboxMessage], shutdown: &CancellationToken) -> Settled {
         let mut delay = BACKOFF_MIN;
         loop {
-            let result = match self.ledger.apply(messages).await {
-                // A dying connection can surface as an error that does not look like
-                // one; dead-lettering is only for failures of a database that answers.
-                Err(error) if !error.is_transient() && self.ledger.ping().await.is_err() => {
-                    Err(LedgerError::Transient(sqlx_error(error)))
-                }
-                other => other,
-            };
-            match result {
+            match self.apply.execute(messages).await {
                 Ok(outcome) => return Settled::Committed(outcome),
                 Err(error) if error.is_transient() => {
                     if shutdown.is_cancelled() {
@@ -440,12 +433,6 @@ async fn cancel_consumer(channel: &Channel, consumer: &lapin::Consumer) {
 async fn close_channel(channel: &Channel) {
     if let Err(error) = channel.close(200, "worker shutting down".into()).await {
         tracing::debug!(error = %error, "closing the channel");
-    }
-}
-
-fn sqlx_error(error: LedgerError) -> sqlx::Error {
-    match error {
-        LedgerError::Transient(error) | LedgerError::Permanent(error) => error,
     }
 }
 

@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offndat_application::VisitTally;
+use offndat_application::apply_events::{EventLedger, InboxMessage, LedgerError, LedgerOutcome};
 use offndat_application::events::Event;
 use offndat_domain::stats::Granularity;
 use sqlx::PgPool;
@@ -19,41 +21,10 @@ use super::rollups::{self, LinkRollupRows, ServiceRollupRows};
 /// locks or bloats one transaction.
 const PRUNE_CHUNK: i64 = 5_000;
 
-/// A message the worker parsed and is about to apply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboxMessage {
-    /// The AMQP `message_id`: the de-duplication key.
-    pub message_id: Uuid,
-    /// The event it carries.
-    pub event: Event,
-}
-
-impl InboxMessage {
-    /// The event type recorded in the inbox.
-    pub fn event_type(&self) -> &'static str {
-        self.event.event_type()
-    }
-}
-
-/// What applying one batch did. Every message of the batch is exactly one of
-/// `applied`, `duplicates` or `skipped`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LedgerOutcome {
-    /// New messages with an effect (or nothing to do, like an empty visit list).
-    pub applied: u64,
-    /// Messages already in the inbox, or repeated within the batch: no effect.
-    pub duplicates: u64,
-    /// New messages recorded in the inbox whose every link is unknown.
-    pub skipped: u64,
-    /// Visits added to summaries.
-    pub visits_counted: u64,
-    /// Visits of links that do not exist, not counted.
-    pub visits_skipped: u64,
-}
-
-/// Why a batch could not be applied.
+/// Why a batch could not be applied, as PostgreSQL said it; becomes the
+/// application's `LedgerError` at the port.
 #[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
+pub enum PgLedgerError {
     /// PostgreSQL is unreachable, or the transaction lost a race (deadlock,
     /// serialization failure): the same batch is worth retrying as is.
     #[error("PostgreSQL is unavailable: {0}")]
@@ -63,14 +34,16 @@ pub enum LedgerError {
     Permanent(#[source] sqlx::Error),
 }
 
-impl LedgerError {
-    /// Whether retrying the same work later may succeed.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+impl From<PgLedgerError> for LedgerError {
+    fn from(error: PgLedgerError) -> Self {
+        match error {
+            PgLedgerError::Transient(e) => Self::Transient(e.into()),
+            PgLedgerError::Permanent(e) => Self::Permanent(e.into()),
+        }
     }
 }
 
-impl From<sqlx::Error> for LedgerError {
+impl From<sqlx::Error> for PgLedgerError {
     fn from(error: sqlx::Error) -> Self {
         // 40001 serialization_failure, 40P01 deadlock_detected: concurrent replicas
         // touching the same rows; the loser retries.
@@ -93,14 +66,14 @@ impl PgEventLedger {
     }
 
     /// One round trip, for health checks.
-    pub async fn ping(&self) -> Result<(), LedgerError> {
+    async fn ping_db(&self) -> Result<(), PgLedgerError> {
         sqlx::query!("SELECT 1 AS one").fetch_one(&self.pool).await?;
         Ok(())
     }
 
     /// The tables the ledger needs that the database lacks. The worker does not
     /// migrate (the API owns the schema), so it checks instead.
-    pub async fn missing_tables(&self) -> Result<Vec<&'static str>, LedgerError> {
+    pub async fn missing_tables(&self) -> Result<Vec<&'static str>, PgLedgerError> {
         let present = sqlx::query!(
             r#"SELECT to_regclass('inbox') IS NOT NULL AS "inbox!",
                       to_regclass('visit_summaries') IS NOT NULL AS "visit_summaries!",
@@ -123,7 +96,7 @@ impl PgEventLedger {
     /// Applies `messages` in one transaction: records their ids in the inbox and
     /// applies only the ones not seen before. Set-based (arrays and `UNNEST`), so
     /// the number of statements does not grow with the batch.
-    pub async fn apply(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
+    async fn apply_batch(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, PgLedgerError> {
         let mut outcome = LedgerOutcome::default();
         // Keep the first of any id repeated within the batch; sort by id so
         // concurrent replicas lock inbox keys in one order and cannot deadlock.
@@ -184,7 +157,7 @@ impl PgEventLedger {
 
     /// Deletes inbox rows processed more than `older_than` ago (by the database's
     /// clock, which stamped them), in chunks; returns how many went.
-    pub async fn prune_inbox(&self, older_than: Duration) -> Result<u64, LedgerError> {
+    async fn prune_inbox_rows(&self, older_than: Duration) -> Result<u64, PgLedgerError> {
         let mut deleted = 0;
         loop {
             // SKIP LOCKED: replicas pruning at the same time share the work
@@ -210,13 +183,32 @@ impl PgEventLedger {
     }
 }
 
+#[async_trait]
+impl EventLedger for PgEventLedger {
+    async fn apply(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
+        Ok(self.apply_batch(messages).await?)
+    }
+
+    async fn ping(&self) -> Result<(), LedgerError> {
+        Ok(self.ping_db().await?)
+    }
+
+    async fn prune_inbox(&self, older_than: Duration) -> Result<u64, LedgerError> {
+        Ok(self.prune_inbox_rows(older_than).await?)
+    }
+
+    async fn prune_visit_log(&self, older_than: Option<Duration>) -> Result<u64, LedgerError> {
+        Ok(self.prune_raw_visits(older_than).await?)
+    }
+}
+
 impl PgEventLedger {
     /// Deletes raw visits the visit log no longer keeps, in chunks; returns how
     /// many went. `None`: the `recent` log, which keeps each link's newest visits
     /// on its summary, so every raw row goes (rows from before that existed).
     /// `Some(age)`: the `full` log, pruned by age. Totals and rollups are kept
     /// apart and never change.
-    pub async fn prune_visits(&self, older_than: Option<Duration>) -> Result<u64, LedgerError> {
+    async fn prune_raw_visits(&self, older_than: Option<Duration>) -> Result<u64, PgLedgerError> {
         let mut deleted = 0;
         loop {
             let query = match older_than {
@@ -256,7 +248,7 @@ async fn count_visits(
     tx: &mut sqlx::PgConnection,
     fresh: &[&InboxMessage],
     outcome: &mut LedgerOutcome,
-) -> Result<HashSet<Uuid>, LedgerError> {
+) -> Result<HashSet<Uuid>, PgLedgerError> {
     let mut tally = VisitTally::default();
     // Version 1 (older releases): totals only.
     let mut v1: BTreeMap<Uuid, (i64, DateTime<Utc>)> = BTreeMap::new();
@@ -359,7 +351,7 @@ async fn upsert_link_rollups(
     tx: &mut sqlx::PgConnection,
     rows: &LinkRollupRows,
     granularity: Granularity,
-) -> Result<(), LedgerError> {
+) -> Result<(), PgLedgerError> {
     if rows.link_id.is_empty() {
         return Ok(());
     }
@@ -398,7 +390,7 @@ async fn upsert_service_rollups(
     tx: &mut sqlx::PgConnection,
     rows: &ServiceRollupRows,
     granularity: Granularity,
-) -> Result<(), LedgerError> {
+) -> Result<(), PgLedgerError> {
     if rows.bucket.is_empty() {
         return Ok(());
     }
@@ -432,7 +424,7 @@ async fn upsert_service_rollups(
 
 /// Gives links of new `link.created` messages a zero summary, so stats read a row
 /// from the start; returns the ids of the links that exist.
-async fn record_created(tx: &mut sqlx::PgConnection, fresh: &[&InboxMessage]) -> Result<HashSet<Uuid>, LedgerError> {
+async fn record_created(tx: &mut sqlx::PgConnection, fresh: &[&InboxMessage]) -> Result<HashSet<Uuid>, PgLedgerError> {
     let mut link_ids: Vec<Uuid> = fresh
         .iter()
         .filter_map(|m| match &m.event {

@@ -11,7 +11,7 @@ mod visit_store;
 
 pub use bootstrap::{BootstrapError, connect, migrate};
 pub use errors::is_unavailable;
-pub use event_ledger::{InboxMessage, LedgerError, LedgerOutcome, PgEventLedger};
+pub use event_ledger::{PgEventLedger, PgLedgerError};
 pub use link_store::PgLinkStore;
 pub use stats_store::PgVisitStatsStore;
 pub use visit_store::{MAX_LINKS_PER_EVENT, PgVisitStore};

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use offndat_application::apply_events::EventLedger;
 use offndat_infrastructure::postgres::PgEventLedger;
 use offndat_test_support::TestDatabase;
 
