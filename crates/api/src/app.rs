@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
+use offndat_application::ports::VisitStatsStore;
 use offndat_application::{GenerateLink, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
 use offndat_infrastructure::amqp::{BrokerStatus, Topology};
-use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Settings, TwoLevelCache};
+use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
 use offndat_infrastructure::postgres::{self, PgLinkStore, PgVisitStatsStore, PgVisitStore};
@@ -42,6 +43,9 @@ impl Application {
     /// Validates configuration, loads the vocabulary, prepares the database and
     /// binds the listener. Any error here is a start-up failure with one clear line.
     pub async fn build(config: ApiConfig) -> anyhow::Result<Self> {
+        // First: metric handles made before the recorder is installed would go to
+        // a no-op recorder for good (the cache's lookup counters did).
+        let metrics = telemetry::metrics_handle();
         let cors_origins = config
             .cors_origins
             .iter()
@@ -100,10 +104,10 @@ impl Application {
             cache,
             broker,
             read_link_stats: ReadLinkStats::new(store.clone()),
-            read_visit_stats: ReadVisitStats::new(store, Arc::new(PgVisitStatsStore::new(pool.clone())), clock.clone()),
+            read_visit_stats: ReadVisitStats::new(store, visit_stats(&config, &pool), clock.clone()),
             record_visit: RecordVisit::new(visits, clock, config.anonymize_ips),
             trusted_proxies: config.trusted_proxies.clone().into(),
-            metrics: telemetry::metrics_handle(),
+            metrics,
             short_urls: ShortUrls::new(&config.public_base_url),
             api_keys,
             pool: pool.clone(),
@@ -183,6 +187,16 @@ impl Application {
         pool.close().await;
         tracing::info!("offndat-api stopped");
         served
+    }
+}
+
+/// The rollup reads, behind a short TTL cache unless it is turned off.
+fn visit_stats(config: &ApiConfig, pool: &PgPool) -> Arc<dyn VisitStatsStore> {
+    let store = Arc::new(PgVisitStatsStore::new(pool.clone()));
+    if config.stats_cache_ttl.is_zero() {
+        store
+    } else {
+        Arc::new(CachedVisitStats::new(store, config.stats_cache_ttl))
     }
 }
 

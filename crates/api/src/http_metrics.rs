@@ -7,32 +7,89 @@ use std::collections::HashMap;
 use std::sync::{LazyLock, RwLock};
 use std::time::Instant;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{Counter, Histogram};
+use tower::{Layer, Service};
 
 /// The matched route of a request, handed from the routing layer to the metrics.
 #[derive(Clone)]
 struct RouteTag(MatchedPath);
 
-/// Runs inside routing (a route layer), where the matched route is known, and
-/// tags the response with it.
-pub async fn tag_route(request: Request, next: Next) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    if let Some(matched) = &matched
-        && offndat_infrastructure::telemetry::exporting_traces()
-    {
-        // The exported request span (see request_context) is named after the route.
-        let span = tracing::Span::current();
-        offndat_infrastructure::trace_context::set_route(&span, request.method().as_str(), matched.as_str());
+/// A route layer: runs inside routing, where the matched route is known, and
+/// tags the response with it. Written as a plain `Service` rather than with
+/// `from_fn`, which boxes a future and clones the inner service on every
+/// request: this runs on every redirect.
+#[derive(Clone, Copy)]
+pub struct TagRouteLayer;
+
+impl<S> Layer<S> for TagRouteLayer {
+    type Service = TagRoute<S>;
+
+    fn layer(&self, inner: S) -> TagRoute<S> {
+        TagRoute { inner }
     }
-    let mut response = next.run(request).await;
-    if let Some(matched) = matched {
-        response.extensions_mut().insert(RouteTag(matched));
+}
+
+/// The service of [`TagRouteLayer`].
+#[derive(Clone)]
+pub struct TagRoute<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for TagRoute<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = TagRouteFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
     }
-    response
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        if let Some(matched) = &matched
+            && offndat_infrastructure::telemetry::exporting_traces()
+        {
+            // The exported request span (see request_context) is named after the route.
+            let span = tracing::Span::current();
+            offndat_infrastructure::trace_context::set_route(&span, request.method().as_str(), matched.as_str());
+        }
+        TagRouteFuture { inner: self.inner.call(request), matched }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`TagRoute`].
+    pub struct TagRouteFuture<F> {
+        #[pin]
+        inner: F,
+        matched: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> Future for TagRouteFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(matched) = this.matched.take() {
+            response.extensions_mut().insert(RouteTag(matched));
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// The route a response was routed by, or `unmatched`: requests no route matched

@@ -5,13 +5,20 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 use axum::response::{IntoResponse, Response};
 use offndat_infrastructure::{telemetry, trace_context};
 use rand::Rng;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
+use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
 use crate::error::ApiError;
@@ -51,54 +58,140 @@ pub struct RequestContext {
 
 /// Assigns ids, then finishes the response: version and id headers, and a problem
 /// body for every error that does not have one yet. Runs on every redirect, so it
-/// formats nothing it does not need.
-pub async fn request_context(State(config): State<RequestContextConfig>, mut request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let request_id = incoming_request_id(request.headers()).unwrap_or_else(new_request_id);
-    let (span, trace_id) = request_span(&method, &request_id, request.headers());
-    let context = RequestContext { request_id, trace_id };
-    let uri = request.uri().clone();
-    request.extensions_mut().insert(context.clone());
+/// formats nothing it does not need, and it is a plain `Service` rather than a
+/// `from_fn` middleware, which would box a future and the inner service on every
+/// request.
+#[derive(Clone, Copy)]
+pub struct RequestContextLayer(pub RequestContextConfig);
 
-    let mut response = if headers_size(request.headers()) > config.max_header_bytes {
-        ApiError::HeadersTooLarge.into_response()
-    } else {
-        // Outbox rows written by this request carry its trace context to the worker.
-        trace_context::scope(context.trace_id, next.run(request).instrument(span.clone())).await
-    };
-    trace_context::set_response_status(&span, response.status().as_u16());
-    // The access log, off unless asked for (`OFFNDAT_LOG=info,offndat_api::request_context=debug`):
-    // one line per redirect is more than most operators want to ship.
-    tracing::debug!(
-        parent: &span,
-        route = http_metrics::route(&response),
-        status = response.status().as_u16(),
-        duration_us = started.elapsed().as_micros() as u64,
-        "request finished"
-    );
+impl<S> Layer<S> for RequestContextLayer {
+    type Service = RequestContextService<S>;
 
-    if response.status().is_client_error() || response.status().is_server_error() {
-        // Our handlers attach a spec; axum's and tower's own errors come bare or as
-        // plain text. JSON bodies (health checks) are already meaningful.
-        let bare = response.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
-        let spec = response.extensions_mut().remove::<ProblemSpec>();
-        if spec.is_some() || bare {
-            let spec = spec.unwrap_or_else(|| ProblemSpec::for_status(response.status()));
-            response = render(response, &spec, &format!("{method} {}", truncate(uri.path())), &context);
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestContextService { inner, config: self.0 }
+    }
+}
+
+/// The service of [`RequestContextLayer`].
+#[derive(Clone)]
+pub struct RequestContextService<S> {
+    inner: S,
+    config: RequestContextConfig,
+}
+
+/// What finishing a response needs from its request.
+struct Finish {
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    span: Span,
+    context: RequestContext,
+}
+
+impl<S> Service<Request> for RequestContextService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RequestContextFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let request_id = incoming_request_id(request.headers()).unwrap_or_else(new_request_id);
+        let (span, trace_id) = request_span(&method, &request_id, request.headers());
+        let finish = Finish {
+            started,
+            method,
+            uri: request.uri().clone(),
+            span: span.clone(),
+            context: RequestContext { request_id, trace_id },
+        };
+        if headers_size(request.headers()) > self.config.max_header_bytes {
+            return RequestContextFuture::Refused {
+                response: Some(ApiError::HeadersTooLarge.into_response()),
+                finish: Some(finish),
+            };
         }
+        // Outbox rows written by this request carry its trace context to the worker.
+        let inner = trace_context::scope(trace_id, self.inner.call(request).instrument(span));
+        RequestContextFuture::Running { inner, finish: Some(finish) }
     }
-    let headers = response.headers_mut();
-    headers.insert(API_SUPPORTED_VERSIONS.clone(), HeaderValue::from_static("1"));
-    headers.insert(X_REQUEST_ID.clone(), context.request_id);
-    for (name, value) in SECURITY_HEADERS {
-        headers.insert(name, value);
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestContextService`].
+    #[project = Projected]
+    pub enum RequestContextFuture<F> {
+        Running { #[pin] inner: TaskLocalFuture<u128, Instrumented<F>>, finish: Option<Finish> },
+        Refused { response: Option<Response>, finish: Option<Finish> },
     }
-    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
-        headers.insert(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
+}
+
+impl<F> Future for RequestContextFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (response, finish) = match self.project() {
+            Projected::Running { inner, finish } => {
+                let Ok(response) = std::task::ready!(inner.poll(cx));
+                (response, finish.take())
+            }
+            Projected::Refused { response, finish } => (response.take().unwrap_or_default(), finish.take()),
+        };
+        Poll::Ready(Ok(match finish {
+            Some(finish) => finish.response(response),
+            // Polled again after completion: a caller bug; answer something valid.
+            None => response,
+        }))
     }
-    http_metrics::record(&method, started, &response);
-    response
+}
+
+impl Finish {
+    fn response(self, mut response: Response) -> Response {
+        let Self { started, method, uri, span, context } = self;
+        trace_context::set_response_status(&span, response.status().as_u16());
+        // The access log, off unless asked for (`OFFNDAT_LOG=info,offndat_api::request_context=debug`):
+        // one line per redirect is more than most operators want to ship.
+        tracing::debug!(
+            parent: &span,
+            route = http_metrics::route(&response),
+            status = response.status().as_u16(),
+            duration_us = started.elapsed().as_micros() as u64,
+            "request finished"
+        );
+
+        if response.status().is_client_error() || response.status().is_server_error() {
+            // Our handlers attach a spec; axum's and tower's own errors come bare or as
+            // plain text. JSON bodies (health checks) are already meaningful.
+            let bare =
+                response.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+            let spec = response.extensions_mut().remove::<ProblemSpec>();
+            if spec.is_some() || bare {
+                let spec = spec.unwrap_or_else(|| ProblemSpec::for_status(response.status()));
+                response = render(response, &spec, &format!("{method} {}", truncate(uri.path())), &context);
+            }
+        }
+        let headers = response.headers_mut();
+        headers.insert(API_SUPPORTED_VERSIONS.clone(), HeaderValue::from_static("1"));
+        headers.insert(X_REQUEST_ID.clone(), context.request_id);
+        for (name, value) in SECURITY_HEADERS {
+            headers.insert(name, value);
+        }
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, DEFAULT_CSP);
+        }
+        http_metrics::record(&method, started, &response);
+        response
+    }
 }
 
 /// The span every log line of a request is in, and its server span in traces;
@@ -140,8 +233,14 @@ fn new_request_id() -> HeaderValue {
     static PREFIX: LazyLock<u32> = LazyLock::new(|| rand::rng().random());
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let id = format!("{:08x}{n:012x}", *PREFIX);
-    HeaderValue::from_str(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+    // Hex digits written in place: no formatter, one allocation (the value's).
+    let mut id = [0u8; 20];
+    let digits = (u128::from(*PREFIX) << 48) | u128::from(n & 0xffff_ffff_ffff);
+    for (i, byte) in id.iter_mut().enumerate() {
+        let nibble = (digits >> ((19 - i) * 4)) & 0xf;
+        *byte = b"0123456789abcdef"[nibble as usize];
+    }
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
 }
 
 fn render(response: Response, spec: &ProblemSpec, instance: &str, context: &RequestContext) -> Response {

@@ -85,7 +85,7 @@ pub trait RandomSource: Send + Sync {
 /// Where redirects hand their visits. `record` must return at once: it may buffer
 /// or drop, but never wait for I/O, so a redirect is never slowed by recording.
 pub trait VisitSink: Send + Sync {
-    fn record(&self, visit: PendingVisit);
+    fn record(&self, visit: PendingVisit<'_>);
 
     /// Counts a request for a phrase that names no link (an orphan visit).
     fn record_orphan(&self, at: DateTime<Utc>);
@@ -121,23 +121,23 @@ pub trait VisitStatsStore: Send + Sync {
 }
 
 /// A visit as a redirect hands it over: the IP already in its stored form, the
-/// headers still raw (cheap, reference-counted copies). `into_stored` does the
-/// rest off the hot path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingVisit {
+/// headers still raw and borrowed from the request, so nothing is copied unless
+/// the sink keeps it. `into_stored` does the rest off the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingVisit<'a> {
     pub link_id: Uuid,
     pub visited_at: DateTime<Utc>,
     pub ip: Option<std::net::IpAddr>,
-    pub user_agent: Option<Bytes>,
-    pub referrer: Option<Bytes>,
+    pub user_agent: Option<&'a [u8]>,
+    pub referrer: Option<&'a [u8]>,
 }
 
-impl PendingVisit {
+impl PendingVisit<'_> {
     /// The stored form: text decoded (invalid UTF-8 replaced), bounded to the
     /// columns' limits, blank text as `None`.
     pub fn into_stored(self) -> NewVisit {
         use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, bounded_text};
-        let text = |bytes: Option<Bytes>, max| bytes.and_then(|b| bounded_text(&String::from_utf8_lossy(&b), max));
+        let text = |bytes: Option<&[u8]>, max| bytes.and_then(|b| bounded_text(&String::from_utf8_lossy(b), max));
         NewVisit {
             link_id: self.link_id,
             visited_at: self.visited_at,

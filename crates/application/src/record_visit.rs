@@ -4,18 +4,17 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use offndat_domain::visit::anonymize_ip;
 use uuid::Uuid;
 
 use crate::ports::{Clock, PendingVisit, VisitSink};
 
-/// What a redirect knows about its visitor.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Visitor {
+/// What a redirect knows about its visitor, borrowed from the request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Visitor<'a> {
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<Bytes>,
-    pub referrer: Option<Bytes>,
+    pub user_agent: Option<&'a [u8]>,
+    pub referrer: Option<&'a [u8]>,
 }
 
 /// The record-visit use case.
@@ -32,7 +31,7 @@ impl RecordVisit {
     }
 
     /// Records a visit of `link_id`; never waits.
-    pub fn execute(&self, link_id: Uuid, visitor: Visitor) {
+    pub fn execute(&self, link_id: Uuid, visitor: Visitor<'_>) {
         let ip = visitor.ip.map(|ip| if self.anonymize_ips { anonymize_ip(ip) } else { ip });
         self.sink.record(PendingVisit {
             link_id,
@@ -60,10 +59,10 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Collect(Mutex<Vec<PendingVisit>>);
+    struct Collect(Mutex<Vec<NewVisit>>);
     impl VisitSink for Collect {
-        fn record(&self, visit: PendingVisit) {
-            self.0.lock().expect("lock").push(visit);
+        fn record(&self, visit: PendingVisit<'_>) {
+            self.0.lock().expect("lock").push(visit.into_stored());
         }
         fn record_orphan(&self, _: DateTime<Utc>) {}
     }
@@ -74,21 +73,17 @@ mod tests {
         }
     }
 
-    fn record(anonymize: bool, visitor: Visitor) -> NewVisit {
+    fn record(anonymize: bool, visitor: Visitor<'_>) -> NewVisit {
         let sink = Arc::new(Collect::default());
         RecordVisit::new(sink.clone(), Arc::new(Epoch), anonymize).execute(Uuid::nil(), visitor);
-        sink.0.lock().expect("lock").pop().expect("recorded").into_stored()
+        sink.0.lock().expect("lock").pop().expect("recorded")
     }
 
     #[test]
     fn anonymises_when_told() {
         let visit = record(
             true,
-            Visitor {
-                ip: "203.0.113.77".parse().ok(),
-                user_agent: Some(Bytes::from_static(b"Googlebot/2.1")),
-                referrer: Some(Bytes::from_static(b" ")),
-            },
+            Visitor { ip: "203.0.113.77".parse().ok(), user_agent: Some(b"Googlebot/2.1"), referrer: Some(b" ") },
         );
         assert_eq!(visit.ip_address.as_deref(), Some("203.0.113.0"));
         assert_eq!(visit.user_agent.as_deref(), Some("Googlebot/2.1"));
@@ -98,10 +93,14 @@ mod tests {
 
     #[test]
     fn keeps_whole_ips_when_told_and_bounds_text() {
-        let long = Bytes::from("x".repeat(5000));
+        let long = "x".repeat(5000);
         let visit = record(
             false,
-            Visitor { ip: "203.0.113.77".parse().ok(), user_agent: Some(long.clone()), referrer: Some(long) },
+            Visitor {
+                ip: "203.0.113.77".parse().ok(),
+                user_agent: Some(long.as_bytes()),
+                referrer: Some(long.as_bytes()),
+            },
         );
         assert_eq!(visit.ip_address.as_deref(), Some("203.0.113.77"));
         assert_eq!(visit.user_agent.map(|s| s.len()), Some(MAX_USER_AGENT_CHARS));
@@ -110,7 +109,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_replaced_not_refused() {
-        let visit = record(true, Visitor { user_agent: Some(Bytes::from_static(b"caf\xe9")), ..Visitor::default() });
+        let visit = record(true, Visitor { user_agent: Some(b"caf\xe9"), ..Visitor::default() });
         assert_eq!(visit.user_agent.as_deref(), Some("caf\u{fffd}"));
     }
 }

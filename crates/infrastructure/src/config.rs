@@ -218,6 +218,11 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_ANONYMIZE_IPS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub anonymize_ips: bool,
 
+    /// How long a stats answer (`/v1/links/{phrase}/stats`, `/v1/stats`) is reused;
+    /// counts change once per flush interval at most. `0s` turns the cache off.
+    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
+    pub stats_cache_ttl: Duration,
+
     #[command(flatten)]
     pub visit_log: VisitLogConfig,
 

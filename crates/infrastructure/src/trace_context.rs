@@ -25,8 +25,8 @@ tokio::task_local! {
 
 /// Runs `future` with `trace_id` as the current trace. A plain number, formatted
 /// only when a message is written, so requests that write none pay nothing.
-pub async fn scope<F: Future>(trace_id: u128, future: F) -> F::Output {
-    TRACE_ID.scope(trace_id, future).await
+pub fn scope<F: Future>(trace_id: u128, future: F) -> tokio::task::futures::TaskLocalFuture<u128, F> {
+    TRACE_ID.scope(trace_id, future)
 }
 
 /// Starts the span of an incoming request whose headers `header` reads,

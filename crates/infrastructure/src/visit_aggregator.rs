@@ -70,7 +70,9 @@ pub struct VisitAggregatorConfig {
 #[derive(Debug, PartialEq, Eq)]
 struct Key {
     hour: i64,
-    user_agent: Option<Box<[u8]>>,
+    /// Shared with the newest visits that sent it: most visits of a link come
+    /// from a few user agents, so keeping one costs no copy.
+    user_agent: Option<Arc<[u8]>>,
     referrer_host: Option<Box<[u8]>>,
     /// Past `MAX_KEYS_PER_LINK`: counted without user agent or referrer.
     overflow: bool,
@@ -130,7 +132,7 @@ impl KeyRef<'_> {
     fn to_owned_key(self) -> Key {
         Key {
             hour: self.hour,
-            user_agent: self.user_agent.map(Box::from),
+            user_agent: self.user_agent.map(Arc::from),
             referrer_host: self.referrer_host.map(Box::from),
             overflow: self.overflow,
         }
@@ -142,17 +144,18 @@ impl KeyRef<'_> {
 struct RawVisit {
     visited_at: DateTime<Utc>,
     ip: Option<IpAddr>,
-    user_agent: Option<Box<[u8]>>,
+    user_agent: Option<Arc<[u8]>>,
     referrer: Option<Box<[u8]>>,
 }
 
 impl RawVisit {
-    fn new(visit: &PendingVisit) -> Self {
+    /// `visit` with its user agent already cut and shared.
+    fn new(visit: &PendingVisit<'_>, user_agent: Option<Arc<[u8]>>) -> Self {
         Self {
             visited_at: visit.visited_at,
             ip: visit.ip,
-            user_agent: visit.user_agent.as_deref().map(|b| Box::from(cut(b, MAX_USER_AGENT_BYTES))),
-            referrer: visit.referrer.as_deref().map(|b| Box::from(cut(b, MAX_REFERRER_BYTES))),
+            user_agent,
+            referrer: visit.referrer.map(|b| Box::from(cut(b, MAX_REFERRER_BYTES))),
         }
     }
 }
@@ -214,20 +217,24 @@ fn lock(shard: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
 }
 
 impl VisitSink for VisitAggregator {
-    fn record(&self, visit: PendingVisit) {
+    fn record(&self, visit: PendingVisit<'_>) {
         let hour = visit.visited_at.timestamp().div_euclid(3600);
-        let user_agent = visit.user_agent.as_deref().map(|b| cut(b, MAX_USER_AGENT_BYTES));
-        let host = visit.referrer.as_deref().and_then(referrer_host);
+        let user_agent = visit.user_agent.map(|b| cut(b, MAX_USER_AGENT_BYTES));
+        let host = visit.referrer.and_then(referrer_host);
         let mut shard = lock(self.shard(&visit.link_id));
         let full_log = self.full_log;
         let window = shard.links.entry(visit.link_id).or_default();
         let exact = KeyRef { hour, user_agent, referrer_host: host, overflow: false };
         let mut new_key = false;
-        if let Some(count) = window.counts.get_mut(&exact) {
+        let shared_agent = if let Some((key, count)) = window.counts.get_key_value_mut(&exact) {
             *count += 1;
+            key.user_agent.clone()
         } else if window.counts.len() < MAX_KEYS_PER_LINK {
-            window.counts.insert(exact.to_owned_key(), 1);
+            let key = exact.to_owned_key();
+            let agent = key.user_agent.clone();
+            window.counts.insert(key, 1);
             new_key = true;
+            agent
         } else {
             let other = KeyRef { hour, user_agent: None, referrer_host: None, overflow: true };
             match window.counts.get_mut(&other) {
@@ -237,7 +244,10 @@ impl VisitSink for VisitAggregator {
                     new_key = true;
                 }
             }
-        }
+            None
+        };
+        // An overflowed visit keeps its own copy, only if it is kept at all.
+        let agent = || shared_agent.clone().or_else(|| user_agent.map(Arc::from));
         // Newest first by time, not by arrival: concurrent redirects may arrive
         // out of order. A visit older than every kept one costs nothing.
         let newest = &mut window.newest;
@@ -247,10 +257,10 @@ impl VisitSink for VisitAggregator {
                 newest.pop_front();
             }
             let at = newest.partition_point(|kept| kept.visited_at <= visit.visited_at);
-            newest.insert(at, RawVisit::new(&visit));
+            newest.insert(at, RawVisit::new(&visit, agent()));
         }
         if full_log {
-            shard.raw.push((visit.link_id, RawVisit::new(&visit)));
+            shard.raw.push((visit.link_id, RawVisit::new(&visit, agent())));
         }
         drop(shard);
         if new_key {
@@ -415,13 +425,12 @@ impl VisitFlusher {
     }
 
     fn stored<'a>(&self, classes: &mut HashMap<&'a [u8], UserAgentClass>, raw: &'a RawVisit) -> RecentVisit {
-        let text =
-            |b: &Option<Box<[u8]>>, max| b.as_deref().and_then(|b| bounded_text(&String::from_utf8_lossy(b), max));
+        let text = |b: Option<&[u8]>, max| b.and_then(|b| bounded_text(&String::from_utf8_lossy(b), max));
         RecentVisit {
             visited_at: raw.visited_at,
             ip_address: raw.ip.map(|ip| ip.to_string()),
-            user_agent: text(&raw.user_agent, MAX_USER_AGENT_CHARS),
-            referrer: text(&raw.referrer, MAX_REFERRER_CHARS),
+            user_agent: text(raw.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
+            referrer: text(raw.referrer.as_deref(), MAX_REFERRER_CHARS),
             bot: raw.user_agent.as_deref().is_some_and(|ua| classify(classes, self.classifier.as_ref(), ua).bot),
         }
     }

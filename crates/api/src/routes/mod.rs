@@ -20,9 +20,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::{API_KEY_HEADER, require_api_key};
 use crate::error::ApiError;
-use crate::http_metrics::tag_route;
+use crate::http_metrics::TagRouteLayer;
 use crate::rate_limit::{self, RateLimits};
-use crate::request_context::{API_SUPPORTED_VERSIONS, RequestContextConfig, X_REQUEST_ID, request_context};
+use crate::request_context::{API_SUPPORTED_VERSIONS, RequestContextConfig, RequestContextLayer, X_REQUEST_ID};
 use crate::state::AppState;
 
 /// Router settings that are not state.
@@ -37,8 +37,9 @@ pub struct RouterConfig {
 }
 
 /// Builds the whole router. Layers, outermost first: the request context (ids,
-/// metrics, security headers, problem bodies), CORS, body limit; then per route
-/// group: rate limit, then for the v1 API compression, timeout and API-key auth.
+/// metrics, security headers, problem bodies), body limit, the route tag; CORS on
+/// everything but the short URL; then per route group: rate limit, then for the
+/// v1 API compression, timeout and API-key auth.
 pub fn router(state: AppState, config: &RouterConfig) -> Router {
     let mut authenticated = Router::new()
         .route("/v1/languages", get(catalogues::languages))
@@ -54,14 +55,17 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(CompressionLayer::new());
 
-    let mut redirects = Router::new()
-        .route("/v1/redirects/{phrase}", get(redirect::redirect))
-        .route("/{phrase}", get(redirect::redirect));
+    let mut redirects = Router::new().route("/v1/redirects/{phrase}", get(redirect::redirect));
+    // The short URL is followed by browsers navigating, never fetched from
+    // another origin's script, so it skips the CORS layer (it runs on every
+    // redirect).
+    let mut short_urls = Router::new().route("/{phrase}", get(redirect::redirect));
 
     if let Some(limits) = &config.rate_limits {
         // Outside auth: floods are refused before any key is checked.
         authenticated = authenticated.route_layer(rate_limit::layer(&limits.api));
         redirects = redirects.route_layer(rate_limit::layer(&limits.redirects));
+        short_urls = short_urls.route_layer(rate_limit::layer(&limits.redirects));
     }
 
     // Operator endpoints: never rate limited, never behind a key.
@@ -76,12 +80,13 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .merge(redirects)
         .merge(public)
         .merge(crate::openapi::routes())
-        .route_layer(middleware::from_fn(tag_route))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(cors(&config.cors_origins))
-        .layer(middleware::from_fn_with_state(context, request_context))
+        .merge(short_urls)
+        .route_layer(TagRouteLayer)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(RequestContextLayer(context))
         .with_state(state)
 }
 

@@ -4,8 +4,7 @@
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use axum::response::Response;
 use offndat_application::Visitor;
 use offndat_domain::Phrase;
 
@@ -74,7 +73,11 @@ pub async fn redirect(
         Some(reason) => metrics::counter!(UNCOUNTED_TOTAL, "reason" => reason).increment(1),
     }
 
-    let mut response = StatusCode::MOVED_PERMANENTLY.into_response();
+    // Room for every header the response gets on its way out (these four, the
+    // request context's six, hyper's two), so the map never grows.
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::MOVED_PERMANENTLY;
+    *response.headers_mut() = HeaderMap::with_capacity(16);
     let headers = response.headers_mut();
     headers.insert(header::LOCATION, location);
     headers.insert(header::CACHE_CONTROL, NO_STORE);
@@ -141,6 +144,8 @@ fn uncounted_reason(request: &Request) -> Option<&'static str> {
     (prefetch("sec-purpose") || prefetch("purpose")).then_some("prefetch")
 }
 
-fn raw(headers: &HeaderMap, name: &HeaderName) -> Option<Bytes> {
-    headers.get(name).map(|value| Bytes::copy_from_slice(value.as_bytes()))
+/// The header's bytes, borrowed: the aggregator copies (and cuts) them only if
+/// it keeps them.
+fn raw<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a [u8]> {
+    headers.get(name).map(HeaderValue::as_bytes)
 }

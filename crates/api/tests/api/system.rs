@@ -108,7 +108,7 @@ impl System {
         format!("http://127.0.0.1:{}{path}", self.api_port)
     }
 
-    async fn create(&self) -> String {
+    pub(crate) async fn create(&self) -> String {
         let response = self
             .client
             .post(self.url("/v1/links"))
@@ -275,6 +275,61 @@ async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
 
     signal(&worker, "-TERM");
     assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+}
+
+/// The value of `name_and_labels` (exact label text) in a Prometheus text page.
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
+    let system = System::new().await;
+    let mut api = system.start_api().await;
+    let metrics = || async {
+        system.client.get(system.url("/metrics")).send().await.expect("metrics").text().await.expect("text")
+    };
+    let start = metrics().await;
+    for name in [
+        "offndat_visits_recorded_total",
+        "offndat_visits_dropped_total{reason=\"shutdown\"}",
+        "offndat_visits_uncounted_total{reason=\"head\"}",
+        "offndat_visits_uncounted_total{reason=\"prefetch\"}",
+        "offndat_orphan_visits_total",
+        "offndat_visit_log_dropped_total",
+        "offndat_redirect_lookups_total{source=\"l1\"}",
+        "offndat_redirect_lookups_total{source=\"db\"}",
+        "offndat_redirect_lookups_total{source=\"not_found\"}",
+    ] {
+        assert_eq!(metric(&start, name), Some(0.0), "{name} at 0 from the start:\n{start}");
+    }
+
+    let phrase = system.create().await;
+    let url = system.url(&format!("/{phrase}"));
+    assert_eq!(system.client.head(&url).send().await.expect("head").status(), 301);
+    let prefetch = system.client.get(&url).header("Sec-Purpose", "prefetch").send().await.expect("prefetch");
+    assert_eq!(prefetch.status(), 301);
+    system.redirects(&phrase, 3).await;
+    let missing = system.client.get(system.url("/no-such-phrase")).send().await.expect("orphan");
+    assert_eq!(missing.status(), 404);
+
+    let after = eventually(Duration::from_secs(10), "the flush counted", || async {
+        let text = metrics().await;
+        if metric(&text, "offndat_visits_recorded_total") == Some(3.0) { Ok(text) } else { Err(text) }
+    })
+    .await;
+    assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"head\"}"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"prefetch\"}"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_orphan_visits_total"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_visits_dropped_total{reason=\"shutdown\"}"), Some(0.0));
+    let lookups: f64 = ["l1", "l2", "db"]
+        .iter()
+        .filter_map(|source| metric(&after, &format!("offndat_redirect_lookups_total{{source=\"{source}\"}}")))
+        .sum();
+    assert!(lookups >= 5.0, "every redirect looked its link up:\n{after}");
+    assert!(metric(&after, "offndat_visit_flushes_total{outcome=\"written\"}").is_some_and(|n| n >= 1.0));
     signal(&api, "-TERM");
     assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
 }

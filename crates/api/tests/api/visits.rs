@@ -398,3 +398,20 @@ async fn a_flood_of_unknown_phrases_does_not_grow_the_event() {
         assert_eq!(at, at.duration_trunc(TimeDelta::hours(1)).expect("hour"));
     }
 }
+
+#[tokio::test]
+async fn stats_answers_are_reused_for_the_cache_ttl_and_fresh_without_it() {
+    let db = TestDatabase::new();
+    let cached = spawn_with(&db, &["--stats-cache-ttl=60s"]).await;
+    let fresh = spawn_with(&db, &["--stats-cache-ttl=0s"]).await;
+    let phrase = cached.create("https://example.com/", 0, 0, 0).await;
+    let path = format!("/v1/links/{phrase}/stats?granularity=hour&from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z");
+    seed_rollups(&db, &phrase, &[("2026-11-20T08:00:00Z", 0, "", 2, 1)]).await;
+    assert_eq!(read(&cached, &path).await["totals"]["visits"], 3);
+    seed_rollups(&db, &phrase, &[("2026-11-20T08:00:00Z", 0, "", 3, 0)]).await;
+    assert_eq!(read(&cached, &path).await["totals"]["visits"], 3, "the cached answer, within its TTL");
+    assert_eq!(read(&fresh, &path).await["totals"]["visits"], 6, "no cache: the rollups as they are");
+    // The cache keeps rows with bots; the filter applies to the cached copy.
+    let excluded = read(&cached, &format!("{path}&excludeBots=true")).await;
+    assert_eq!((excluded["totals"]["visits"].as_i64(), excluded["totals"]["botVisits"].as_i64()), (Some(2), Some(0)));
+}

@@ -5,6 +5,7 @@
 mod l1;
 mod l2;
 mod single_flight;
+mod stats;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use offndat_domain::Phrase;
 pub use l1::{Answer, L1, L1Settings};
 pub use l2::{L2, L2Lookup, L2Settings};
 pub use single_flight::SingleFlight;
+pub use stats::CachedVisitStats;
 
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

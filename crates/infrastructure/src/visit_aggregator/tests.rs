@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use offndat_domain::Dimension;
 use sqlx::PgPool;
 
@@ -30,13 +29,13 @@ fn flusher() -> (Arc<VisitAggregator>, VisitFlusher) {
     )
 }
 
-fn visit(link: u128, second: i64, ua: &str, referrer: &str) -> PendingVisit {
+fn visit<'a>(link: u128, second: i64, ua: &'a str, referrer: &'a str) -> PendingVisit<'a> {
     PendingVisit {
         link_id: Uuid::from_u128(link),
         visited_at: DateTime::from_timestamp(second, 0).expect("time"),
         ip: "203.0.113.0".parse().ok(),
-        user_agent: (!ua.is_empty()).then(|| Bytes::copy_from_slice(ua.as_bytes())),
-        referrer: (!referrer.is_empty()).then(|| Bytes::copy_from_slice(referrer.as_bytes())),
+        user_agent: (!ua.is_empty()).then_some(ua.as_bytes()),
+        referrer: (!referrer.is_empty()).then_some(referrer.as_bytes()),
     }
 }
 
