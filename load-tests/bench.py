@@ -73,8 +73,12 @@ class Config:
         self.create_connections = [int(c) for c in env_str("LT_CREATE_CONNECTIONS", "16,64").split(",") if c.strip()]
         self.miss_low_connections = env_int("LT_MISS_LOW_CONNECTIONS", 1)
         self.miss_pool = env_int("LT_MISS_POOL", 1000)
-        self.ingest_duration = env_int("LT_INGEST_DURATION", 4 if quick else 20)
+        self.ingest_duration = env_int("LT_INGEST_DURATION", 3 if quick else 300)
+        self.ingest_hot_duration = env_int("LT_INGEST_HOT_DURATION", 3 if quick else 60)
         self.ingest_timeout = env_int("LT_INGEST_TIMEOUT", 20 if quick else 40)
+        self.ingest_clean_stop = env_float("LT_INGEST_CLEAN_STOP", 1.0)
+        self.rollup_visits = env_int("LT_ROLLUP_VISITS", 10_000_000)
+        self.rollup_connections = env_int("LT_ROLLUP_CONNECTIONS", 16)
         self.settle_timeout = env_int("LT_SETTLE_TIMEOUT", 5 if quick else 20)
         self.links = env_int("LT_LINKS", 100_000)
         self.zipf_s = env_float("LT_ZIPF_S", 1.1)
@@ -119,9 +123,9 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
+def http_get(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as r:
             return r.status, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
@@ -143,6 +147,63 @@ def parse_metrics(text: str) -> dict[str, float]:
         if "{" in series:
             out[name + "{*}"] = out.get(name + "{*}", 0.0) + v
     return out
+
+
+def metric_total(metrics: dict[str, float], name: str) -> float:
+    """A metric summed over all its labels (or its one unlabelled series)."""
+    return metrics.get(name + "{*}", metrics.get(name, 0.0))
+
+
+def metric_matching(metrics: dict[str, float], name: str, label: str) -> float:
+    """The sum of `name`'s series whose labels contain `label` (e.g. 'status="301"')."""
+    return sum(v for k, v in metrics.items() if k.startswith(name + "{") and label in k)
+
+
+def per_second(samples: list[dict], key: str) -> list[float]:
+    return [round((b[key] - a[key]) / max(b["t"] - a["t"], 0.001), 1) for a, b in zip(samples, samples[1:])
+            if a.get(key) is not None and b.get(key) is not None]
+
+
+class DbSampler:
+    """Samples pg_stat_database of the bench database (and optionally the worker's
+    transaction count) once a second in a thread, while a load runs."""
+
+    def __init__(self, bench: "Bench", worker: bool = False) -> None:
+        self.bench = bench
+        self.worker = worker
+        self.samples: list[dict] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def sample(self) -> dict:
+        s = self.bench.pg_stat()
+        if self.worker:
+            s["worker_xact"] = self.bench.worker_transactions()
+            if s["worker_xact"] is None:
+                raise BenchError(f"no metrics from the worker at http://{self.bench.worker_addr}/metrics")
+        return s
+
+    def loop(self) -> None:
+        while not self.stop.wait(1.0):
+            try:
+                self.samples.append(self.sample())
+            except (BenchError, subprocess.TimeoutExpired, ValueError):
+                pass
+
+    def __enter__(self) -> "DbSampler":
+        self.samples.append(self.sample())
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def window(self) -> list[dict]:
+        # Backends report statistics at most once a second while busy (and idle
+        # ones only after 10 s), so the edges of the run are lumpy: rates are taken
+        # between the second and the second-to-last sample.
+        return self.samples[1:-1] if len(self.samples) >= 4 else self.samples
 
 
 def machine_info() -> dict:
@@ -257,6 +318,7 @@ class Bench:
         self.api_help = ""
         self.db_created = False
         self.run_seq = 0
+        self.last_load_end = time.monotonic()
         self.out: Path | None = None
 
     # ---- database
@@ -299,11 +361,55 @@ class Bench:
         return {"t": float(t), "xact_commit": int(commit), "xact_rollback": int(rollback),
                 "tup_returned": int(returned), "tup_fetched": int(fetched)}
 
-    def visit_totals(self, id0: int = 0) -> tuple[int, int, int]:
-        row = self.psql("SELECT (SELECT coalesce(sum(total_visits), 0) FROM visit_summaries), "
-                        f"(SELECT count(*) FROM visits WHERE id > {id0}), (SELECT coalesce(max(id), 0) FROM visits)")
-        a, b, c = row.split("|")
-        return int(a), int(b), int(c)
+    def visit_sum(self) -> int:
+        return int(self.psql("SELECT coalesce(sum(total_visits), 0) FROM visit_summaries"))
+
+    def db_size(self) -> int:
+        return int(self.psql(f"SELECT pg_database_size('{self.cfg.db}')", db="postgres"))
+
+    def unapplied_visit_events(self) -> int:
+        """`link.visited` outbox rows the worker has not applied yet (not in its inbox)."""
+        return int(self.psql("SELECT count(*) FROM outbox o WHERE o.event_type = 'link.visited' "
+                             "AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = o.id)"))
+
+    def drain_visits(self, why: str) -> float:
+        """Waits (bounded) until every visit served so far is counted: one flush
+        interval for the API's aggregator, then until the worker has applied every
+        `link.visited` event in the outbox."""
+        started = time.monotonic()
+        time.sleep(1.3)  # OFFNDAT_VISIT_FLUSH_INTERVAL (1 s by default) and a margin
+        pending = 0
+        while time.monotonic() - started < self.cfg.settle_timeout + 1.3:
+            pending = self.unapplied_visit_events()
+            if pending == 0:
+                break
+            time.sleep(0.2)
+        waited = time.monotonic() - started
+        if pending:
+            self.notes.append(f"{why}: {pending} link.visited events still unapplied after {waited:.0f}s")
+        return round(waited, 2)
+
+    def wait_db_quiet(self, why: str, since_load_s: float = 11.0, max_rate: float = 20.0,
+                      timeout: float = 20.0) -> float:
+        """PostgreSQL publishes the counts of a backend that goes idle within a second
+        of its last report only about 10 s later (PGSTAT_IDLE_INTERVAL), so an earlier
+        load's last second would land in the next run's transaction count. Waits
+        until that long has passed since the last load and the bench database
+        commits at most `max_rate` transactions per second."""
+        started = time.monotonic()
+        time.sleep(max(0.0, since_load_s - (started - self.last_load_end)))
+        previous = self.pg_stat()
+        rate = None
+        while time.monotonic() - started < since_load_s + timeout:
+            time.sleep(1.0)
+            current = self.pg_stat()
+            rate = (current["xact_commit"] - previous["xact_commit"]) / max(current["t"] - previous["t"], 0.001)
+            if rate <= max_rate:
+                break
+            previous = current
+        else:
+            self.notes.append(f"{why}: the bench database still committed {rate:.0f} transactions/s before the run")
+        return round(time.monotonic() - started, 2)
 
     def settle(self, why: str) -> float:
         """Waits (bounded) until the outbox relay has published everything pending."""
@@ -370,6 +476,21 @@ class Bench:
         except OSError:
             return {}
 
+    def worker_metrics(self) -> dict[str, float] | None:
+        try:
+            status, text = http_get(f"http://{self.worker_addr}/metrics")
+        except OSError:
+            return None
+        return parse_metrics(text) if status == 200 else None
+
+    def worker_transactions(self) -> float | None:
+        """The worker's PostgreSQL transactions so far: one per settled batch (the
+        histogram's count; absent until the first batch)."""
+        metrics = self.worker_metrics()
+        if metrics is None:
+            return None
+        return metric_total(metrics, "offndat_worker_batch_duration_seconds_count")
+
     def rss(self) -> dict:
         return {"api": rss_mb(self.api.pid if self.api else None),
                 "worker": rss_mb(self.worker.pid if self.worker else None)}
@@ -399,6 +520,8 @@ class Bench:
             r = subprocess.run(argv, env=run_env, capture_output=True, text=True, timeout=duration + 60)
         except subprocess.TimeoutExpired as e:
             raise BenchError(f"wrk did not finish: {' '.join(argv)}") from e
+        finally:
+            self.last_load_end = time.monotonic()
         if r.returncode != 0 or (summary and not out.exists()):
             raise BenchError(f"wrk failed ({r.returncode}): {r.stderr.strip()[-500:]}")
         if not summary:
@@ -415,7 +538,10 @@ class Bench:
         argv = ["pgbench", "-n", "-M", "prepared", "-c", str(connections), "-j", str(min(c.threads, connections)),
                 "-T", str(duration), "-f", str(SCRIPTS / "create.pgbench"), "-l", f"--log-prefix={prefix}",
                 "-h", c.pg_host, "-p", c.pg_port, "-U", c.pg_user, c.db]
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, cwd=self.work)
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, cwd=self.work)
+        finally:
+            self.last_load_end = time.monotonic()
         text = r.stdout + r.stderr
         (self.work / f"pgbench-c{connections}.txt").write_text(text)
         tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
@@ -471,10 +597,13 @@ class Bench:
 
     def record(self, scenario: str, variant: str, target: str, connections: int, result: dict,
                expected: list[int], extra: dict | None = None, rss_before: dict | None = None,
-               metrics_before: dict | None = None, baseline: str | None = None) -> dict:
+               metrics_before: dict | None = None, baseline: str | None = None,
+               unexpected_override: tuple[int, str] | None = None) -> dict:
         statuses = result.get("statuses")
         errors = result.get("errors", {})
-        if statuses is not None:
+        if unexpected_override is not None:
+            unexpected, unexpected_basis = unexpected_override
+        elif statuses is not None:
             unexpected = sum(n for code, n in statuses.items() if int(code) not in expected)
             unexpected_basis = "exact (response hook)"
         elif "status" in errors and expected and min(expected) >= 400:
@@ -591,30 +720,13 @@ class Bench:
         duration = max(c.duration, 5)  # the DB sampling needs a steady middle
         for connections in (c.connections, c.miss_low_connections):
             self.settle("redirect-miss")
-            samples: list[dict] = []
-            stop = threading.Event()
-
-            def sampler() -> None:
-                while not stop.wait(1.0):
-                    try:
-                        samples.append(self.pg_stat())
-                    except (BenchError, subprocess.TimeoutExpired):
-                        pass
-
             before_rss, before_metrics = self.rss(), self.api_metrics()
-            samples.append(self.pg_stat())
-            thread = threading.Thread(target=sampler, daemon=True)
-            thread.start()
-            result = self.wrk(url, "redirect.lua", {"LT_MODE": "miss", "LT_NONCE": f"m{self.run_seq}x{connections}"},
-                              connections, duration, False)
-            stop.set()
-            thread.join()
-            # Backends report statistics at most once a second while busy (and idle
-            # ones only after 10 s), so the edges of the run are lumpy: the rate is
-            # taken between the second and the second-to-last sample.
-            series = [round((b["xact_commit"] - a["xact_commit"]) / max(b["t"] - a["t"], 0.001), 1)
-                      for a, b in zip(samples, samples[1:])]
-            window = samples[1:-1] if len(samples) >= 4 else samples
+            with DbSampler(self) as sampler:
+                result = self.wrk(url, "redirect.lua",
+                                  {"LT_MODE": "miss", "LT_NONCE": f"m{self.run_seq}x{connections}"},
+                                  connections, duration, False)
+            series = per_second(sampler.samples, "xact_commit")
+            window = sampler.window()
             first, last = window[0], window[-1]
             seconds = max(last["t"] - first["t"], 0.001)
             xact_rate = (last["xact_commit"] - first["xact_commit"]) / seconds
@@ -669,64 +781,310 @@ class Bench:
         self.record(scenario, "default", "api", c.connections, result, expected, rss_before=before_rss,
                     metrics_before=before_metrics, baseline=self.last_ceiling("zipf") if scenario == "mixed" else None)
 
-    def scenario_ingest(self) -> None:
+    def ingest_run(self, variant: str, duration: int) -> None:
+        """visit-ingest: redirects at full speed, then how long until every 301 is counted."""
         c = self.cfg
-        self.settle("visit-ingest")
-        time.sleep(0.5)  # visits still in the API's buffer reach the database
-        self.settle("visit-ingest")
-        # The worker must have counted every earlier visit, or those would count here.
-        started = time.monotonic()
-        while time.monotonic() - started < c.settle_timeout:
-            total, rows, _ = self.visit_totals()
-            if total >= rows:
-                break
-            time.sleep(0.5)
-        else:
-            self.notes.append(f"visit-ingest: the worker was still {rows - total} visits behind before the run")
-        dropped0 = self.api_metrics().get("offndat_visits_dropped_total{*}", 0.0)
-        sum0, _, id0 = self.visit_totals()
-        before_rss, before_metrics = self.rss(), self.api_metrics()
-        started = time.monotonic()
-        # No response() hook: it would take wrk's CPU from the service on these shared
-        # cores. Every response below 400 is a 301 here (the status sample checks).
-        result = self.wrk(f"http://{self.api_addr}", "redirect.lua", {"LT_MODE": "uniform"}, c.connections,
-                          c.ingest_duration, c.redirect_count_status)
-        load_stopped = time.monotonic()
-        if result.get("statuses"):
-            served = result["statuses"].get("301", 0)
+        url = f"http://{self.api_addr}"
+        label = f"visit-ingest {variant}"
+        if variant == "uniform":
+            # Links in the caches, so the API's transactions are its visit writes, not
+            # link reads (quick mode does not sweep: its uniform run reads PostgreSQL).
+            self.warm_up("sweep", variant)
+        self.settle(label)
+        drain_s = self.drain_visits(label)
+        quiet_s = self.wait_db_quiet(label)
+        api0 = self.api_metrics()
+        sum0, size0, before_rss = self.visit_sum(), self.db_size(), self.rss()
+        # Each wrk thread asks for seeded links for this long, then for an unknown
+        # phrase (404s, no visits) until wrk stops, so no counted request is still in
+        # flight when wrk stops counting (see scripts/redirect.lua).
+        load_s = max(duration - c.ingest_clean_stop, duration / 2)
+        env = {"LT_MODE": variant, "LT_CLEAN_STOP_S": f"{load_s:g}", "LT_NONCE": f"i{self.run_seq}"}
+        with DbSampler(self, worker=True) as sampler:
+            result = self.wrk(url, "redirect.lua", env, c.connections, duration, c.redirect_count_status)
+        wrk_exit = time.monotonic()
+        api1 = self.api_metrics()
+        tail = int(result.get("tail_sent") or 0)
+        statuses = result.get("statuses")
+        if statuses:
+            served = statuses.get("301", 0)
+            unexpected = (sum(n for code, n in statuses.items() if code not in ("301", "404"))
+                          + max(statuses.get("404", 0) - tail, 0))
+            basis = "exact (response hook), the closing 404s left out"
         else:
             served = result["requests"] - result["errors"]["status"]
+            unexpected = max(result["errors"]["status"] - tail, 0)
+            basis = "status >= 400 (wrk counter) less the closing 404s"
+        answered = int(metric_matching(api1, "http_requests_total", 'status="301"')
+                       - metric_matching(api0, "http_requests_total", 'status="301"'))
+        last_load = result.get("last_load_request_unix")
+
+        # Every 100 ms until sum(total_visits) has grown by exactly the 301s received.
         counted_after = None
-        summed = rows = 0
-        while time.monotonic() - load_stopped < c.ingest_timeout:
-            total, rows, _ = self.visit_totals(id0)
-            summed = total - sum0
-            if summed >= served and summed >= rows:
-                counted_after = time.monotonic() - load_stopped
+        growth = 0
+        polls = 0
+        while True:
+            polled = time.monotonic()
+            growth = self.visit_sum() - sum0
+            seen_wall, seen = time.time(), time.monotonic()
+            polls += 1
+            if growth >= served:
+                counted_after = seen_wall - last_load if last_load else seen - wrk_exit
                 break
-            time.sleep(0.25)
-        if counted_after is None:
-            total, rows, _ = self.visit_totals(id0)
-            summed = total - sum0
-        dropped = self.api_metrics().get("offndat_visits_dropped_total{*}", 0.0) - dropped0
-        wall = result["duration_s"] + (counted_after if counted_after is not None else c.ingest_timeout)
+            if seen - wrk_exit >= c.ingest_timeout:
+                break
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - polled)))
+        first_growth = growth
+        # A visit counted late (or twice) would show up after the match: look again
+        # once a flush interval and a worker batch later.
+        time.sleep(1.5)
+        final_growth = self.visit_sum() - sum0
+        size1 = self.db_size()
+        api2 = self.api_metrics()
+
+        def delta(name: str) -> int:
+            return int(metric_total(api2, name) - metric_total(api0, name))
+
+        # PostgreSQL transactions during the load: all, the worker's (one per batch)
+        # and the rest, the API's.
+        samples = sampler.samples
+        window = sampler.window()
+        total_series = per_second(samples, "xact_commit")
+        worker_series = per_second(samples, "worker_xact")
+        api_series = [round(t - w, 1) for t, w in zip(total_series, worker_series)]
+
+        def api_rate(a: dict, b: dict) -> float:
+            return ((b["xact_commit"] - a["xact_commit"]) - (b["worker_xact"] - a["worker_xact"])) / max(b["t"] - a["t"], 0.001)
+
+        first, last = window[0], window[-1]
+        seconds = max(last["t"] - first["t"], 0.001)
+        # Flat: the API's rate in the first third of the load against the last third.
+        points = window if len(window) >= 3 else samples
+        n = len(points) - 1
+        flat = None
+        if n >= 2:
+            third = max(n // 3, 1)
+            flat = {"first_third_per_s": round(api_rate(points[0], points[third]), 2),
+                    "last_third_per_s": round(api_rate(points[n - third], points[n]), 2),
+                    "third_s": round(points[third]["t"] - points[0]["t"], 1)}
+        api_processes = 1
+        growth_bytes = size1 - size0
         ingest = {
             "served_301": served,
-            "visits_counted": summed,
-            "visit_rows": rows,
-            "dropped_metric": int(dropped),
-            "rows_missing": max(served - rows, 0),
+            "api_answered_301": answered,
+            "tail_404_sent": tail,
+            "load_s": round(load_s, 2),
+            "visits_counted": final_growth,
+            "counted_at_match": first_growth,
+            "overshoot": max(final_growth - served, 0),
             "counted_after_load_s": round(counted_after, 2) if counted_after is not None else None,
-            "load_s": round(result["duration_s"], 2),
-            "sustained_visits_per_s": round(summed / wall, 1) if wall > 0 else None,
+            "counted_after_basis": "since the last counted request was sent" if last_load else "since wrk exited",
             "timed_out_after_s": None if counted_after is not None else c.ingest_timeout,
+            "polls": polls,
+            "drain_before_s": drain_s,
+            "quiet_before_s": quiet_s,
+            "dropped_metric": delta("offndat_visits_dropped_total"),
+            "recorded_metric": delta("offndat_visits_recorded_total"),
+            "uncounted_metric": delta("offndat_visits_uncounted_total"),
+            "orphan_metric": delta("offndat_orphan_visits_total"),
+            # One transaction each: the API's visit writes during the load.
+            "flushes_during_load": int(metric_total(api1, "offndat_visit_flushes_total")
+                                       - metric_total(api0, "offndat_visit_flushes_total")),
+            "sustained_visits_per_s": (round(final_growth / (load_s + counted_after), 1)
+                                       if counted_after is not None and load_s + counted_after > 0 else None),
+            "db_growth_mb": round(growth_bytes / 1048576, 2),
+            "db_mb_per_million_visits": round(growth_bytes / 1048576 / (served / 1e6), 2) if served else None,
+            "db": {
+                "window_s": round(seconds, 2),
+                "xact_per_s": round((last["xact_commit"] - first["xact_commit"]) / seconds, 1),
+                "worker_xact_per_s": round((last["worker_xact"] - first["worker_xact"]) / seconds, 1),
+                "api_xact_per_s": round(api_rate(first, last), 2),
+                "api_processes": api_processes,
+                "api_xact_per_s_per_process": round(api_rate(first, last) / api_processes, 2),
+                "api_flat": flat,
+                "xact_per_s_series": total_series,
+                "worker_xact_per_s_series": worker_series,
+                "api_xact_per_s_series": api_series,
+            },
         }
-        ingest_sample = self.sample_redirect_statuses(self.api_addr, [f"bench-{g}-walrus" for g in range(1, 21)])
-        self.record("visit-ingest", "uniform", "api", c.connections, result, [301],
-                    extra={"ingest": ingest, "status_sample": ingest_sample},
-                    rss_before=before_rss, metrics_before=before_metrics, baseline=self.last_ceiling("uniform"))
-        log(f"    ingest: {served} served, {summed} counted, {rows} rows, dropped {int(dropped)}, "
-            f"counted {ingest['counted_after_load_s']}s after the load, {ingest['sustained_visits_per_s']} visits/s")
+        phrases = ["bench-1-walrus"] * 20 if variant == "hot" else [f"bench-{g}-walrus" for g in range(1, 21)]
+        sample = self.sample_redirect_statuses(self.api_addr, phrases)
+        self.record("visit-ingest", variant, "api", c.connections, result, [301],
+                    extra={"ingest": ingest, "status_sample": sample}, rss_before=before_rss, metrics_before=api0,
+                    baseline=self.last_ceiling(variant), unexpected_override=(unexpected, basis))
+        db = ingest["db"]
+        log(f"    ingest {variant}: {served} 301s (API answered {answered}), {final_growth} counted "
+            f"{ingest['counted_after_load_s']}s after the load, dropped {ingest['dropped_metric']}, "
+            f"DB +{ingest['db_growth_mb']} MB, {db['xact_per_s']} xact/s = worker {db['worker_xact_per_s']} "
+            f"+ API {db['api_xact_per_s']}")
+
+    # ---- rollup stats
+
+    ROLLUP_PHRASE = "bench-rollups-walrus"
+    # (value, human weight, bot weight) per dimension: 0 referrer host ('' = none),
+    # 1 browser, 2 OS, 3 device class. Bots are 5 % of every hour.
+    ROLLUP_VALUES = {
+        0: [("", 30, 8), ("www.google.com", 24, 1), ("t.co", 16, 0), ("news.ycombinator.com", 12, 0),
+            ("www.reddit.com", 10, 0), ("www.facebook.com", 9, 0), ("l.instagram.com", 8, 0),
+            ("www.linkedin.com", 7, 0), ("duckduckgo.com", 6, 0), ("www.bing.com", 5, 1), ("github.com", 5, 0),
+            ("stackoverflow.com", 4, 0), ("www.youtube.com", 4, 0), ("mail.example.com", 3, 0),
+            ("blog.example.org", 3, 0), ("news.example", 2, 0), ("forum.example.net", 2, 0),
+            ("docs.example.com", 2, 0), ("slack.com", 1, 0), ("discord.com", 1, 0)],
+        1: [("Chrome", 50, 0), ("Safari", 20, 0), ("Firefox", 8, 0), ("Edge", 8, 0), ("Samsung Internet", 4, 0),
+            ("Opera", 2, 0), ("Other", 3, 1), ("Googlebot", 0, 4)],
+        2: [("Windows", 35, 0), ("Android", 30, 0), ("iOS", 20, 0), ("Mac OS X", 10, 0), ("Linux", 3, 1),
+            ("Other", 2, 4)],
+        3: [("desktop", 48, 0), ("mobile", 42, 0), ("tablet", 8, 0), ("other", 2, 0), ("bot", 0, 1)],
+    }
+
+    def seed_rollups(self) -> dict:
+        """Hourly rows for every hour of the last 365 days and the daily rows they sum
+        to, for one link of its own, `rollup_visits` visits in all (a diurnal and
+        weekly shape), each dimension's values summing to every bucket's total.
+        Integer shares of cumulative weights make every sum exact."""
+        c = self.cfg
+        hours = 365 * 24
+        phrase = self.ROLLUP_PHRASE
+        values = ", ".join(f"({dim}, {ordinal}, '{value}', {human}, {bot})"
+                           for dim, rows in self.ROLLUP_VALUES.items()
+                           for ordinal, (value, human, bot) in enumerate(rows, 1))
+        started = time.monotonic()
+        self.psql(f"""
+            BEGIN;
+            SET LOCAL TIME ZONE 'UTC';
+            INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at)
+            VALUES (gen_random_uuid(), '{phrase}', 'https://example.com/bench/rollups', 0, 0, now() - interval '400 days')
+            ON CONFLICT (phrase) DO NOTHING;
+            INSERT INTO visit_summaries (link_id) SELECT id FROM links WHERE phrase = '{phrase}' ON CONFLICT DO NOTHING;
+            CREATE TEMP TABLE lt_rollup ON COMMIT DROP AS
+            WITH hours AS (
+                SELECT b AS bucket, row_number() OVER (ORDER BY b) AS i
+                FROM generate_series(date_trunc('hour', now()) - interval '{hours - 1} hours',
+                                     date_trunc('hour', now()), interval '1 hour') AS b
+            ), weighted AS (
+                SELECT bucket, round(100 + 60 * sin(2 * pi() * (extract(hour FROM bucket)::float8 - 9) / 24)
+                                     + CASE WHEN extract(isodow FROM bucket) < 6 THEN 20 ELSE 0 END
+                                     + 40.0 * i / {hours})::bigint AS w
+                FROM hours
+            ), cumulative AS (
+                SELECT bucket, w, sum(w) OVER (ORDER BY bucket)::bigint AS upto, sum(w) OVER ()::bigint AS total
+                FROM weighted
+            ), per_hour AS (
+                SELECT bucket, ({c.rollup_visits}::bigint * upto) / total
+                               - ({c.rollup_visits}::bigint * (upto - w)) / total AS visits
+                FROM cumulative
+            ), split AS (
+                SELECT bucket, visits - visits / 20 AS human, visits / 20 AS bot FROM per_hour
+            ), vals AS (
+                SELECT dimension::smallint AS dimension, value, hw::bigint AS hw, bw::bigint AS bw,
+                       sum(hw) OVER (PARTITION BY dimension ORDER BY ordinal)::bigint AS hup,
+                       sum(hw) OVER (PARTITION BY dimension)::bigint AS htot,
+                       sum(bw) OVER (PARTITION BY dimension ORDER BY ordinal)::bigint AS bup,
+                       sum(bw) OVER (PARTITION BY dimension)::bigint AS btot
+                FROM (VALUES {values}) AS v (dimension, ordinal, value, hw, bw)
+            )
+            SELECT s.bucket, v.dimension, v.value,
+                   (s.human * v.hup) / v.htot - (s.human * (v.hup - v.hw)) / v.htot AS human,
+                   (s.bot * v.bup) / v.btot - (s.bot * (v.bup - v.bw)) / v.btot AS bot
+            FROM split s CROSS JOIN vals v;
+            DELETE FROM lt_rollup WHERE human = 0 AND bot = 0;
+            INSERT INTO link_visits_hourly (link_id, bucket, dimension, value, human, bot)
+            SELECT l.id, r.bucket, r.dimension, r.value, r.human, r.bot
+            FROM lt_rollup r CROSS JOIN links l WHERE l.phrase = '{phrase}'
+            ON CONFLICT (link_id, bucket, dimension, value) DO UPDATE
+                SET human = link_visits_hourly.human + excluded.human, bot = link_visits_hourly.bot + excluded.bot;
+            INSERT INTO link_visits_daily (link_id, bucket, dimension, value, human, bot)
+            SELECT l.id, date_trunc('day', r.bucket), r.dimension, r.value, sum(r.human), sum(r.bot)
+            FROM lt_rollup r CROSS JOIN links l WHERE l.phrase = '{phrase}'
+            GROUP BY l.id, date_trunc('day', r.bucket), r.dimension, r.value
+            ON CONFLICT (link_id, bucket, dimension, value) DO UPDATE
+                SET human = link_visits_daily.human + excluded.human, bot = link_visits_daily.bot + excluded.bot;
+            UPDATE visit_summaries
+            SET total_visits = total_visits + (SELECT sum(human + bot) FROM lt_rollup WHERE dimension = 0),
+                bot_visits = bot_visits + (SELECT sum(bot) FROM lt_rollup WHERE dimension = 0)
+            WHERE link_id = (SELECT id FROM links WHERE phrase = '{phrase}');
+            COMMIT;
+            ANALYZE link_visits_hourly; ANALYZE link_visits_daily;""", timeout=600)
+        seeded_s = time.monotonic() - started
+        check = self.psql(f"""
+            SELECT d.name, d.dimension, count(*), sum(d.human + d.bot), sum(d.bot)
+            FROM (SELECT 'hourly' AS name, dimension, human, bot FROM link_visits_hourly
+                  WHERE link_id = (SELECT id FROM links WHERE phrase = '{phrase}')
+                  UNION ALL
+                  SELECT 'daily', dimension, human, bot FROM link_visits_daily
+                  WHERE link_id = (SELECT id FROM links WHERE phrase = '{phrase}')) d
+            GROUP BY d.name, d.dimension ORDER BY 1 DESC, 2""")
+        sums: dict[str, dict[str, list[int]]] = {}
+        for line in check.splitlines():
+            name, dim, rows, visits, bots = line.split("|")
+            sums.setdefault(name, {})[dim] = [int(rows), int(visits), int(bots)]
+        per_dim = {(name, dim): v[1] for name, dims in sums.items() for dim, v in dims.items()}
+        consistent = (len(per_dim) == 8 and len(set(per_dim.values())) == 1
+                      and len({v[2] for dims in sums.values() for v in dims.values()}) == 1)
+        info = {
+            "phrase": phrase,
+            "visits": c.rollup_visits,
+            "hours": hours,
+            "seed_s": round(seeded_s, 2),
+            "hourly_rows": sum(v[0] for v in sums.get("hourly", {}).values()),
+            "daily_rows": sum(v[0] for v in sums.get("daily", {}).values()),
+            "visits_per_dimension": sorted(set(per_dim.values())),
+            "bot_visits": sorted({v[2] for dims in sums.values() for v in dims.values()}),
+            "consistent": consistent and per_dim.get(("hourly", "0")) == c.rollup_visits,
+        }
+        if not info["consistent"]:
+            self.notes.append(f"rollup-stats: seeded rollups are not consistent: {sums}")
+        log(f"  rollups: {info['hourly_rows']} hourly + {info['daily_rows']} daily rows, "
+            f"{c.rollup_visits} visits, in {seeded_s:.1f}s (consistent: {info['consistent']})")
+        return info
+
+    def scenario_rollup_stats(self) -> None:
+        """GET /v1/links/{phrase}/stats over a year of days and a week of hours."""
+        c = self.cfg
+        url = f"http://{self.api_addr}"
+        variants = [("day-365d", "day", dt.timedelta(days=365)), ("hour-7d", "hour", dt.timedelta(days=7))]
+        try:
+            info = self.seed_rollups()
+        except (BenchError, subprocess.TimeoutExpired, ValueError) as e:
+            for variant, _, _ in variants:
+                self.runs.append({"id": f"rollup-stats/{variant}#failed", "scenario": "rollup-stats", "variant": variant,
+                                  "target": "api", "skipped": f"seeding failed: {str(e)[:300]}", "failed": True})
+            return
+        for variant, granularity, span in variants:
+            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            stamp = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+            path = (f"/v1/links/{self.ROLLUP_PHRASE}/stats?granularity={granularity}"
+                    f"&from={stamp(now - span)}&to={stamp(now)}")
+            # One response first: a broken route must not be benchmarked as fast 4xx.
+            check: dict = {"path": path}
+            try:
+                asked = time.monotonic()
+                status, body = http_get(url + path, timeout=10, headers={"X-Offnd-Api-Key": self.api_key})
+                check["ms"] = round((time.monotonic() - asked) * 1000, 1)
+                check["status"] = status
+                doc = json.loads(body) if status == 200 else {}
+                check["visits"] = (doc.get("totals") or {}).get("visits")
+                check["buckets"] = len(doc.get("buckets") or [])
+                check["bytes"] = len(body.encode())
+            except (OSError, ValueError) as e:
+                check.setdefault("status", None)
+                check["error"] = str(e)[:200]
+            if check.get("status") != 200 or not isinstance(check.get("visits"), int) or check["visits"] <= 0:
+                reason = f"check failed: status {check.get('status')}, totals.visits {check.get('visits')}"
+                log(f"  rollup-stats {variant}: {reason}")
+                self.runs.append({"id": f"rollup-stats/{variant}#failed", "scenario": "rollup-stats",
+                                  "variant": variant, "target": "api", "skipped": reason, "failed": True,
+                                  "check": check, "rollups": info})
+                continue
+            if granularity == "day" and check["visits"] != c.rollup_visits:
+                self.notes.append(f"rollup-stats {variant}: totals.visits {check['visits']}, "
+                                  f"seeded {c.rollup_visits}")
+            self.settle(f"rollup-stats {variant}")
+            before_rss, before_metrics = self.rss(), self.api_metrics()
+            result = self.wrk(url, "link_stats.lua", {"LT_PATH": path}, c.rollup_connections, c.duration, True)
+            self.record("rollup-stats", variant, "api", c.rollup_connections, result, [200],
+                        extra={"check": check, "rollups": info}, rss_before=before_rss,
+                        metrics_before=before_metrics)
 
     # ---- the whole run
 
@@ -737,7 +1095,9 @@ class Bench:
                 "settings": {"duration_s": c.duration, "warmup_s": c.warmup, "connections": c.connections,
                              "threads": c.threads, "create_connections": c.create_connections,
                              "miss_low_connections": c.miss_low_connections, "miss_pool": c.miss_pool,
-                             "ingest_duration_s": c.ingest_duration, "links": c.links, "zipf_s": c.zipf_s,
+                             "ingest_duration_s": c.ingest_duration, "ingest_hot_duration_s": c.ingest_hot_duration,
+                             "rollup_visits": c.rollup_visits, "rollup_connections": c.rollup_connections,
+                             "links": c.links, "zipf_s": c.zipf_s,
                              "redirect_count_status": c.redirect_count_status,
                              "scenarios": sorted(c.only) if c.only else "all"}}
         try:
@@ -757,9 +1117,10 @@ class Bench:
                 self.ceiling_run(["hot"], "before redirect-hot")
                 self.redirect_run("redirect-hot", "hot", warmup="timed")
             if c.wants("redirect-l1"):
-                self.ceiling_run(["uniform", "zipf"], "before redirect-l1")
+                self.ceiling_run(["uniform", "zipf", "uniform1k"], "before redirect-l1")
                 self.redirect_run("redirect-l1", "uniform", warmup="sweep")
                 self.redirect_run("redirect-l1", "zipf", warmup=None)
+                self.redirect_run("redirect-l1", "uniform1k", warmup="timed")
             if c.wants("redirect-l2"):
                 self.scenario_cached("redirect-l2", "L1 off", {"OFFNDAT_CACHE_L1_ENABLED": "false"},
                                      ["OFFNDAT_CACHE_L1_ENABLED"])
@@ -775,13 +1136,17 @@ class Bench:
                 self.scenario_create()
             if c.wants("stats"):
                 self.scenario_simple("stats", "stats.lua", [200], True)
+            if c.wants("rollup-stats"):
+                self.scenario_rollup_stats()
             if c.wants("mixed"):
                 self.scenario_simple("mixed", "mixed.lua", [301, 201], c.redirect_count_status)
             if c.wants("visit-ingest"):
-                self.scenario_ingest()
-            self.ceiling_run(["hot", "uniform", "zipf"], "end")
+                self.ingest_run("uniform", c.ingest_duration)
+                self.ingest_run("hot", c.ingest_hot_duration)
+            self.ceiling_run(["hot", "uniform", "zipf", "uniform1k"], "end")
             self.phases["scenarios_s"] = round(time.monotonic() - phase, 1)
             meta["final_rss_mb"] = self.rss()
+            meta["final_api_config"] = self.api_config
         finally:
             phase = time.monotonic()
             meta["shutdown"] = self.teardown()

@@ -15,19 +15,43 @@ import sys
 from pathlib import Path
 
 BUDGET = {
-    "redirect_vs_ceiling": {"redirect-hot": 0.75, "redirect-l1": 0.75, "redirect-l2": 0.35, "redirect-db": 0.15,
-                            "redirect-miss": 0.5},
-    "p99_vs_ceiling": {"redirect-hot": 1.5, "redirect-l1": 1.5},
+    # Throughput over the ceiling's, same variant, same session. Keys are a scenario
+    # or "scenario variant" (the more specific one wins).
+    "redirect_vs_ceiling": {"redirect-hot": 0.6, "redirect-l1 uniform1k": 0.55, "redirect-l1": 0.75,
+                            "redirect-l2": 0.35, "redirect-db": 0.15, "redirect-miss": 0.5},
+    "p99_vs_ceiling": {"redirect-hot": 2.0, "redirect-l1 uniform1k": 2.0, "redirect-l1": 1.5},
+    # The standing goal for cached redirects (redirect-hot, redirect-l1), beyond
+    # this budget's lower floors for redirect-hot and redirect-l1 uniform1k.
+    "redirect_goal_vs_ceiling": 0.75,
+    "redirect_goal_p99_vs_ceiling": 1.5,
     "miss_db_xact_per_request": 0.05,  # at most 5 % of unknown-phrase requests reach PostgreSQL
     "miss_db_growth": 1.5,  # DB transactions/s (above idle) at the high rate vs the low rate
     "create_vs_pgbench": 0.6,
     "create_p99_ms": 50.0,
     "create_connections": 64,
     "ingest_visits_per_s": 20_000,
-    "ingest_counted_within_s": 10.0,
-    "api_rss_mb": 80.0,
+    "ingest_counted_within_s": 5.0,  # every 301 counted, exactly, this long after the load
+    "ingest_api_xact_per_s": 10.0,  # PostgreSQL transactions/s per API process during the load
+    "ingest_api_xact_flat": 1.5,  # last third of the load ≤ this × the first third ...
+    "ingest_api_xact_flat_slack_per_s": 2.0,  # ... + this many transactions/s
+    "rollup_stats_p99_ms": 20.0,
+    "api_rss_mb": 60.0,  # at the end of the whole run, default settings
     "worker_rss_mb": 40.0,
 }
+
+REDIRECT_SCENARIOS = ["redirect-hot", "redirect-l1", "redirect-l2", "redirect-db", "redirect-miss"]
+
+
+def budget_for(table: str, scenario: str, variant: str) -> float | None:
+    return BUDGET[table].get(f"{scenario} {variant}", BUDGET[table].get(scenario))
+
+
+def goal_note() -> str:
+    below = [k for k, v in BUDGET["redirect_vs_ceiling"].items()
+             if k.split()[0] in ("redirect-hot", "redirect-l1") and v < BUDGET["redirect_goal_vs_ceiling"]]
+    return (f"standing goal for cached redirects (redirect-hot, redirect-l1): ≥ {BUDGET['redirect_goal_vs_ceiling']:.2f}× "
+            f"ceiling throughput, p99 ≤ {BUDGET['redirect_goal_p99_vs_ceiling']:.1f}× ceiling p99; "
+            f"{' and '.join(below)} are held to the lower floors below for now")
 
 
 def fmt_num(x, digits: int = 0) -> str:
@@ -111,24 +135,30 @@ def checks(data: dict) -> list[tuple[str, str, str, str]]:
     def verdict(ok: bool | None) -> str:
         return "N/A" if ok is None else "PASS" if ok else "MISS"
 
-    for scenario, floor in BUDGET["redirect_vs_ceiling"].items():
+    goal, goal_p99 = BUDGET["redirect_goal_vs_ceiling"], BUDGET["redirect_goal_p99_vs_ceiling"]
+    for scenario in REDIRECT_SCENARIOS:
         selected = [r for r in runs if r["scenario"] == scenario
                     and (scenario != "redirect-miss" or r.get("baseline") or r.get("skipped"))]
         if not selected:
+            floor = budget_for("redirect_vs_ceiling", scenario, "")
             out.append((f"{scenario} throughput", f"≥ {floor:.2f}× ceiling", "not run", "N/A"))
         for r in selected:
             label = f"{scenario} {r['variant']}"
+            floor = budget_for("redirect_vs_ceiling", scenario, r["variant"])
+            floor_text = f"≥ {floor:.2f}× ceiling" + (f" (goal {goal:.2f}×)" if floor < goal and scenario in
+                                                     ("redirect-hot", "redirect-l1") else "")
             if r.get("skipped"):
-                out.append((f"{label} throughput", f"≥ {floor:.2f}× ceiling", r["skipped"], "N/A"))
+                out.append((f"{label} throughput", floor_text, r["skipped"], "N/A"))
                 continue
             rat = ratio(r, index)
-            out.append((f"{label} throughput", f"≥ {floor:.2f}× ceiling",
+            out.append((f"{label} throughput", floor_text,
                         f"{rat:.2f}× ({fmt_num(r['rps'])} req/s)" if rat is not None else "no ceiling run",
                         verdict(None if rat is None else rat >= floor)))
-            cap = BUDGET["p99_vs_ceiling"].get(scenario)
+            cap = budget_for("p99_vs_ceiling", scenario, r["variant"])
             if cap:
                 pr = p99_ratio(r, index)
-                out.append((f"{label} p99", f"≤ {cap:.1f}× ceiling p99",
+                cap_text = f"≤ {cap:.1f}× ceiling p99" + (f" (goal {goal_p99:.1f}×)" if cap > goal_p99 else "")
+                out.append((f"{label} p99", cap_text,
                             f"{pr:.2f}× ({fmt_ms(r['latency_ms']['p99'])} ms)" if pr is not None else "no ceiling run",
                             verdict(None if pr is None else pr <= cap)))
             if r["unexpected"] or r.get("socket_errors"):
@@ -170,27 +200,78 @@ def checks(data: dict) -> list[tuple[str, str, str, str]]:
 
     ingests = [r for r in runs if r["scenario"] == "visit-ingest"]
     if not ingests:
-        out.append(("visit-ingest", f"≥ {BUDGET['ingest_visits_per_s']:,} visits/s", "not run", "N/A"))
+        out.append(("visit-ingest", f"≤ {BUDGET['ingest_counted_within_s']:.0f} s to count every visit", "not run",
+                    "N/A"))
     for r in ingests:
-        i = r["ingest"]
-        rate = i["sustained_visits_per_s"] or 0
-        out.append(("visit-ingest sustained", f"≥ {BUDGET['ingest_visits_per_s']:,} visits/s",
-                    f"{fmt_num(rate)} visits/s ({fmt_num(i['served_301'])} redirects)",
-                    verdict(rate >= BUDGET["ingest_visits_per_s"])))
-        lost = i["dropped_metric"] + i["rows_missing"]
-        out.append(("visit-ingest dropped", "0",
-                    f"{i['dropped_metric']} dropped (metric), {i['rows_missing']} rows missing", verdict(lost == 0)))
-        after = i["counted_after_load_s"]
-        out.append(("visit-ingest all counted", f"≤ {BUDGET['ingest_counted_within_s']:.0f} s after the load",
-                    f"{after} s" if after is not None else
-                    f"not within {i['timed_out_after_s']} s ({fmt_num(i['visits_counted'])} of {fmt_num(i['served_301'])})",
-                    verdict(after is not None and after <= BUDGET["ingest_counted_within_s"])))
+        out += ingest_checks(r, verdict)
+
+    rollups = [r for r in runs if r["scenario"] == "rollup-stats"]
+    cap = BUDGET["rollup_stats_p99_ms"]
+    if not rollups:
+        out.append(("rollup-stats p99", f"≤ {cap:.0f} ms", "not run", "N/A"))
+    for r in rollups:
+        label = f"rollup-stats {r['variant']}"
+        if r.get("skipped"):
+            out.append((f"{label} p99", f"≤ {cap:.0f} ms", r["skipped"], "MISS" if r.get("failed") else "N/A"))
+            continue
+        p99 = r["latency_ms"]["p99"]
+        out.append((f"{label} p99", f"≤ {cap:.0f} ms",
+                    f"{fmt_ms(p99)} ms ({fmt_num(r['rps'])} req/s at {r['connections']} connections)",
+                    verdict(p99 <= cap)))
+        if r["unexpected"] or r.get("socket_errors"):
+            out.append((f"{label} errors", "0", f"{r['unexpected']} unexpected, {r.get('socket_errors')} socket",
+                        "MISS"))
 
     final = meta.get("final_rss_mb") or {}
+    config = meta.get("final_api_config", "default")
     for proc, key in (("api", "api_rss_mb"), ("worker", "worker_rss_mb")):
         value = final.get(proc)
-        out.append((f"{proc} RSS at the end", f"≤ {BUDGET[key]:.0f} MB", f"{fmt_num(value, 1)} MB",
+        note = f" ({config} settings)" if proc == "api" else ""
+        out.append((f"{proc} RSS at the end", f"≤ {BUDGET[key]:.0f} MB", f"{fmt_num(value, 1)} MB{note}",
                     verdict(None if value is None else value <= BUDGET[key])))
+    return out
+
+
+def ingest_checks(r: dict, verdict) -> list[tuple[str, str, str, str]]:
+    label = f"visit-ingest {r['variant']}"
+    i = r.get("ingest") or {}
+    served = i.get("served_301", 0)
+    out = [(f"{label} dropped", "0", f"{fmt_num(i.get('dropped_metric'))} (offndat_visits_dropped_total)",
+            verdict(None if i.get("dropped_metric") is None else i["dropped_metric"] == 0))]
+    within = BUDGET["ingest_counted_within_s"]
+    after = i.get("counted_after_load_s")
+    if i.get("overshoot"):
+        measured, ok = (f"overshoot: {fmt_num(i['visits_counted'])} counted for {fmt_num(served)} 301s "
+                        f"(+{fmt_num(i['overshoot'])})"), False
+    elif after is None:
+        measured, ok = (f"not within {i.get('timed_out_after_s')} s ({fmt_num(i.get('visits_counted'))} of "
+                        f"{fmt_num(served)})"), False
+    else:
+        measured, ok = f"{after:.2f} s ({fmt_num(served)} 301s, all counted)", after <= within
+    out.append((f"{label} all counted", f"exactly, ≤ {within:.0f} s after the load", measured, verdict(ok)))
+    db = i.get("db")
+    if db:
+        cap = BUDGET["ingest_api_xact_per_s"]
+        api = db["api_xact_per_s_per_process"]
+        out.append((f"{label} API DB transactions", f"≤ {cap:.0f}/s per API process",
+                    f"{api:.1f}/s ({fmt_num(db['xact_per_s'])} total − {fmt_num(db['worker_xact_per_s'])} worker, "
+                    f"{db['api_processes']} API process)", verdict(api <= cap)))
+        flat = db.get("api_flat")
+        factor, slack = BUDGET["ingest_api_xact_flat"], BUDGET["ingest_api_xact_flat_slack_per_s"]
+        budget = f"flat: last third ≤ {factor}× first + {slack:.0f}/s"
+        if flat:
+            out.append((f"{label} API DB transactions flat", budget,
+                        f"{flat['first_third_per_s']:.1f} → {flat['last_third_per_s']:.1f}/s "
+                        f"({flat['third_s']:.0f} s thirds)",
+                        verdict(flat["last_third_per_s"] <= factor * max(flat["first_third_per_s"], 0) + slack)))
+        else:
+            out.append((f"{label} API DB transactions flat", budget, "too short to tell", "N/A"))
+    rate = i.get("sustained_visits_per_s") or 0
+    out.append((f"{label} sustained", f"≥ {BUDGET['ingest_visits_per_s']:,} visits/s",
+                f"{fmt_num(rate)} visits/s ({fmt_num(served)} redirects)",
+                verdict(rate >= BUDGET["ingest_visits_per_s"])))
+    if r.get("unexpected") or r.get("socket_errors"):
+        out.append((f"{label} errors", "0", f"{r['unexpected']} unexpected, {r.get('socket_errors')} socket", "MISS"))
     return out
 
 
@@ -222,12 +303,33 @@ def extras(data: dict) -> list[str]:
                          f"{', '.join(fmt_num(x) for x in d['xact_per_s_series'])}), "
                          f"{d['xact_per_request']:.4f} xact per request, {fmt_num(d.get('tup_fetched_per_s'))} tuples "
                          f"fetched/s")
-        if r["scenario"] == "visit-ingest":
+        if r["scenario"] == "visit-ingest" and (r.get("ingest") or {}).get("db"):
             i = r["ingest"]
-            lines.append(f"visit-ingest: {fmt_num(i['served_301'])} redirects in {i['load_s']} s, "
-                         f"{fmt_num(i['visits_counted'])} counted / {fmt_num(i['visit_rows'])} visit rows, "
-                         f"{i['dropped_metric']} dropped, all counted {i['counted_after_load_s']} s after the load "
-                         f"→ {fmt_num(i['sustained_visits_per_s'])} visits/s sustained")
+            db = i["db"]
+            series = ", ".join(f"{x:g}" for x in db["api_xact_per_s_series"])
+            when = (f"all {i['counted_after_load_s']} s after the last redirect ({i['counted_after_basis']})"
+                    if i["counted_after_load_s"] is not None else f"not all within {i['timed_out_after_s']} s")
+            if i.get("overshoot"):
+                when += f", {fmt_num(i['overshoot'])} more than the 301s"
+            lines.append(f"visit-ingest {r['variant']}: {fmt_num(i['served_301'])} 301s in {i['load_s']} s "
+                         f"(the API answered {fmt_num(i['api_answered_301'])}; then {fmt_num(i['tail_404_sent'])} "
+                         f"closing 404s), {fmt_num(i['visits_counted'])} counted, {when}, "
+                         f"{i['dropped_metric']} dropped, {fmt_num(i['recorded_metric'])} recorded "
+                         f"→ {fmt_num(i['sustained_visits_per_s'])} visits/s sustained; database "
+                         f"+{fmt_num(i['db_growth_mb'], 1)} MB = {fmt_num(i['db_mb_per_million_visits'], 1)} MB per "
+                         f"million visits; PostgreSQL {fmt_num(db['xact_per_s'], 1)} xact/s = worker "
+                         f"{fmt_num(db['worker_xact_per_s'], 1)} + API {fmt_num(db['api_xact_per_s'], 1)} in the "
+                         f"steady {db['window_s']} s (visit flushes during the load: "
+                         f"{fmt_num(i.get('flushes_during_load'))}); API xact per second: {series}")
+        if r["scenario"] == "rollup-stats":
+            k = r.get("check") or {}
+            info = r.get("rollups") or {}
+            lines.append(f"rollup-stats {r['variant']}: {k.get('path')} → {k.get('status')} in {k.get('ms')} ms "
+                         f"(alone), totals.visits "
+                         f"{fmt_num(k.get('visits'))}, {k.get('buckets')} buckets, {fmt_num(k.get('bytes'))} bytes; "
+                         f"seeded {fmt_num(info.get('visits'))} visits over {fmt_num(info.get('hours'))} hours: "
+                         f"{fmt_num(info.get('hourly_rows'))} hourly + {fmt_num(info.get('daily_rows'))} daily rows "
+                         f"in {info.get('seed_s')} s, consistent: {info.get('consistent')}")
         if r["scenario"] == "create":
             lines.append(f"create {r['variant']}: {fmt_num(r.get('links_created'))} links created, outbox drained "
                          f"{r.get('outbox_drain_s')} s after the load")
@@ -254,11 +356,11 @@ def render_text(data: dict) -> str:
     meta = data["meta"]
     parts = ["offndat benchmark", *machine_lines(meta), "", table_text(HEADER, rows(data)), ""]
     parts += ceiling_noise(data) + extras(data)
-    parts += ["", "budget (64 connections, load generator on the same cores):"]
+    parts += ["", "budget (64 connections, load generator on the same cores):", f"  {goal_note()}"]
     result = checks(data)
     width = max(len(c[0]) for c in result)
     for name, budget, measured, verdict in result:
-        parts.append(f"  {verdict:<4}  {name.ljust(width)}  {budget:<28}  {measured}")
+        parts.append(f"  {verdict:<4}  {name.ljust(width)}  {budget:<36}  {measured}")
     if meta.get("notes"):
         parts += ["", "notes:"] + [f"  - {n}" for n in meta["notes"]]
     return "\n".join(parts)
@@ -291,6 +393,8 @@ def render_markdown(data: dict, results_name: str) -> str:
         *[f"- {line}" for line in ceiling_noise(data) + extras(data)],
         "",
         f"## Budget: {passed} PASS, {missed} MISS",
+        "",
+        goal_note()[0].upper() + goal_note()[1:] + ".",
         "",
         table_markdown(["check", "budget", "measured", "verdict"], [list(c) for c in result]),
         "",

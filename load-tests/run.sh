@@ -5,8 +5,8 @@
 # started, prints the report and writes load-tests/results/<timestamp>.json (and,
 # for full runs, docs/benchmarks.md).
 #
-#   load-tests/run.sh            full run (about 4–5 minutes on 2 cores, warm build)
-#   load-tests/run.sh --quick    smoke run: 2-second scenarios, does not touch docs/
+#   load-tests/run.sh            full run (about 15 minutes on 2 cores, warm build)
+#   load-tests/run.sh --quick    smoke run: 2–3-second scenarios, does not touch docs/
 #
 # Knobs (environment variables) are listed in load-tests/README.md.
 set -euo pipefail

@@ -37,6 +37,22 @@ function common.encode(s)
   return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", string.byte(c)) end))
 end
 
+-- Wall-clock seconds (Unix epoch, sub-millisecond through LuaJIT's ffi; whole
+-- seconds from os.time() where ffi is missing). Comparable with Python's time.time().
+do
+  local ok, ffi = pcall(require, "ffi")
+  if ok and pcall(ffi.cdef, "typedef struct { long tv_sec; long tv_nsec; } lt_timespec; "
+      .. "int clock_gettime(int clk_id, lt_timespec *tp);") then
+    local ts = ffi.new("lt_timespec")
+    function common.now()
+      ffi.C.clock_gettime(0, ts) -- CLOCK_REALTIME
+      return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+    end
+  else
+    function common.now() return os.time() end
+  end
+end
+
 -- One seed per thread, so threads do not replay the same sequence.
 function common.seed()
   math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919 + math.floor(os.clock() * 1e6))
@@ -89,6 +105,19 @@ function done(summary, latency, requests)
     ms(latency:percentile(50)), ms(latency:percentile(75)), ms(latency:percentile(90)),
     ms(latency:percentile(95)), ms(latency:percentile(99)), ms(latency:percentile(99.9)),
     ms(latency.max), ms(latency.mean), ms(latency.stdev)))
+  -- Clean stop (redirect.lua with LT_CLEAN_STOP_S): requests sent after the switch
+  -- and the time of the last counted request, over all threads.
+  local tail, last, clean = 0, nil, false
+  for _, t in ipairs(threads) do
+    local n = t:get("tail_sent")
+    if type(n) == "number" then tail, clean = tail + n, true end
+    local at = t:get("last_load_request_at")
+    if type(at) == "number" and at > 0 and (last == nil or at > last) then last = at end
+  end
+  if clean then
+    add("tail_sent", json_number(tail))
+    add("last_load_request_unix", last and string.format("%.4f", last) or "null")
+  end
   if counted then
     local codes = {}
     for code, n in pairs(merged) do codes[#codes + 1] = string.format('"%s":%d', code, n) end

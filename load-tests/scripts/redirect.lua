@@ -1,6 +1,7 @@
 -- Redirect scenarios: GET /{phrase} (the short URL), expecting 301.
 --   LT_MODE    hot      one link (a static request: wrk's cheapest path)
 --              uniform  every request picks one of the seeded links at random
+--              uniform1k  the same over the first 1,000 seeded links only
 --              zipf     links by popularity rank, Zipf(s = LT_ZIPF_S, default 1.1):
 --                       a pregenerated sequence, so request() only steps through it
 --              miss     unknown phrases: random picks from a pool of LT_MISS_POOL
@@ -10,6 +11,14 @@
 --                       (a cache warm-up: run it with -t1; it writes no summary)
 --   LT_PREFIX  path before the phrase, "/" (default) or "/v1/redirects/"
 --   LT_NONCE   makes this run's unknown phrases differ from earlier runs'
+--   LT_CLEAN_STOP_S  (hot, uniform, uniform1k, zipf) seconds after its first request
+--              each thread stops asking for seeded links and asks for one unknown
+--              phrase instead (a 404, never a visit) until wrk stops. wrk forgets the
+--              requests still in flight when its -d ends, which the server answered
+--              and counted all the same; with a clean stop those are 404s, so wrk's
+--              2xx/3xx count is exactly the 301s (visits) the server answered.
+--              done() adds `tail_sent` and `last_load_request_unix` (when the last
+--              redirect to a seeded link was sent).
 dofile(os.getenv("LT_SCRIPTS") .. "/common.lua")
 
 local mode = common.env("LT_MODE", "uniform")
@@ -18,11 +27,11 @@ local prefix = common.env("LT_PREFIX", "/")
 if mode == "hot" then
   wrk.method = "GET"
   wrk.path = prefix .. common.encode(common.read_phrases(common.env("LT_LINKS"), 1)[1])
-elseif mode == "uniform" or mode == "zipf" then
+elseif mode == "uniform" or mode == "uniform1k" or mode == "zipf" then
   local reqs, n, seq, seq_len, i
   function init(args)
     common.seed()
-    local phrases = common.read_phrases(common.env("LT_LINKS"))
+    local phrases = common.read_phrases(common.env("LT_LINKS"), mode == "uniform1k" and 1000 or nil)
     n = #phrases
     reqs = {}
     for k = 1, n do reqs[k] = wrk.format("GET", prefix .. common.encode(phrases[k])) end
@@ -44,7 +53,7 @@ elseif mode == "uniform" or mode == "zipf" then
       i = math.random(seq_len)
     end
   end
-  if mode == "uniform" then
+  if mode ~= "zipf" then
     function request() return reqs[math.random(n)] end
   else
     function request()
@@ -89,4 +98,34 @@ elseif mode == "miss" then
   end
 else
   error("unknown LT_MODE " .. mode)
+end
+
+local clean_stop = tonumber(common.env("LT_CLEAN_STOP_S", ""))
+if clean_stop then
+  assert(mode ~= "sweep" and mode ~= "miss", "LT_CLEAN_STOP_S needs a mode that asks for seeded links")
+  local nonce = common.env("LT_NONCE", tostring(os.time()))
+  local inner_init, inner_request = init, request
+  if mode == "hot" then
+    -- The static request as a dynamic one, so request() can switch.
+    local path = wrk.path
+    local req
+    inner_init = function(args) req = wrk.format("GET", path) end
+    inner_request = function() return req end
+  end
+  local started, tail_req
+  tail_sent, last_load_request_at = 0, 0 -- globals: done() reads them with thread:get
+  function init(args)
+    if inner_init then inner_init(args) end
+    tail_req = wrk.format("GET", prefix .. "lt-tail-" .. nonce .. "-" .. (thread_id or 0) .. "-nobody")
+  end
+  function request()
+    local now = common.now()
+    if started == nil then started = now end
+    if now - started < clean_stop then
+      last_load_request_at = now
+      return inner_request()
+    end
+    tail_sent = tail_sent + 1
+    return tail_req
+  end
 end
