@@ -443,6 +443,12 @@ class Bench:
             "OFFNDAT_LOG": env_str("LT_SERVICE_LOG", "info"),
             "OFFNDAT_LOG_FORMAT": env_str("LT_SERVICE_LOG_FORMAT", "json"),
         })
+        # LT_SERVICE_ENV="OFFNDAT_VISIT_LOG=full ...": settings for both binaries,
+        # e.g. to measure the full visit log's ingest ceiling.
+        for setting in env_str("LT_SERVICE_ENV", "").split():
+            name, _, value = setting.partition("=")
+            if name.startswith("OFFNDAT_"):
+                env[name] = value
         env.update(extra)
         return env
 

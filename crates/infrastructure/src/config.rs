@@ -395,11 +395,11 @@ pub struct WorkerConfig {
     pub worker_listen: SocketAddr,
 
     /// Most unacknowledged deliveries per queue (AMQP prefetch).
-    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub worker_prefetch: u16,
 
     /// Most deliveries applied in one database transaction.
-    #[arg(long, env = "OFFNDAT_WORKER_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_SIZE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub worker_batch_size: u32,
 
     /// Longest a delivery waits for its batch to fill.

@@ -50,6 +50,10 @@ fn dimensions(rows: Vec<ValueRow>) -> Vec<(Dimension, String, VisitCounts)> {
 #[async_trait]
 impl VisitStatsStore for PgVisitStatsStore {
     async fn link_rollups(&self, link_id: Uuid, range: &StatsRange) -> Result<RollupRows, StoreError> {
+        // One connection for both queries, one after the other: two at once per
+        // request starved the pool under load (each request holding one and
+        // waiting for a second).
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
         // Totals come from the referrer dimension (0): every visit is in it once.
         let (buckets, values) = match range.granularity {
             Granularity::Hour => {
@@ -63,7 +67,8 @@ impl VisitStatsStore for PgVisitStatsStore {
                     range.from,
                     range.to,
                 )
-                .fetch_all(&self.pool);
+                .fetch_all(&mut *conn)
+                .await;
                 let values = sqlx::query_as!(
                     ValueRow,
                     r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
@@ -74,8 +79,9 @@ impl VisitStatsStore for PgVisitStatsStore {
                     range.from,
                     range.to,
                 )
-                .fetch_all(&self.pool);
-                tokio::try_join!(buckets, values)
+                .fetch_all(&mut *conn)
+                .await;
+                buckets.and_then(|b| values.map(|v| (b, v)))
             }
             Granularity::Day => {
                 let buckets = sqlx::query_as!(
@@ -88,7 +94,8 @@ impl VisitStatsStore for PgVisitStatsStore {
                     range.from,
                     range.to,
                 )
-                .fetch_all(&self.pool);
+                .fetch_all(&mut *conn)
+                .await;
                 let values = sqlx::query_as!(
                     ValueRow,
                     r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
@@ -99,8 +106,9 @@ impl VisitStatsStore for PgVisitStatsStore {
                     range.from,
                     range.to,
                 )
-                .fetch_all(&self.pool);
-                tokio::try_join!(buckets, values)
+                .fetch_all(&mut *conn)
+                .await;
+                buckets.and_then(|b| values.map(|v| (b, v)))
             }
         }
         .map_err(store_error)?;
@@ -112,6 +120,7 @@ impl VisitStatsStore for PgVisitStatsStore {
     }
 
     async fn service_rollups(&self, range: &StatsRange) -> Result<RollupRows, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(store_error)?;
         let (buckets, values) = match range.granularity {
             Granularity::Hour => {
                 let buckets = sqlx::query_as!(
@@ -125,7 +134,8 @@ impl VisitStatsStore for PgVisitStatsStore {
                     LINKS_CREATED,
                     ORPHAN_VISITS,
                 )
-                .fetch_all(&self.pool);
+                .fetch_all(&mut *conn)
+                .await;
                 let values = sqlx::query_as!(
                     ValueRow,
                     r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
@@ -136,8 +146,9 @@ impl VisitStatsStore for PgVisitStatsStore {
                     range.to,
                     LINKS_CREATED,
                 )
-                .fetch_all(&self.pool);
-                tokio::try_join!(buckets, values)
+                .fetch_all(&mut *conn)
+                .await;
+                buckets.and_then(|b| values.map(|v| (b, v)))
             }
             Granularity::Day => {
                 let buckets = sqlx::query_as!(
@@ -151,7 +162,8 @@ impl VisitStatsStore for PgVisitStatsStore {
                     LINKS_CREATED,
                     ORPHAN_VISITS,
                 )
-                .fetch_all(&self.pool);
+                .fetch_all(&mut *conn)
+                .await;
                 let values = sqlx::query_as!(
                     ValueRow,
                     r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
@@ -162,8 +174,9 @@ impl VisitStatsStore for PgVisitStatsStore {
                     range.to,
                     LINKS_CREATED,
                 )
-                .fetch_all(&self.pool);
-                tokio::try_join!(buckets, values)
+                .fetch_all(&mut *conn)
+                .await;
+                buckets.and_then(|b| values.map(|v| (b, v)))
             }
         }
         .map_err(store_error)?;
