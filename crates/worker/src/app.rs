@@ -113,9 +113,10 @@ impl Worker {
         for consumer in self.consumers {
             consumers.spawn(consumer.run(shutdown.clone()));
         }
-        let pruner =
-            tokio::spawn(prune_periodically(self.prune.clone(), self.config.inbox_retention, shutdown.clone()));
-        let visit_pruner = tokio::spawn(prune_visits_periodically(self.prune, shutdown.clone()));
+        let inbox_every = (self.config.inbox_retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+        let pruner = tokio::spawn(prune_periodically(self.prune.clone(), Pruned::Inbox, inbox_every, shutdown.clone()));
+        let visit_pruner =
+            tokio::spawn(prune_periodically(self.prune, Pruned::VisitLog, Duration::from_secs(60), shutdown.clone()));
         // The server outlives the consumers, so health stays observable while draining.
         let stop_serving = CancellationToken::new();
         let serve =
@@ -180,46 +181,43 @@ impl Worker {
     }
 }
 
-/// Forgets applied message ids older than the retention, now and then. Replicas
-/// may all do it: deleting skips rows another replica is deleting.
-async fn prune_periodically(prune: PruneRecords, retention: Duration, shutdown: CancellationToken) {
-    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
-    let mut ticker = tokio::time::interval(every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let pruned = tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticker.tick() => tokio::select! {
-                () = shutdown.cancelled() => return,
-                pruned = prune.inbox() => pruned,
-            },
-        };
-        match pruned {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(inbox.pruned = deleted, "pruned the inbox"),
-            Err(error) => tracing::warn!(error = %error, "pruning the inbox failed; trying again later"),
-        }
-    }
+/// What one pruning loop prunes, for its log lines.
+#[derive(Clone, Copy)]
+enum Pruned {
+    /// Applied message ids past the inbox retention.
+    Inbox,
+    /// Raw visits the visit log no longer keeps: everything under the `recent` log
+    /// (each link's newest visits live on its summary), visits past the retention
+    /// under `full`. Totals and rollups are untouched.
+    VisitLog,
 }
 
-/// Prunes the raw visit log every minute: everything under the `recent` log (each
-/// link's newest visits live on its summary), visits past the retention under the
-/// `full` log. Totals and rollups are untouched.
-async fn prune_visits_periodically(prune: PruneRecords, shutdown: CancellationToken) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(60));
+/// Prunes `what` every `every` until shutdown. Replicas may all do it: deleting
+/// skips rows another replica is deleting.
+async fn prune_periodically(prune: PruneRecords, what: Pruned, every: Duration, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let name = match what {
+        Pruned::Inbox => "the inbox",
+        Pruned::VisitLog => "the raw visit log",
+    };
     loop {
         let pruned = tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => tokio::select! {
                 () = shutdown.cancelled() => return,
-                pruned = prune.visit_log() => pruned,
+                pruned = async {
+                    match what {
+                        Pruned::Inbox => prune.inbox().await,
+                        Pruned::VisitLog => prune.visit_log().await,
+                    }
+                } => pruned,
             },
         };
         match pruned {
             Ok(0) => {}
-            Ok(deleted) => tracing::info!(visits.pruned = deleted, "pruned the raw visit log"),
-            Err(error) => tracing::warn!(error = %error, "pruning the raw visit log failed; trying again later"),
+            Ok(deleted) => tracing::info!(rows.pruned = deleted, "pruned {name}"),
+            Err(error) => tracing::warn!(error = %error, "pruning {name} failed; trying again later"),
         }
     }
 }

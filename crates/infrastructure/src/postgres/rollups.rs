@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use offndat_application::VisitTally;
-use offndat_application::visit_tally::Split;
+use offndat_application::visit_tally::{LinkFold, Split};
 use offndat_domain::Dimension;
 use offndat_domain::stats::Granularity;
 use uuid::Uuid;
@@ -50,6 +50,18 @@ fn add(map: &mut BTreeMap<(DateTime<Utc>, i16, String), Split>, key: (DateTime<U
     entry.bot += split.bot;
 }
 
+/// Adds every dimension value of `link`'s hours, in buckets of `granularity`.
+fn add_link(map: &mut BTreeMap<(DateTime<Utc>, i16, String), Split>, link: &LinkFold, granularity: Granularity) {
+    for (hour, fold) in &link.hours {
+        let bucket = floor(*hour, granularity);
+        for dimension in Dimension::ALL {
+            for (value, split) in fold.dimension(dimension) {
+                add(map, (bucket, dimension.id(), value.clone()), *split);
+            }
+        }
+    }
+}
+
 fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -61,14 +73,7 @@ pub fn link_rows(tally: &VisitTally, known: &HashSet<Uuid>, granularity: Granula
     let mut rows = LinkRollupRows::default();
     for id in ids {
         let mut per_key = BTreeMap::new();
-        for (hour, fold) in &tally.links[id].hours {
-            let bucket = floor(*hour, granularity);
-            for dimension in Dimension::ALL {
-                for (value, split) in fold.dimension(dimension) {
-                    add(&mut per_key, (bucket, dimension.id(), value.clone()), *split);
-                }
-            }
-        }
+        add_link(&mut per_key, &tally.links[id], granularity);
         for ((bucket, dimension, value), split) in per_key {
             rows.link_id.push(*id);
             rows.bucket.push(bucket);
@@ -91,16 +96,8 @@ pub fn service_rows(
 ) -> ServiceRollupRows {
     let mut per_key = BTreeMap::new();
     for (id, link) in &tally.links {
-        if !known.contains(id) {
-            continue;
-        }
-        for (hour, fold) in &link.hours {
-            let bucket = floor(*hour, granularity);
-            for dimension in Dimension::ALL {
-                for (value, split) in fold.dimension(dimension) {
-                    add(&mut per_key, (bucket, dimension.id(), value.clone()), *split);
-                }
-            }
+        if known.contains(id) {
+            add_link(&mut per_key, link, granularity);
         }
     }
     for at in created {
