@@ -326,7 +326,18 @@ async fn count_visits(
                SET total_visits = s.total_visits + EXCLUDED.total_visits,
                    bot_visits = s.bot_visits + EXCLUDED.bot_visits,
                    last_visited_at = GREATEST(s.last_visited_at, EXCLUDED.last_visited_at),
-                   recent_visits = offndat_newest_visits(s.recent_visits, EXCLUDED.recent_visits, 10),
+                   recent_visits = CASE
+                       WHEN jsonb_array_length(EXCLUDED.recent_visits) = 0 THEN s.recent_visits
+                       WHEN s.recent_visits IS NULL OR jsonb_array_length(s.recent_visits) = 0
+                           THEN EXCLUDED.recent_visits
+                       -- The usual case, time moving forward: every new visit is newer
+                       -- than every stored one, so prepend and cut (half the cost of
+                       -- parsing and sorting both).
+                       WHEN (EXCLUDED.recent_visits -> -1 ->> 'visitedAt')::timestamptz
+                            >= (s.recent_visits -> 0 ->> 'visitedAt')::timestamptz
+                           THEN jsonb_path_query_array(EXCLUDED.recent_visits || s.recent_visits, '$[0 to 9]')
+                       ELSE offndat_newest_visits(s.recent_visits, EXCLUDED.recent_visits, 10)
+                   END,
                    updated_at = now()"#,
             &ids,
             &totals,

@@ -182,21 +182,35 @@ async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
     .expect("newest");
     assert!(first_newest.starts_with("2026-11-21T11:00:01"), "newest first: {first_newest}");
 
+    // A late message with an older visit (a replica's flush delayed): merged in
+    // order, not prepended.
+    let late = tally_body(&[(a, 1, 0)], "2026-11-21T09:00:00Z", "", "2026-11-21T09:30:00Z", 0);
+    publisher.publish_raw("link.visited", Some(&Uuid::now_v7().to_string()), Some("link.visited"), &late).await;
+    await_total(&db, a, 6).await;
+    let order: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT v ->> 'visitedAt' FROM visit_summaries, jsonb_array_elements(recent_visits) v WHERE link_id = '{a}'"
+    )))
+    .fetch_all(&mut db.connect().await)
+    .await
+    .expect("order");
+    assert_eq!(order.len(), 3);
+    assert!(order[0].starts_with("2026-11-21T11:00:01") && order[2].starts_with("2026-11-21T09:30"), "{order:?}");
+
     let sum =
         |table: &str, filter: &str| format!("SELECT COALESCE(sum(human + bot), 0)::bigint FROM {table} WHERE {filter}");
     for dimension in 0..4 {
         assert_eq!(
             db.scalar(&sum("link_visits_hourly", &format!("link_id = '{a}' AND dimension = {dimension}"))).await,
-            5
+            6
         );
         assert_eq!(
             db.scalar(&sum("link_visits_daily", &format!("link_id = '{a}' AND dimension = {dimension}"))).await,
-            5
+            6
         );
     }
-    assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_hourly").await, 2);
+    assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_hourly").await, 3);
     assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_daily").await, 1);
-    assert_eq!(db.scalar(&sum("service_visits_hourly", "dimension = 0")).await, 7, "the unknown link's 9 skipped");
+    assert_eq!(db.scalar(&sum("service_visits_hourly", "dimension = 0")).await, 8, "the unknown link's 9 skipped");
     assert_eq!(db.scalar(&sum("service_visits_daily", "dimension = 9")).await, 5, "orphans counted once");
     assert_eq!(db.count("visit_summaries").await, 2);
 
