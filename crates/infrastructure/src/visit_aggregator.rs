@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::postgres::{PgVisitStore, is_unavailable};
+use crate::postgres::{FlushBatch, PgVisitStore, is_unavailable};
 
 /// Independent locks; a redirect takes one, chosen by its link.
 const SHARDS: usize = 16;
@@ -331,6 +331,9 @@ impl VisitFlusher {
     pub async fn run(self, stop: CancellationToken) {
         let mut pending = VisitTally::default();
         let mut pending_raw: Vec<(Uuid, RecentVisit)> = Vec::new();
+        // A batch that failed to write is retried exactly as it was (same event
+        // ids), while new windows gather in `pending`.
+        let mut batch: Option<FlushBatch> = None;
         let mut delay = Duration::from_millis(100);
         let mut next_try = Instant::now();
         loop {
@@ -343,15 +346,22 @@ impl VisitFlusher {
             if stopping {
                 break;
             }
-            if pending.is_empty() || Instant::now() < next_try {
+            if Instant::now() < next_try {
                 continue;
             }
-            match self.write(&mut pending, &mut pending_raw).await {
-                Ok(()) => delay = Duration::from_millis(100),
+            if batch.is_none() {
+                batch = FlushBatch::new(&std::mem::take(&mut pending), std::mem::take(&mut pending_raw));
+            }
+            let Some(ready) = &batch else { continue };
+            match self.write(ready).await {
+                Ok(()) => {
+                    batch = None;
+                    delay = Duration::from_millis(100);
+                }
                 Err(error) => {
                     tracing::warn!(
                         error = %error,
-                        links.pending = pending.links.len(),
+                        links.pending = ready.links + pending.links.len(),
                         retry_in_ms = delay.as_millis() as u64,
                         "writing visits failed; keeping them for the next flush"
                     );
@@ -359,27 +369,33 @@ impl VisitFlusher {
                     delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
+            metrics::gauge!("offndat_visit_pending_links")
+                .set((batch.as_ref().map_or(0, |b| b.links) + pending.links.len()) as f64);
         }
-        self.drain(pending, pending_raw).await;
+        let last = FlushBatch::new(&pending, pending_raw);
+        self.drain(batch.into_iter().chain(last)).await;
     }
 
-    /// The final flush at shutdown.
-    async fn drain(&self, mut pending: VisitTally, mut pending_raw: Vec<(Uuid, RecentVisit)>) {
+    /// The final flush at shutdown: the batches in order, each retried while
+    /// PostgreSQL is unreachable, up to the drain timeout.
+    async fn drain(&self, batches: impl Iterator<Item = FlushBatch>) {
         let started = Instant::now();
-        let mut delay = Duration::from_millis(100);
-        while !pending.is_empty() {
-            match self.write(&mut pending, &mut pending_raw).await {
-                Ok(()) => break,
-                Err(error) if is_unavailable(&error) && started.elapsed() < self.config.drain_timeout => {
-                    tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "final visit flush failed; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-                Err(error) => {
-                    let lost = pending.visits();
-                    tracing::error!(error = %error, visits.count = lost, "the final visit flush failed; these visits are lost");
-                    metrics::counter!("offndat_visits_dropped_total", "reason" => "shutdown").increment(lost);
-                    break;
+        for batch in batches {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match self.write(&batch).await {
+                    Ok(()) => break,
+                    Err(error) if is_unavailable(&error) && started.elapsed() < self.config.drain_timeout => {
+                        tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "final visit flush failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(5));
+                    }
+                    Err(error) => {
+                        tracing::error!(error = %error, visits.count = batch.visits, "the final visit flush failed; these visits are lost");
+                        metrics::counter!("offndat_visits_dropped_total", "reason" => "shutdown")
+                            .increment(batch.visits);
+                        break;
+                    }
                 }
             }
         }
@@ -435,29 +451,20 @@ impl VisitFlusher {
         }
     }
 
-    /// Writes `pending` (and the raw log) in one transaction; on success empties them.
-    async fn write(
-        &self,
-        pending: &mut VisitTally,
-        pending_raw: &mut Vec<(Uuid, RecentVisit)>,
-    ) -> Result<(), sqlx::Error> {
+    /// Writes `batch` in one transaction.
+    async fn write(&self, batch: &FlushBatch) -> Result<(), sqlx::Error> {
         let started = Instant::now();
-        let visits = pending.visits();
-        let links = pending.links.len();
-        let outcome = self.store.write(pending, pending_raw).await;
+        let outcome = self.store.write(batch).await;
         let label = if outcome.is_ok() { "written" } else { "failed" };
         metrics::counter!("offndat_visit_flushes_total", "outcome" => label).increment(1);
         outcome?;
-        metrics::counter!("offndat_visits_recorded_total").increment(visits);
+        metrics::counter!("offndat_visits_recorded_total").increment(batch.visits);
         tracing::debug!(
-            visits.count = visits,
-            links.count = links,
+            visits.count = batch.visits,
+            links.count = batch.links,
             latency_ms = started.elapsed().as_millis() as u64,
             "visits written"
         );
-        *pending = VisitTally::default();
-        pending_raw.clear();
-        metrics::gauge!("offndat_visit_pending_links").set(0.0);
         Ok(())
     }
 }

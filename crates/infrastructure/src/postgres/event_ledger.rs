@@ -123,8 +123,11 @@ impl PgEventLedger {
         let fresh: Vec<&InboxMessage> = unique.into_iter().filter(|m| inserted.contains(&m.message_id)).collect();
         outcome.duplicates += (ids.len() - fresh.len()) as u64;
 
-        let counted = count_visits(&mut tx, &fresh, &mut outcome).await?;
+        // Created links' zero summaries first: the visit upsert may insert the same
+        // rows, and one order in every replica keeps concurrent batches from
+        // deadlocking on them.
         let created = record_created(&mut tx, &fresh).await?;
+        let counted = count_visits(&mut tx, &fresh, &mut outcome).await?;
         tx.commit().await?;
 
         for message in &fresh {

@@ -14,7 +14,7 @@ pub use errors::is_unavailable;
 pub use event_ledger::{PgEventLedger, PgLedgerError};
 pub use link_store::PgLinkStore;
 pub use stats_store::PgVisitStatsStore;
-pub use visit_store::{MAX_LINKS_PER_EVENT, PgVisitStore};
+pub use visit_store::{FlushBatch, MAX_LINKS_PER_EVENT, PgVisitStore};
 
 /// The migrations of record, embedded in the binaries.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -16,6 +16,38 @@ use crate::visit_aggregator::VisitLog;
 /// hundred kilobytes at most).
 pub const MAX_LINKS_PER_EVENT: usize = 500;
 
+/// One flush, ready to write: its events with their ids fixed once, so a retry
+/// after a commit whose outcome was lost (the connection dropped while the
+/// COMMIT reply was on its way) writes the same rows, not new ones.
+#[derive(Debug)]
+pub struct FlushBatch {
+    ids: Vec<Uuid>,
+    payloads: Vec<serde_json::Value>,
+    raw: Vec<(Uuid, RecentVisit)>,
+    /// Link visits the batch counts (orphans aside).
+    pub visits: u64,
+    /// Links the batch counts.
+    pub links: usize,
+}
+
+impl FlushBatch {
+    /// The events of `tally` (at most `MAX_LINKS_PER_EVENT` links each) and the
+    /// raw visits for the full log; `None` when there is nothing to write.
+    pub fn new(tally: &VisitTally, raw: Vec<(Uuid, RecentVisit)>) -> Option<Self> {
+        let events = tally.to_events(MAX_LINKS_PER_EVENT);
+        if events.is_empty() && raw.is_empty() {
+            return None;
+        }
+        Some(Self {
+            ids: events.iter().map(|_| Uuid::now_v7()).collect(),
+            payloads: events.into_iter().map(|e| Event::LinkVisited(e).payload()).collect(),
+            raw,
+            visits: tally.visits(),
+            links: tally.links.len(),
+        })
+    }
+}
+
 /// Writes flushes to PostgreSQL.
 pub struct PgVisitStore {
     pool: PgPool,
@@ -27,29 +59,34 @@ impl PgVisitStore {
         Self { pool, log }
     }
 
-    /// Writes `tally` as outbox events and, with the full log, `raw` into
-    /// `visits`, atomically. Raw visits of links that no longer exist are left
-    /// out, never failing the rest.
-    pub async fn write(&self, tally: &VisitTally, raw: &[(Uuid, RecentVisit)]) -> Result<(), sqlx::Error> {
-        let events = tally.to_events(MAX_LINKS_PER_EVENT);
-        if events.is_empty() && raw.is_empty() {
-            return Ok(());
-        }
-        let now = Utc::now();
-        let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
-        let types: Vec<&str> = events.iter().map(|_| LINK_VISITED).collect();
-        let payloads: Vec<serde_json::Value> = events.into_iter().map(|e| Event::LinkVisited(e).payload()).collect();
+    /// Writes `batch`'s outbox events and, with the full log, its raw visits into
+    /// `visits`, atomically. Idempotent: a batch whose first event is already in
+    /// the outbox was committed before (its reply was lost) and is not written
+    /// again. Raw visits of links that no longer exist are left out, never
+    /// failing the rest.
+    pub async fn write(&self, batch: &FlushBatch) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        if self.log == VisitLog::Full && !raw.is_empty() {
-            copy_raw(&mut tx, raw).await?;
+        if let Some(first) = batch.ids.first() {
+            let written =
+                sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM outbox WHERE id = $1) AS "written!""#, first)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if written {
+                return tx.commit().await;
+            }
         }
+        if self.log == VisitLog::Full && !batch.raw.is_empty() {
+            copy_raw(&mut tx, &batch.raw).await?;
+        }
+        let types: Vec<&str> = batch.ids.iter().map(|_| LINK_VISITED).collect();
         sqlx::query!(
             "INSERT INTO outbox (id, event_type, payload, created_at)
-             SELECT id, event_type, payload, $4 FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[]) AS e(id, event_type, payload)",
-            &ids,
+             SELECT id, event_type, payload, $4 FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[]) AS e(id, event_type, payload)
+             ON CONFLICT (id) DO NOTHING",
+            &batch.ids,
             &types as &[&str],
-            &payloads,
-            now,
+            &batch.payloads,
+            Utc::now(),
         )
         .execute(&mut *tx)
         .await?;
