@@ -136,14 +136,13 @@ impl PendingVisit<'_> {
     /// The stored form: text decoded (invalid UTF-8 replaced), bounded to the
     /// columns' limits, blank text as `None`.
     pub fn into_stored(self) -> NewVisit {
-        use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, bounded_text};
-        let text = |bytes: Option<&[u8]>, max| bytes.and_then(|b| bounded_text(&String::from_utf8_lossy(b), max));
+        use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, stored_text};
         NewVisit {
             link_id: self.link_id,
             visited_at: self.visited_at,
             ip_address: self.ip.map(|ip| ip.to_string()),
-            user_agent: text(self.user_agent, MAX_USER_AGENT_CHARS),
-            referrer: text(self.referrer, MAX_REFERRER_CHARS),
+            user_agent: self.user_agent.and_then(|b| stored_text(b, MAX_USER_AGENT_CHARS)),
+            referrer: self.referrer.and_then(|b| stored_text(b, MAX_REFERRER_CHARS)),
         }
     }
 }

@@ -6,9 +6,7 @@ use offndat_domain::{LinkStats, Phrase};
 
 use crate::error::ApplicationError;
 use crate::ports::LinkStore;
-
-/// How many of the newest visits a stats read returns.
-pub const RECENT_VISITS: u32 = 10;
+use crate::visit_tally::RECENT_VISITS;
 
 /// The read-link-stats use case.
 #[derive(Clone)]
@@ -23,6 +21,8 @@ impl ReadLinkStats {
 
     /// The link with `phrase` and its stats, or `NotFound`.
     pub async fn execute(&self, phrase: &Phrase) -> Result<LinkStats, ApplicationError> {
-        self.store.stats_by_phrase(phrase, RECENT_VISITS).await?.ok_or(ApplicationError::NotFound)
+        // The newest visits kept per link are the ones a read returns.
+        let recent = RECENT_VISITS as u32;
+        self.store.stats_by_phrase(phrase, recent).await?.ok_or(ApplicationError::NotFound)
     }
 }

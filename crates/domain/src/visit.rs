@@ -39,6 +39,12 @@ pub fn anonymize_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Raw header bytes in their stored form: decoded (invalid UTF-8 replaced), cut
+/// to at most `max` characters, `None` when blank.
+pub fn stored_text(bytes: &[u8], max: usize) -> Option<String> {
+    bounded_text(&String::from_utf8_lossy(bytes), max)
+}
+
 /// `text` cut to at most `max` characters (never inside a character); `None` for
 /// blank text.
 pub fn bounded_text(text: &str, max: usize) -> Option<String> {

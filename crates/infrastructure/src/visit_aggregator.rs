@@ -25,7 +25,7 @@ use offndat_application::ports::{PendingVisit, UserAgentClassifier, VisitSink};
 use offndat_application::visit_tally::RECENT_VISITS;
 use offndat_domain::UserAgentClass;
 use offndat_domain::audience::referrer_host;
-use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, bounded_text};
+use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, stored_text};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -441,12 +441,11 @@ impl VisitFlusher {
     }
 
     fn stored<'a>(&self, classes: &mut HashMap<&'a [u8], UserAgentClass>, raw: &'a RawVisit) -> RecentVisit {
-        let text = |b: Option<&[u8]>, max| b.and_then(|b| bounded_text(&String::from_utf8_lossy(b), max));
         RecentVisit {
             visited_at: raw.visited_at,
             ip_address: raw.ip.map(|ip| ip.to_string()),
-            user_agent: text(raw.user_agent.as_deref(), MAX_USER_AGENT_CHARS),
-            referrer: text(raw.referrer.as_deref(), MAX_REFERRER_CHARS),
+            user_agent: raw.user_agent.as_deref().and_then(|b| stored_text(b, MAX_USER_AGENT_CHARS)),
+            referrer: raw.referrer.as_deref().and_then(|b| stored_text(b, MAX_REFERRER_CHARS)),
             bot: raw.user_agent.as_deref().is_some_and(|ua| classify(classes, self.classifier.as_ref(), ua).bot),
         }
     }
@@ -476,7 +475,7 @@ fn classify<'a>(
 ) -> UserAgentClass {
     classes
         .entry(user_agent)
-        .or_insert_with(|| match bounded_text(&String::from_utf8_lossy(user_agent), MAX_USER_AGENT_CHARS) {
+        .or_insert_with(|| match stored_text(user_agent, MAX_USER_AGENT_CHARS) {
             Some(text) => classifier.classify(&text),
             None => UserAgentClass::unknown(),
         })

@@ -377,11 +377,11 @@ async fn upsert_link_rollups(
              ON CONFLICT (link_id, bucket, dimension, value)
              DO UPDATE SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot",
             &rows.link_id,
-            &rows.bucket,
-            &rows.dimension,
-            &rows.value,
-            &rows.human,
-            &rows.bot,
+            &rows.columns.bucket,
+            &rows.columns.dimension,
+            &rows.columns.value,
+            &rows.columns.human,
+            &rows.columns.bot,
         ),
         Granularity::Day => sqlx::query!(
             "INSERT INTO link_visits_daily AS r (link_id, bucket, dimension, value, human, bot)
@@ -389,11 +389,11 @@ async fn upsert_link_rollups(
              ON CONFLICT (link_id, bucket, dimension, value)
              DO UPDATE SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot",
             &rows.link_id,
-            &rows.bucket,
-            &rows.dimension,
-            &rows.value,
-            &rows.human,
-            &rows.bot,
+            &rows.columns.bucket,
+            &rows.columns.dimension,
+            &rows.columns.value,
+            &rows.columns.human,
+            &rows.columns.bot,
         ),
     };
     query.execute(&mut *tx).await?;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use offndat_application::VisitTally;
 use offndat_application::visit_tally::{LinkFold, Split};
 use offndat_domain::Dimension;
@@ -16,17 +16,6 @@ pub const LINKS_CREATED: i16 = 8;
 /// Service-wide rollup dimension: orphan visits (counted in `human`).
 pub const ORPHAN_VISITS: i16 = 9;
 
-/// Columns of link rollup rows, for `UNNEST`.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct LinkRollupRows {
-    pub link_id: Vec<Uuid>,
-    pub bucket: Vec<DateTime<Utc>>,
-    pub dimension: Vec<i16>,
-    pub value: Vec<String>,
-    pub human: Vec<i64>,
-    pub bot: Vec<i64>,
-}
-
 /// Columns of service rollup rows, for `UNNEST`.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct ServiceRollupRows {
@@ -37,23 +26,36 @@ pub struct ServiceRollupRows {
     pub bot: Vec<i64>,
 }
 
-fn floor(at: DateTime<Utc>, granularity: Granularity) -> DateTime<Utc> {
-    match granularity {
-        Granularity::Hour => at,
-        Granularity::Day => at.duration_trunc(TimeDelta::days(1)).unwrap_or(at),
+impl ServiceRollupRows {
+    fn push(&mut self, (bucket, dimension, value): Key, split: Split) {
+        self.bucket.push(bucket);
+        self.dimension.push(dimension);
+        self.value.push(value);
+        self.human.push(signed(split.human));
+        self.bot.push(signed(split.bot));
     }
 }
 
-fn add(map: &mut BTreeMap<(DateTime<Utc>, i16, String), Split>, key: (DateTime<Utc>, i16, String), split: Split) {
+/// Columns of link rollup rows: the service's columns plus the link.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LinkRollupRows {
+    pub link_id: Vec<Uuid>,
+    pub columns: ServiceRollupRows,
+}
+
+/// A rollup row's key: bucket, dimension, value.
+type Key = (DateTime<Utc>, i16, String);
+
+fn add(map: &mut BTreeMap<Key, Split>, key: Key, split: Split) {
     let entry = map.entry(key).or_default();
     entry.human += split.human;
     entry.bot += split.bot;
 }
 
 /// Adds every dimension value of `link`'s hours, in buckets of `granularity`.
-fn add_link(map: &mut BTreeMap<(DateTime<Utc>, i16, String), Split>, link: &LinkFold, granularity: Granularity) {
+fn add_link(map: &mut BTreeMap<Key, Split>, link: &LinkFold, granularity: Granularity) {
     for (hour, fold) in &link.hours {
-        let bucket = floor(*hour, granularity);
+        let bucket = granularity.floor(*hour);
         for dimension in Dimension::ALL {
             for (value, split) in fold.dimension(dimension) {
                 add(map, (bucket, dimension.id(), value.clone()), *split);
@@ -74,13 +76,9 @@ pub fn link_rows(tally: &VisitTally, known: &HashSet<Uuid>, granularity: Granula
     for id in ids {
         let mut per_key = BTreeMap::new();
         add_link(&mut per_key, &tally.links[id], granularity);
-        for ((bucket, dimension, value), split) in per_key {
+        for (key, split) in per_key {
             rows.link_id.push(*id);
-            rows.bucket.push(bucket);
-            rows.dimension.push(dimension);
-            rows.value.push(value);
-            rows.human.push(signed(split.human));
-            rows.bot.push(signed(split.bot));
+            rows.columns.push(key, split);
         }
     }
     rows
@@ -101,19 +99,14 @@ pub fn service_rows(
         }
     }
     for at in created {
-        let hour = Granularity::Hour.floor(*at);
-        add(&mut per_key, (floor(hour, granularity), LINKS_CREATED, String::new()), Split { human: 1, bot: 0 });
+        add(&mut per_key, (granularity.floor(*at), LINKS_CREATED, String::new()), Split { human: 1, bot: 0 });
     }
     for (hour, count) in &tally.orphans {
-        add(&mut per_key, (floor(*hour, granularity), ORPHAN_VISITS, String::new()), Split { human: *count, bot: 0 });
+        add(&mut per_key, (granularity.floor(*hour), ORPHAN_VISITS, String::new()), Split { human: *count, bot: 0 });
     }
     let mut rows = ServiceRollupRows::default();
-    for ((bucket, dimension, value), split) in per_key {
-        rows.bucket.push(bucket);
-        rows.dimension.push(dimension);
-        rows.value.push(value);
-        rows.human.push(signed(split.human));
-        rows.bot.push(signed(split.bot));
+    for (key, split) in per_key {
+        rows.push(key, split);
     }
     rows
 }
@@ -140,7 +133,7 @@ mod tests {
         assert_eq!(hourly.link_id.len(), 8, "2 hours x 4 dimensions");
         let daily = link_rows(&tally, &known, Granularity::Day);
         assert_eq!(daily.link_id.len(), 4);
-        assert!(daily.human.iter().all(|n| *n == 5));
+        assert!(daily.columns.human.iter().all(|n| *n == 5));
 
         let service = service_rows(&tally, &known, &[at(3)], Granularity::Day);
         let find = |d: i16| service.dimension.iter().position(|x| *x == d).map(|i| service.human[i]);
