@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PGURL=${PGURL:-postgres://postgres@127.0.0.1:5432}
-db=offndat_sqlx_prepare
+db=offndat_sqlx_prepare_$$
 psql "$PGURL/postgres" -q -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
 for migration in migrations/*.sql; do
   psql "$PGURL/$db" -q -v ON_ERROR_STOP=1 -f "$migration"

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use offndat_application::Actor;
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::error::ApiError;
 
@@ -37,8 +38,19 @@ impl ApiKeys {
     /// Whether `candidate` is one of the keys. Every key is compared, so timing
     /// does not tell which one, or how much of one, matched.
     pub fn accepts(&self, candidate: &str) -> bool {
+        self.matching(candidate).is_some()
+    }
+
+    /// The caller `candidate` authenticates, if it is one of the keys: an admin
+    /// numbered by the key's place in the list. Every key is compared, so timing
+    /// does not tell which one, or how much of one, matched.
+    pub fn matching(&self, candidate: &str) -> Option<Actor> {
         let digest: [u8; 32] = Sha256::digest(candidate).into();
-        self.digests.iter().fold(subtle::Choice::from(0), |found, key| found | key.ct_eq(&digest)).into()
+        let mut found = 0u64;
+        for (number, key) in (1u64..).zip(self.digests.iter()) {
+            found.conditional_assign(&number, key.ct_eq(&digest));
+        }
+        (found != 0).then(|| Actor::configured(found as usize))
     }
 }
 
@@ -48,14 +60,22 @@ pub fn generate_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Rejects requests without an accepted key with the contract's 401 problem.
-pub async fn require_api_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let accepted = request
+/// Rejects requests without an accepted key with the contract's 401 problem, and
+/// hands the caller to handlers as an `Extension<Actor>`.
+pub async fn require_api_key(State(keys): State<ApiKeys>, mut request: Request, next: Next) -> Response {
+    let actor = request
         .headers()
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|candidate| !candidate.is_empty() && keys.accepts(candidate));
-    if accepted { next.run(request).await } else { ApiError::Unauthorized.into_response() }
+        .filter(|candidate| !candidate.is_empty())
+        .and_then(|candidate| keys.matching(candidate));
+    match actor {
+        Some(actor) => {
+            request.extensions_mut().insert(actor);
+            next.run(request).await
+        }
+        None => ApiError::Unauthorized.into_response(),
+    }
 }
 
 #[cfg(test)]
@@ -71,6 +91,7 @@ mod tests {
         assert!(!keys.accepts("alph"));
         assert!(!keys.accepts("alphaa"));
         assert!(!ApiKeys::new([]).accepts(""));
+        assert_eq!(keys.matching("beta").map(|a| a.name), Some("OFFNDAT_API_KEYS#2".to_owned()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Use cases of offndat and the ports they need. Adapters live in
 //! `offndat-infrastructure`; this crate knows no database, cache or broker.
 
+pub mod actor;
 pub mod apply_events;
 pub mod catalogues;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod record_visit;
 pub mod resolve_link;
 pub mod visit_tally;
 
+pub use actor::{Actor, Role};
 pub use apply_events::{ApplyEvents, PruneRecords};
 pub use error::ApplicationError;
 pub use generate_link::{GenerateLink, GenerateLinkCommand, ValidationFailure};
