@@ -87,4 +87,28 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.1"), &xff(&["garbage"]), &trusted), ip("10.0.0.1"));
         assert_eq!(client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted), ip("10.0.0.1"));
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends, the answer is the peer or an address from the
+        /// header, and only a trusted peer's header is read at all.
+        #[test]
+        fn forwarded_headers_never_panic_and_never_invent_addresses(
+            header in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120),
+            peer_trusted in proptest::prelude::any::<bool>(),
+        ) {
+            let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+            let peer = if peer_trusted { ip("10.0.0.1") } else { ip("198.51.100.1") };
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&header) {
+                headers.append("x-forwarded-for", value);
+            }
+            let client = client_ip(peer, &headers, &trusted);
+            if !peer_trusted {
+                proptest::prop_assert_eq!(client, peer);
+            } else if client != peer {
+                let text = String::from_utf8_lossy(&header);
+                proptest::prop_assert!(text.split(',').any(|hop| hop.trim().parse::<IpAddr>() == Ok(client)));
+            }
+        }
+    }
 }
