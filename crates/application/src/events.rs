@@ -63,6 +63,45 @@ impl Event {
     }
 }
 
+impl Event {
+    /// Refuses an event that claims more than `max_visits` visits for one link (or
+    /// orphan visits for one hour): no API writes that, so it is a forgery or a
+    /// bug, and applying it would corrupt totals for good.
+    pub fn check_bounds(&self, max_visits: u64) -> Result<(), String> {
+        let over = |what: &str, n: Option<u64>| match n {
+            Some(n) if n <= max_visits => Ok(()),
+            Some(n) => Err(format!("{what} claims {n} visits, over the limit of {max_visits}")),
+            None => Err(format!("{what} claims more visits than a 64-bit counter holds")),
+        };
+        match self {
+            Self::LinkCreated(_) => Ok(()),
+            Self::LinkVisitedV1(e) => {
+                let mut per_link: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+                for link in &e.links {
+                    *per_link.entry(link.link_id).or_default() += u64::from(link.visits);
+                }
+                per_link.iter().try_for_each(|(id, n)| over(&format!("link {id}"), Some(*n)))
+            }
+            Self::LinkVisited(e) => {
+                let mut per_link: std::collections::HashMap<Uuid, Option<u64>> = std::collections::HashMap::new();
+                for link in &e.links {
+                    let entry = per_link.entry(link.link_id).or_insert(Some(0));
+                    for hour in &link.hours {
+                        *entry = entry.and_then(|n| n.checked_add(hour.human)?.checked_add(hour.bot));
+                    }
+                }
+                per_link.iter().try_for_each(|(id, n)| over(&format!("link {id}"), *n))?;
+                let mut per_hour: std::collections::BTreeMap<DateTime<Utc>, Option<u64>> = Default::default();
+                for orphan in &e.orphans {
+                    let entry = per_hour.entry(orphan.hour).or_insert(Some(0));
+                    *entry = entry.and_then(|n| n.checked_add(orphan.visits));
+                }
+                per_hour.iter().try_for_each(|(hour, n)| over(&format!("orphans of {hour}"), *n))
+            }
+        }
+    }
+}
+
 /// Why a message is not an event the worker understands: such messages are
 /// dead-lettered at once, never retried.
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +234,38 @@ impl LinkVisitedV2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_claiming_too_many_visits_are_refused() {
+        let hour = DateTime::from_timestamp(3600, 0).expect("time");
+        let tally = |human, bot| HourTally {
+            hour,
+            human,
+            bot,
+            referrers: vec![],
+            browsers: vec![],
+            operating_systems: vec![],
+            devices: vec![],
+        };
+        let link = Uuid::from_u128(1);
+        let event = |hours: Vec<HourTally>| {
+            Event::LinkVisited(LinkVisitedV2 {
+                version: 2,
+                links: vec![LinkTally { link_id: link, hours, recent: vec![] }],
+                orphans: vec![HourCount { hour, visits: 5 }],
+            })
+        };
+        assert_eq!(event(vec![tally(6, 4)]).check_bounds(10), Ok(()));
+        assert_eq!(
+            event(vec![tally(6, 4), tally(1, 0)]).check_bounds(10),
+            Err(format!("link {link} claims 11 visits, over the limit of 10"))
+        );
+        assert!(event(vec![tally(u64::MAX, 1)]).check_bounds(u64::MAX).is_err(), "an overflow is refused");
+        assert_eq!(
+            event(vec![]).check_bounds(4),
+            Err("orphans of 1970-01-01 01:00:00 UTC claims 5 visits, over the limit of 4".to_owned())
+        );
+    }
 
     #[test]
     fn parses_known_events_and_refuses_the_rest() {

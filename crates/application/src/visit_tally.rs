@@ -182,23 +182,33 @@ impl VisitTally {
         tally
     }
 
-    /// The tally as events of at most `max_links` links each (orphans ride in the
-    /// first). Links in id order, so the output is deterministic.
-    pub fn to_events(&self, max_links: usize) -> Vec<LinkVisitedV2> {
+    /// The tally as events of at most `max_links` links and about `max_bytes` of
+    /// JSON each (orphans ride in the first; a single link larger than that gets
+    /// an event of its own). Links in id order, so the output is deterministic.
+    /// The byte bound keeps messages far below what the worker accepts, whatever
+    /// headers visitors send.
+    pub fn to_events(&self, max_links: usize, max_bytes: usize) -> Vec<LinkVisitedV2> {
         let mut links: Vec<(&Uuid, &LinkFold)> = self.links.iter().collect();
         links.sort_by_key(|(id, _)| **id);
         let mut orphans: Vec<HourCount> =
             self.orphans.iter().map(|(hour, visits)| HourCount { hour: *hour, visits: *visits }).collect();
-        let mut events: Vec<LinkVisitedV2> = links
-            .chunks(max_links.max(1))
-            .map(|chunk| LinkVisitedV2 {
-                version: 2,
-                links: chunk.iter().map(|(id, fold)| link_tally(**id, fold)).collect(),
-                orphans: std::mem::take(&mut orphans),
-            })
-            .collect();
-        if events.is_empty() && !orphans.is_empty() {
-            events.push(LinkVisitedV2 { version: 2, links: Vec::new(), orphans });
+        let mut events = Vec::new();
+        let mut current: Vec<LinkTally> = Vec::new();
+        let mut current_bytes = 0;
+        for (id, fold) in links {
+            let tally = link_tally(*id, fold);
+            // The serialised size, counted the way the payload will be written.
+            let bytes = serde_json::to_vec(&tally).map_or(0, |json| json.len());
+            if !current.is_empty() && (current.len() >= max_links.max(1) || current_bytes + bytes > max_bytes) {
+                let links = std::mem::take(&mut current);
+                events.push(LinkVisitedV2 { version: 2, links, orphans: std::mem::take(&mut orphans) });
+                current_bytes = 0;
+            }
+            current_bytes += bytes;
+            current.push(tally);
+        }
+        if !current.is_empty() || !orphans.is_empty() {
+            events.push(LinkVisitedV2 { version: 2, links: current, orphans });
         }
         events
     }
@@ -337,7 +347,7 @@ mod tests {
             }
             // Split into events of 2 links and merged back: the same tally.
             let mut back = VisitTally::default();
-            for event in ab.to_events(2) {
+            for event in ab.to_events(2, usize::MAX) {
                 assert!(event.links.len() <= 2);
                 back.merge(event.tally());
             }
@@ -357,17 +367,35 @@ mod tests {
         for second in [5, 1, 30, 7, 2, 99, 15, 3, 8, 40, 11, 6, 60] {
             tally.add_recent(link, visit(second));
         }
-        let events = tally.to_events(10);
+        let events = tally.to_events(10, usize::MAX);
         let seconds: Vec<i64> = events[0].links[0].recent.iter().map(|v| v.visited_at.timestamp()).collect();
         assert_eq!(seconds, [99, 60, 40, 30, 15, 11, 8, 7, 6, 5]);
     }
 
     #[test]
+    fn events_are_cut_by_size_as_well_as_by_links() {
+        let mut tally = VisitTally::default();
+        for n in 0..6u128 {
+            let mut visit = visit(1);
+            visit.user_agent = Some("x".repeat(400));
+            tally.add_recent(Uuid::from_u128(n), visit);
+        }
+        let one_link = serde_json::to_vec(&tally.to_events(1, usize::MAX)[0].links[0]).expect("json").len();
+        // Room for two links' JSON, not three.
+        let events = tally.to_events(100, one_link * 2 + one_link / 2);
+        assert_eq!(events.iter().map(|e| e.links.len()).collect::<Vec<_>>(), [2, 2, 2]);
+        // One link bigger than the budget still goes, alone.
+        assert_eq!(tally.to_events(100, 10).len(), 6);
+        let ids: Vec<Uuid> = tally.to_events(100, 10).iter().flat_map(|e| e.links.iter().map(|l| l.link_id)).collect();
+        assert_eq!(ids, (0..6u128).map(Uuid::from_u128).collect::<Vec<_>>(), "every link once, in id order");
+    }
+
+    #[test]
     fn an_empty_tally_makes_no_event_and_orphans_alone_make_one() {
-        assert!(VisitTally::default().to_events(10).is_empty());
+        assert!(VisitTally::default().to_events(10, usize::MAX).is_empty());
         let mut tally = VisitTally::default();
         tally.add_orphans(hour(2), 4);
-        let events = tally.to_events(10);
+        let events = tally.to_events(10, usize::MAX);
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].orphans, [HourCount { hour: hour(2), visits: 4 }]);
     }

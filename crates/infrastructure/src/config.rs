@@ -406,6 +406,16 @@ pub struct WorkerConfig {
     #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
     pub worker_batch_timeout: Duration,
 
+    /// Largest message body the worker reads; larger ones are dead-lettered unread.
+    /// The API never writes events near this size (it splits flushes at 1 MiB).
+    #[arg(long, env = "OFFNDAT_WORKER_MAX_MESSAGE_BYTES", default_value_t = 16 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..=128 * 1024 * 1024), global = true)]
+    pub worker_max_message_bytes: u32,
+
+    /// Most visits one message may add to one link (and orphan visits to one hour);
+    /// a message claiming more is dead-lettered, not applied.
+    #[arg(long, env = "OFFNDAT_WORKER_MAX_VISITS_PER_LINK", default_value_t = 10_000_000_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000_000), global = true)]
+    pub worker_max_visits_per_link: u64,
+
     /// How long applied message ids are remembered for de-duplication.
     #[arg(long, env = "OFFNDAT_INBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "7d", global = true)]
     pub inbox_retention: Duration,

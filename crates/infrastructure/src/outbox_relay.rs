@@ -130,9 +130,9 @@ impl OutboxRelay {
         delay: &mut Duration,
         last_prune: &mut Instant,
     ) -> Result<(), RelayError> {
+        self.settings.topology.declare(connection).await?;
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        self.settings.topology.declare(&channel).await?;
         self.status.set(RELAY_STATUS_NAME, QueueStatus::Connected(connection.clone()));
         tracing::info!(exchange = %self.settings.topology.exchange, "outbox relay connected");
         *delay = Duration::from_millis(100);

@@ -71,8 +71,13 @@ impl Worker {
         );
         let status = BrokerStatus::default();
         let topology = Topology::new(&config.messaging.amqp_namespace);
-        let settings =
-            BatchSettings { prefetch: config.worker_prefetch, batch_size, batch_timeout: config.worker_batch_timeout };
+        let settings = BatchSettings {
+            prefetch: config.worker_prefetch,
+            batch_size,
+            batch_timeout: config.worker_batch_timeout,
+            max_message_bytes: config.worker_max_message_bytes as usize,
+            max_visits_per_link: config.worker_max_visits_per_link,
+        };
         let consumers = topology
             .consumer_queues()
             .into_iter()

@@ -32,9 +32,9 @@ struct Seen {
 impl Tap {
     async fn new(namespace: &AmqpNamespace) -> Self {
         let connection = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("amqp");
-        let channel = connection.create_channel().await.expect("channel");
         let topology = namespace.topology();
-        topology.declare(&channel).await.expect("topology");
+        topology.declare(&connection).await.expect("topology");
+        let channel = connection.create_channel().await.expect("channel");
         let queue = channel
             .queue_declare(
                 "".into(),

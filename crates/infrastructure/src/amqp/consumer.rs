@@ -53,6 +53,10 @@ pub struct BatchSettings {
     pub batch_size: usize,
     /// Longest the first delivery of a batch waits for the batch to fill.
     pub batch_timeout: Duration,
+    /// Largest body read; larger ones are dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// Most visits one message may add to one link (see `Event::check_bounds`).
+    pub max_visits_per_link: u64,
 }
 
 /// Consumes one queue until shutdown.
@@ -151,8 +155,8 @@ impl EventConsumer {
         shutdown: &CancellationToken,
         delay: &mut Duration,
     ) -> Result<(), SessionError> {
+        self.topology.declare(connection).await?;
         let channel = connection.create_channel().await?;
-        self.topology.declare(&channel).await?;
         channel.basic_qos(self.settings.prefetch, BasicQosOptions::default()).await?;
         let mut consumer = channel
             .basic_consume(
@@ -226,7 +230,7 @@ impl EventConsumer {
             let mut readable = Vec::with_capacity(batch.len());
             let mut readable_spans = Vec::with_capacity(batch.len());
             for (delivery, message_span) in batch.into_iter().zip(message_spans) {
-                match parse(&delivery) {
+                match parse(&delivery, &self.settings) {
                     Ok(message) => {
                         readable.push((delivery, message));
                         readable_spans.push(message_span);
@@ -377,12 +381,21 @@ pub fn describe_metrics() {
 }
 
 /// A delivery as a message the ledger can apply, or why it cannot be one.
-fn parse(delivery: &Delivery) -> Result<InboxMessage, String> {
+fn parse(delivery: &Delivery, limits: &BatchSettings) -> Result<InboxMessage, String> {
+    // Before anything reads it: a huge body must cost no parsing.
+    if delivery.data.len() > limits.max_message_bytes {
+        return Err(format!(
+            "a body of {} bytes is over the limit of {}",
+            delivery.data.len(),
+            limits.max_message_bytes
+        ));
+    }
     let raw_id = delivery.properties.message_id().as_ref().ok_or("no message_id property")?;
     let message_id =
         Uuid::parse_str(raw_id.as_str()).map_err(|_| format!("message_id `{}` is not a UUID", raw_id.as_str()))?;
     let event_type = delivery.properties.kind().as_ref().map_or("", |kind| kind.as_str());
     let event = Event::parse(event_type, &delivery.data).map_err(|e| e.to_string())?;
+    event.check_bounds(limits.max_visits_per_link)?;
     Ok(InboxMessage { message_id, event })
 }
 
@@ -453,6 +466,32 @@ mod tests {
         }
         delivery.properties = properties;
         delivery
+    }
+
+    const LIMITS: BatchSettings = BatchSettings {
+        prefetch: 1,
+        batch_size: 1,
+        batch_timeout: Duration::from_millis(1),
+        max_message_bytes: 64,
+        max_visits_per_link: 10,
+    };
+
+    fn parse(delivery: &Delivery) -> Result<InboxMessage, String> {
+        super::parse(delivery, &LIMITS)
+    }
+
+    #[test]
+    fn oversized_bodies_and_inflated_counts_are_refused() {
+        let id = "0195f6a6-7b1e-7000-8000-000000000001";
+        let big = format!(r#"{{"version":1,"links":[],"padding":"{}"}}"#, "x".repeat(64));
+        assert_eq!(
+            parse(&delivery(Some(id), Some("link.visited"), big.as_bytes())),
+            Err(format!("a body of {} bytes is over the limit of 64", big.len()))
+        );
+        let inflated = br#"{"version":1,"links":[{"linkId":"0195f6a6-7b1e-7000-8000-000000000002","visits":11,"lastVisitedAt":"2026-01-01T00:00:00Z"}]}"#;
+        let limits = BatchSettings { max_message_bytes: 1024, ..LIMITS };
+        let refused = super::parse(&delivery(Some(id), Some("link.visited"), inflated), &limits);
+        assert!(refused.is_err_and(|e| e.contains("claims 11 visits, over the limit of 10")));
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod topology;
 pub(crate) use broker_status::QueueStatus;
 pub use broker_status::{BrokerStatus, ConsumerHealth};
 pub use consumer::{BatchSettings, EventConsumer};
-pub use topology::Topology;
+pub use topology::{DEAD_LETTER_MAX_AGE_MS, DEAD_LETTER_MAX_LENGTH, Topology, dead_letter_arguments};
 
 use lapin::{Connection, ConnectionProperties};
 use url::Url;

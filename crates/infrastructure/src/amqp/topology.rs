@@ -4,10 +4,16 @@
 //! first.
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Connection, ErrorKind, ExchangeKind};
 
 use offndat_application::events::{LINK_CREATED, LINK_VISITED};
+
+/// Most messages the dead-letter queue keeps; past it the oldest are dropped.
+pub const DEAD_LETTER_MAX_LENGTH: u32 = 100_000;
+/// How long a dead letter is kept, in milliseconds (14 days).
+pub const DEAD_LETTER_MAX_AGE_MS: u32 = 14 * 24 * 3600 * 1000;
 
 /// The names of every exchange and queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,21 +51,36 @@ impl Topology {
         vec![self.link_visited_queue.clone(), self.link_created_queue.clone(), self.dead_letter_queue.clone()]
     }
 
-    /// Declares everything; safe to repeat, and safe from many processes at once.
-    pub async fn declare(&self, channel: &Channel) -> lapin::Result<()> {
+    /// Declares everything on a channel of its own; safe to repeat, and safe from
+    /// many processes at once.
+    pub async fn declare(&self, connection: &Connection) -> lapin::Result<()> {
+        let mut channel = connection.create_channel().await?;
         let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         for exchange in [&self.exchange, &self.dead_letter_exchange] {
             channel
                 .exchange_declare(exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
                 .await?;
         }
-        channel
-            .queue_declare(
-                self.dead_letter_queue.as_str().into(),
-                QueueDeclareOptions::durable(),
-                FieldTable::default(),
-            )
-            .await?;
+        // Bounded in length and age, so a stream of poison messages cannot fill
+        // the broker's disk. A queue declared by a release before the bounds has
+        // other arguments: the broker refuses the declaration (and closes the
+        // channel), so take that queue as it is and say how to bound it.
+        let dead_letters = self.dead_letter_queue.as_str();
+        if let Err(error) =
+            channel.queue_declare(dead_letters.into(), QueueDeclareOptions::durable(), dead_letter_arguments()).await
+        {
+            if !is_precondition_failed(&error) {
+                return Err(error);
+            }
+            tracing::warn!(
+                queue = dead_letters,
+                "the dead-letter queue was declared without bounds by an older release: it keeps growing until \
+                 deleted when empty (the next start re-creates it bounded) or bounded by a policy (docs/operations.md)"
+            );
+            channel = connection.create_channel().await?;
+            let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            channel.queue_declare(dead_letters.into(), passive, FieldTable::default()).await?;
+        }
         channel
             .queue_bind(
                 self.dead_letter_queue.as_str().into(),
@@ -86,6 +107,21 @@ impl Topology {
                 )
                 .await?;
         }
+        if let Err(error) = channel.close(200, "topology declared".into()).await {
+            tracing::debug!(error = %error, "closing the declaring channel");
+        }
         Ok(())
     }
+}
+
+/// The dead-letter queue's bounds: length (dropping the oldest) and age.
+pub fn dead_letter_arguments() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongUInt(DEAD_LETTER_MAX_LENGTH));
+    arguments.insert("x-message-ttl".into(), AMQPValue::LongUInt(DEAD_LETTER_MAX_AGE_MS));
+    arguments
+}
+
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e) if *e.kind() == AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED))
 }

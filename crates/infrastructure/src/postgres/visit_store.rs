@@ -12,9 +12,12 @@ use uuid::Uuid;
 
 use crate::visit_aggregator::VisitLog;
 
-/// Most links in one `link.visited` event, so a message stays small (a few
-/// hundred kilobytes at most).
+/// Most links in one `link.visited` event.
 pub const MAX_LINKS_PER_EVENT: usize = 500;
+/// About the largest `link.visited` body written: far below the worker's
+/// `OFFNDAT_WORKER_MAX_MESSAGE_BYTES` (16 MiB by default), whatever headers
+/// visitors send.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// One flush, ready to write: its events with their ids fixed once, so a retry
 /// after a commit whose outcome was lost (the connection dropped while the
@@ -31,10 +34,11 @@ pub struct FlushBatch {
 }
 
 impl FlushBatch {
-    /// The events of `tally` (at most `MAX_LINKS_PER_EVENT` links each) and the
+    /// The events of `tally` (at most `MAX_LINKS_PER_EVENT` links and about
+    /// `MAX_EVENT_BYTES` each) and the
     /// raw visits for the full log; `None` when there is nothing to write.
     pub fn new(tally: &VisitTally, raw: Vec<(Uuid, RecentVisit)>) -> Option<Self> {
-        let events = tally.to_events(MAX_LINKS_PER_EVENT);
+        let events = tally.to_events(MAX_LINKS_PER_EVENT, MAX_EVENT_BYTES);
         if events.is_empty() && raw.is_empty() {
             return None;
         }

@@ -146,9 +146,9 @@ impl Publisher {
     pub async fn new(namespace: &AmqpNamespace) -> Self {
         let connection =
             Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("connect to RabbitMQ");
-        let channel = connection.create_channel().await.expect("channel");
         let topology = namespace.topology();
-        topology.declare(&channel).await.expect("declare topology");
+        topology.declare(&connection).await.expect("declare topology");
+        let channel = connection.create_channel().await.expect("channel");
         channel.confirm_select(ConfirmSelectOptions::default()).await.expect("confirms");
         Self { connection, channel, topology }
     }
