@@ -95,6 +95,13 @@ pub trait VisitSink: Send + Sync {
 /// Called off the redirect path (when a flush is folded), and may be slow-ish.
 pub trait UserAgentClassifier: Send + Sync {
     fn classify(&self, user_agent: &str) -> UserAgentClass;
+
+    /// Whether `user_agent` is a bot's: the same answer as `classify(..).bot`,
+    /// where an implementation may skip the families and its cache (it runs for
+    /// visits that keep no user agent, which floods of new agents are made of).
+    fn is_bot(&self, user_agent: &str) -> bool {
+        self.classify(user_agent).bot
+    }
 }
 
 /// Rows of the visit rollups: sparse buckets and dimension sums over a range.

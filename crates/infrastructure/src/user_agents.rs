@@ -31,7 +31,7 @@ impl UserAgents {
     fn parse(&self, user_agent: &str) -> UserAgentClass {
         let parsed = self.parser.parse(user_agent);
         let (name, category, os) = parsed.as_ref().map_or(("", "", ""), |r| (r.name, r.category, r.os));
-        let bot = category == "crawler" || self.bots.is_bot(user_agent);
+        let bot = self.bot(category, user_agent);
         fn known(s: &str) -> &str {
             if s.is_empty() || s == woothee::woothee::VALUE_UNKNOWN { OTHER } else { s }
         }
@@ -50,6 +50,11 @@ impl UserAgents {
         let browser = if bot && known(name) == OTHER { "Bot" } else { known(name) };
         UserAgentClass { bot, browser: browser.to_owned(), os: os_family.to_owned(), device }
     }
+
+    /// woothee's crawler category or isbot's patterns.
+    fn bot(&self, woothee_category: &str, user_agent: &str) -> bool {
+        woothee_category == "crawler" || self.bots.is_bot(user_agent)
+    }
 }
 
 impl UserAgentClassifier for UserAgents {
@@ -65,6 +70,14 @@ impl UserAgentClassifier for UserAgents {
             cache.insert(user_agent.to_owned(), class.clone());
         }
         class
+    }
+    fn is_bot(&self, user_agent: &str) -> bool {
+        if let Some(class) = self.cache.lock().ok().and_then(|c| c.get(user_agent).cloned()) {
+            return class.bot;
+        }
+        // Not cached: a flood of one-off agents must not evict the common ones.
+        let category = self.parser.parse(user_agent).map_or("", |r| r.category);
+        self.bot(category, user_agent)
     }
 }
 

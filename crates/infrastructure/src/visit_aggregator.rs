@@ -23,9 +23,9 @@ use offndat_application::VisitTally;
 use offndat_application::events::RecentVisit;
 use offndat_application::ports::{PendingVisit, UserAgentClassifier, VisitSink};
 use offndat_application::visit_tally::RECENT_VISITS;
-use offndat_domain::UserAgentClass;
 use offndat_domain::audience::referrer_host;
 use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, stored_text};
+use offndat_domain::{DeviceClass, UserAgentClass};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -74,8 +74,9 @@ struct Key {
     /// from a few user agents, so keeping one costs no copy.
     user_agent: Option<Arc<[u8]>>,
     referrer_host: Option<Box<[u8]>>,
-    /// Past `MAX_KEYS_PER_LINK`: counted without user agent or referrer.
-    overflow: bool,
+    /// Past `MAX_KEYS_PER_LINK`: counted without user agent or referrer, apart
+    /// by whether the agent was a bot's (`Some(bot)`).
+    overflow: Option<bool>,
 }
 
 /// A `Key` by reference, to look one up without allocating.
@@ -84,7 +85,7 @@ struct KeyRef<'a> {
     hour: i64,
     user_agent: Option<&'a [u8]>,
     referrer_host: Option<&'a [u8]>,
-    overflow: bool,
+    overflow: Option<bool>,
 }
 
 impl Hash for Key {
@@ -189,6 +190,8 @@ pub struct VisitAggregator {
     flush_at_keys: usize,
     full_log: bool,
     wake: Notify,
+    /// Only for visits past `MAX_KEYS_PER_LINK`, which keep no user agent.
+    classifier: Arc<dyn UserAgentClassifier>,
 }
 
 impl VisitAggregator {
@@ -224,7 +227,7 @@ impl VisitSink for VisitAggregator {
         let mut shard = lock(self.shard(&visit.link_id));
         let full_log = self.full_log;
         let window = shard.links.entry(visit.link_id).or_default();
-        let exact = KeyRef { hour, user_agent, referrer_host: host, overflow: false };
+        let exact = KeyRef { hour, user_agent, referrer_host: host, overflow: None };
         let mut new_key = false;
         let shared_agent = if let Some((key, count)) = window.counts.get_key_value_mut(&exact) {
             *count += 1;
@@ -236,7 +239,10 @@ impl VisitSink for VisitAggregator {
             new_key = true;
             agent
         } else {
-            let other = KeyRef { hour, user_agent: None, referrer_host: None, overflow: true };
+            // Rare (past 128 keys of one link in one window), so the bot check may
+            // run here: a flood of made-up agents stays bots, not humans.
+            let bot = user_agent.is_some_and(|ua| self.classifier.is_bot(&String::from_utf8_lossy(ua)));
+            let other = KeyRef { hour, user_agent: None, referrer_host: None, overflow: Some(bot) };
             match window.counts.get_mut(&other) {
                 Some(count) => *count += 1,
                 None => {
@@ -298,6 +304,7 @@ pub fn visit_aggregator(
         flush_at_keys: config.flush_at_keys.max(1),
         full_log: config.log == VisitLog::Full,
         wake: Notify::new(),
+        classifier: classifier.clone(),
     });
     describe_metrics();
     (aggregator.clone(), VisitFlusher { aggregator, store, classifier, config })
@@ -408,11 +415,13 @@ impl VisitFlusher {
         let mut classes: HashMap<&[u8], UserAgentClass> = HashMap::new();
         let mut tally = VisitTally::default();
         let unknown = UserAgentClass::unknown();
+        let unknown_bot = UserAgentClass { bot: true, device: DeviceClass::Bot, ..UserAgentClass::unknown() };
         for window in &windows {
             for (link_id, link) in &window.links {
                 for (key, count) in &link.counts {
-                    let class = match &key.user_agent {
-                        Some(ua) if !key.overflow => classify(&mut classes, self.classifier.as_ref(), ua),
+                    let class = match (&key.user_agent, key.overflow) {
+                        (_, Some(true)) => unknown_bot.clone(),
+                        (Some(ua), None) => classify(&mut classes, self.classifier.as_ref(), ua),
                         _ => unknown.clone(),
                     };
                     let host = key.referrer_host.as_deref().map(host_text).unwrap_or_default();

@@ -122,6 +122,24 @@ async fn many_distinct_user_agents_are_still_counted_exactly() {
 }
 
 #[tokio::test]
+async fn a_flood_of_made_up_bot_agents_past_the_key_bound_stays_bots() {
+    let (aggregator, flusher) = flusher();
+    // Fills the link's keys with humans, then floods it with one-off crawler agents.
+    for i in 0..MAX_KEYS_PER_LINK {
+        aggregator.record(visit(4, 3_600, &format!("{CHROME} {i}"), ""));
+    }
+    for i in 0..500 {
+        aggregator.record(visit(4, 3_600, &format!("Mozilla/5.0 (compatible; Googlebot/2.1; run {i})"), ""));
+        aggregator.record(visit(4, 3_600, &format!("{CHROME} extra {i}"), ""));
+    }
+    let (tally, _) = fold(&flusher);
+    let link = &tally.links[&Uuid::from_u128(4)];
+    assert_eq!((link.visits().human, link.visits().bot), (MAX_KEYS_PER_LINK as u64 + 500, 500));
+    let hour = link.hours.values().next().expect("hour");
+    assert_eq!(hour.dimension(Dimension::Device)["bot"].bot, 500);
+}
+
+#[tokio::test]
 async fn huge_headers_are_cut_before_they_are_kept() {
     let (aggregator, flusher) = flusher();
     let huge = "x".repeat(16 * 1024);
