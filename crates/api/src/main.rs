@@ -1,5 +1,6 @@
 //! `offndat-api`: serves the v1 HTTP API; `offndat-api migrate` applies migrations;
-//! `offndat-api vocabulary` prints the phrase-space sizes.
+//! `offndat-api vocabulary` prints the phrase-space sizes; `offndat-api keys ...`
+//! manages stored API keys; `offndat-api blocklist apply` takes links down.
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ fn main() -> ExitCode {
             Command::Serve => commands::serve(cli.config, shutdown::on_signal()).await,
             Command::Migrate => commands::migrate(&cli.config).await,
             Command::Vocabulary => commands::vocabulary(&cli.config),
+            Command::Keys { command } => commands::keys(&cli.config, command).await,
+            Command::Blocklist { command } => commands::blocklist(&cli.config, command).await,
         }
     });
     let code = match result {

@@ -17,15 +17,20 @@ use crate::helpers::{TestApp, spawn};
 /// to either the handlers' attributes or the layers shows up here. 408 (request
 /// timeout), 431 (headers too large) and 500 come from the layers around every
 /// route; 429 from the rate limiters on `/v1` and redirects (never on health,
-/// metrics or docs).
+/// metrics or docs); 503 on every authenticated route (stored keys are refused
+/// while they cannot be verified).
 const STATUSES: &[(&str, &str, &[u16])] = &[
-    ("GET", "/v1/languages", &[200, 401, 408, 429, 431, 500]),
-    ("GET", "/v1/themes", &[200, 401, 408, 429, 431, 500]),
-    ("GET", "/v1/formats", &[200, 401, 408, 429, 431, 500]),
+    ("GET", "/v1/languages", &[200, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/themes", &[200, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/formats", &[200, 401, 408, 429, 431, 500, 503]),
     ("POST", "/v1/links", &[201, 400, 401, 408, 413, 429, 431, 500, 503]),
     ("GET", "/v1/links/{phrase}", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/links/{phrase}/stats", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
-    ("GET", "/v1/stats", &[200, 400, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/stats", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/keys", &[200, 401, 403, 408, 429, 431, 500, 503]),
+    ("POST", "/v1/keys", &[201, 400, 401, 403, 408, 409, 413, 429, 431, 500, 503]),
+    ("DELETE", "/v1/keys/{name}", &[204, 401, 403, 404, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/audit", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
     ("GET", "/v1/redirects/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/health/live", &[200, 408, 431, 500]),

@@ -1,0 +1,151 @@
+//! The domain blocklist file (`OFFNDAT_BLOCKLIST_FILE`): one domain a line, `#`
+//! comments, subdomains included; re-read every second, and a file that does not
+//! parse keeps the previous list (and is logged).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use offndat_application::ports::TargetBlocklist;
+use offndat_domain::target_host;
+use tokio_util::sync::CancellationToken;
+
+/// Why a blocklist file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BlocklistError {
+    #[error("cannot read the blocklist {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("blocklist {path}, line {line}: `{entry}` is not a domain")]
+    Entry { path: PathBuf, line: usize, entry: String },
+}
+
+/// The domains of a blocklist file, normalised like target hosts.
+pub fn parse(path: &Path, contents: &str) -> Result<HashSet<String>, BlocklistError> {
+    let mut domains = HashSet::new();
+    for (index, line) in contents.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or_default().trim();
+        if entry.is_empty() {
+            continue;
+        }
+        // `*.example.com` says what every line means anyway: the domain and below.
+        let domain = entry.strip_prefix("*.").unwrap_or(entry);
+        let normalised = target_host::normalise_input(domain).filter(|d| !d.starts_with('['));
+        match normalised {
+            Some(domain) => domains.insert(domain),
+            None => {
+                return Err(BlocklistError::Entry { path: path.to_owned(), line: index + 1, entry: entry.to_owned() });
+            }
+        };
+    }
+    Ok(domains)
+}
+
+/// A blocklist read from a file and kept current.
+pub struct FileBlocklist {
+    path: PathBuf,
+    state: RwLock<State>,
+}
+
+struct State {
+    contents: String,
+    domains: Arc<HashSet<String>>,
+}
+
+impl FileBlocklist {
+    /// Reads `path`; a start with a broken file fails, like any bad setting.
+    pub fn load(path: &Path) -> Result<Arc<Self>, BlocklistError> {
+        let contents = read(path)?;
+        let domains = Arc::new(parse(path, &contents)?);
+        tracing::info!(path = %path.display(), domains = domains.len(), "blocklist loaded");
+        Ok(Arc::new(Self { path: path.to_owned(), state: RwLock::new(State { contents, domains }) }))
+    }
+
+    /// The domains in force.
+    pub fn domains(&self) -> Arc<HashSet<String>> {
+        self.state.read().map(|s| s.domains.clone()).unwrap_or_default()
+    }
+
+    /// Re-reads the file; `Ok(true)` when the list changed. On an error the
+    /// previous list stays in force.
+    pub fn reload(&self) -> Result<bool, BlocklistError> {
+        let contents = read(&self.path)?;
+        if self.state.read().is_ok_and(|s| s.contents == contents) {
+            return Ok(false);
+        }
+        let domains = Arc::new(parse(&self.path, &contents)?);
+        if let Ok(mut state) = self.state.write() {
+            *state = State { contents, domains };
+        }
+        Ok(true)
+    }
+
+    /// Re-reads the file every `interval` until `stop`. Polling the contents
+    /// rather than watching for events also sees editors' rename-over-writes,
+    /// Kubernetes ConfigMap symlink swaps and changes within one mtime tick.
+    pub async fn watch(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut broken = false;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            match self.reload() {
+                Ok(changed) => {
+                    if changed {
+                        tracing::info!(path = %self.path.display(), domains = self.domains().len(), "blocklist reloaded");
+                    }
+                    broken = false;
+                }
+                Err(error) if !broken => {
+                    broken = true;
+                    tracing::error!(%error, "blocklist not reloaded; the previous list stays in force");
+                }
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<String, BlocklistError> {
+    std::fs::read_to_string(path).map_err(|source| BlocklistError::Read { path: path.to_owned(), source })
+}
+
+/// The listed domain `host` is or is under, among `domains`.
+pub fn matching(domains: &HashSet<String>, host: &str) -> Option<String> {
+    let mut candidate = host;
+    loop {
+        if domains.contains(candidate) {
+            return Some(candidate.to_owned());
+        }
+        candidate = candidate.split_once('.')?.1;
+    }
+}
+
+impl TargetBlocklist for FileBlocklist {
+    fn blocked_by(&self, host: &str) -> Option<String> {
+        matching(&self.domains(), host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_comments_and_subdomains() {
+        let path = Path::new("blocklist.txt");
+        let domains =
+            parse(path, "# take-downs\nEvil.Example.  # reported\n\n*.phish.test\nbücher.example\n").expect("parses");
+        assert_eq!(matching(&domains, "evil.example"), Some("evil.example".to_owned()));
+        assert_eq!(matching(&domains, "a.b.evil.example"), Some("evil.example".to_owned()));
+        assert_eq!(matching(&domains, "phish.test"), Some("phish.test".to_owned()));
+        assert_eq!(matching(&domains, "xn--bcher-kva.example"), Some("xn--bcher-kva.example".to_owned()));
+        assert_eq!(matching(&domains, "notevil.example"), None);
+        assert_eq!(matching(&domains, "example"), None);
+        let broken = parse(path, "ok.example\nnot a domain\n").expect_err("refused");
+        assert_eq!(broken.to_string(), "blocklist blocklist.txt, line 2: `not a domain` is not a domain");
+    }
+}
