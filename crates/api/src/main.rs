@@ -26,7 +26,12 @@ fn main() -> ExitCode {
     };
     // The trace exporter is built on the runtime, and flushed on it at exit.
     let _runtime_context = runtime.enter();
-    let telemetry = match offndat_infrastructure::telemetry::init(&cli.config.log, "offndat-api") {
+    // Management subcommands print their results on stdout; their logs go to stderr.
+    let init = match cli.command {
+        Some(Command::Keys { .. } | Command::Blocklist { .. }) => offndat_infrastructure::telemetry::init_for_cli,
+        _ => offndat_infrastructure::telemetry::init,
+    };
+    let telemetry = match init(&cli.config.log, "offndat-api") {
         Ok(telemetry) => telemetry,
         Err(message) => {
             eprintln!("offndat-api: {message}");
