@@ -148,4 +148,24 @@ mod tests {
         let broken = parse(path, "ok.example\nnot a domain\n").expect_err("refused");
         assert_eq!(broken.to_string(), "blocklist blocklist.txt, line 2: `not a domain` is not a domain");
     }
+
+    #[test]
+    fn a_broken_file_keeps_the_previous_list() {
+        let dir = std::env::temp_dir().join(format!("offndat-blocklist-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("blocklist.txt");
+        std::fs::write(&path, "evil.example\n").expect("write");
+        let list = FileBlocklist::load(&path).expect("loads");
+        assert!(!list.reload().expect("unchanged"));
+        std::fs::write(&path, "evil.example\nnot a domain\n").expect("write");
+        assert!(list.reload().is_err());
+        assert_eq!(list.blocked_by("www.evil.example"), Some("evil.example".to_owned()));
+        std::fs::remove_file(&path).expect("remove");
+        assert!(list.reload().is_err(), "a missing file is an error too");
+        assert_eq!(list.blocked_by("evil.example"), Some("evil.example".to_owned()));
+        std::fs::write(&path, "other.example\n").expect("write");
+        assert!(list.reload().expect("changed"));
+        assert_eq!(list.blocked_by("evil.example"), None);
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
 }

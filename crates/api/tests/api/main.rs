@@ -13,5 +13,6 @@ mod keys;
 mod openapi;
 mod protection;
 mod system;
+mod targets;
 mod traces;
 mod visits;
