@@ -183,8 +183,10 @@ impl Application {
         let background_stop = CancellationToken::new();
         let (keys, key_store, key_settings) = stored_keys;
         let key_refresher = tokio::spawn(keys.run(key_store, key_settings, background_stop.clone()));
-        let blocklist_watcher =
-            blocklist.map(|blocklist| tokio::spawn(blocklist.watch(BLOCKLIST_POLL, background_stop.clone())));
+        let blocklist_watcher = blocklist.map(|blocklist| {
+            let audit = PgAuditLog::new(pool.clone());
+            tokio::spawn(blocklist.watch(BLOCKLIST_POLL, audit, background_stop.clone()))
+        });
         let address = listener.local_addr()?;
         let stop_flushing = CancellationToken::new();
         let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));

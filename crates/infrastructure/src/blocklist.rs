@@ -9,7 +9,17 @@ use std::time::Duration;
 
 use offndat_application::ports::TargetBlocklist;
 use offndat_domain::target_host;
+use serde_json::json;
+use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
+
+use crate::postgres::PgAuditLog;
+
+/// The audit actor of blocklist changes: the file, not a key.
+pub const BLOCKLIST_ACTOR: &str = "OFFNDAT_BLOCKLIST_FILE";
+
+/// Domains named in an audit row's `added` or `removed`, at most.
+const AUDITED_DOMAINS: usize = 20;
 
 /// Why a blocklist file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -69,21 +79,67 @@ impl FileBlocklist {
     /// Re-reads the file; `Ok(true)` when the list changed. On an error the
     /// previous list stays in force.
     pub fn reload(&self) -> Result<bool, BlocklistError> {
+        Ok(self.reload_changes()?.is_some())
+    }
+
+    /// Re-reads the file; the previous domains when the list changed.
+    fn reload_changes(&self) -> Result<Option<Arc<HashSet<String>>>, BlocklistError> {
         let contents = read(&self.path)?;
         if self.state.read().is_ok_and(|s| s.contents == contents) {
-            return Ok(false);
+            return Ok(None);
         }
         let domains = Arc::new(parse(&self.path, &contents)?);
+        let previous = self.domains();
         if let Ok(mut state) = self.state.write() {
             *state = State { contents, domains };
         }
-        Ok(true)
+        Ok(Some(previous))
     }
 
-    /// Re-reads the file every `interval` until `stop`. Polling the contents
-    /// rather than watching for events also sees editors' rename-over-writes,
-    /// Kubernetes ConfigMap symlink swaps and changes within one mtime tick.
-    pub async fn watch(self: Arc<Self>, interval: Duration, stop: CancellationToken) {
+    /// The audit detail of the list in force, compared with `previous`: the
+    /// file, how many domains, a fingerprint of the list, and (some of) the
+    /// domains added and removed.
+    fn change_detail(&self, previous: &HashSet<String>) -> (String, serde_json::Value) {
+        let domains = self.domains();
+        let mut sorted: Vec<&String> = domains.iter().collect();
+        sorted.sort();
+        let mut hasher = Sha256::new();
+        for domain in &sorted {
+            hasher.update(domain.as_bytes());
+            hasher.update(b"\n");
+        }
+        let fingerprint: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let listed = |from: &HashSet<String>, without: &HashSet<String>| {
+            let mut names: Vec<&String> = from.difference(without).collect();
+            names.sort();
+            names.into_iter().take(AUDITED_DOMAINS).cloned().collect::<Vec<_>>()
+        };
+        let detail = json!({
+            "file": self.path.display().to_string(),
+            "domains": domains.len(),
+            "sha256": fingerprint,
+            "added": listed(&domains, previous),
+            "removed": listed(previous, &domains),
+        });
+        (fingerprint, detail)
+    }
+
+    /// Writes a `blocklist.changed` audit row for the list in force, unless the
+    /// newest one already records it (every replica sees the same change).
+    async fn audit(&self, audit: &PgAuditLog, previous: &HashSet<String>) {
+        let (fingerprint, detail) = self.change_detail(previous);
+        if let Err(error) = audit.record_blocklist(BLOCKLIST_ACTOR, &fingerprint, detail).await {
+            tracing::warn!(%error, "cannot write the blocklist change to the audit log");
+        }
+    }
+
+    /// Re-reads the file every `interval` until `stop`, auditing each change (and,
+    /// first, the list loaded at start, which may have changed while no process
+    /// ran). Polling the contents rather than watching for events also sees
+    /// editors' rename-over-writes, Kubernetes ConfigMap symlink swaps and changes
+    /// within one mtime tick.
+    pub async fn watch(self: Arc<Self>, interval: Duration, audit: PgAuditLog, stop: CancellationToken) {
+        self.audit(&audit, &HashSet::new()).await;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut broken = false;
@@ -92,10 +148,11 @@ impl FileBlocklist {
                 () = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            match self.reload() {
+            match self.reload_changes() {
                 Ok(changed) => {
-                    if changed {
+                    if let Some(previous) = changed {
                         tracing::info!(path = %self.path.display(), domains = self.domains().len(), "blocklist reloaded");
+                        self.audit(&audit, &previous).await;
                     }
                     broken = false;
                 }

@@ -129,7 +129,10 @@ async fn the_blocklist_refuses_its_domains_and_is_reloaded_when_the_file_changes
     let file = dir.path().join("blocklist.txt");
     std::fs::write(&file, "# reported phishing\nevil.example\n").expect("write");
     let db = TestDatabase::new();
-    let app = spawn_with(&db, &[&format!("--blocklist-file={}", file.display())]).await;
+    let flag = format!("--blocklist-file={}", file.display());
+    // Two replicas on one file and database: one audit row per change.
+    let app = spawn_with(&db, &[&flag]).await;
+    let other = spawn_with(&db, &[&flag]).await;
 
     let response = create(&app, "https://login.EVIL.example./x").await;
     let body = assert_problem(response, 400, &["GenerateLink.TargetUrlBlocked"]).await;
@@ -140,17 +143,36 @@ async fn the_blocklist_refuses_its_domains_and_is_reloaded_when_the_file_changes
     assert_eq!(create(&app, "https://notevil.example/").await.status(), 201);
 
     std::fs::write(&file, "next.example # newly reported\n").expect("rewrite");
-    eventually(Duration::from_secs(10), "the new list is in force", || async {
-        match (
-            create(&app, "https://a.next.example/").await.status().as_u16(),
-            create(&app, "https://evil.example/").await.status().as_u16(),
-        ) {
-            (400, 201) => Ok(()),
-            statuses => Err(format!("{statuses:?}")),
-        }
-    })
-    .await;
+    for replica in [&app, &other] {
+        eventually(Duration::from_secs(10), "the new list is in force", || async {
+            let statuses = (
+                create(replica, "https://a.next.example/").await.status().as_u16(),
+                create(replica, "https://evil.example/").await.status().as_u16(),
+            );
+            if statuses == (400, 201) { Ok(()) } else { Err(format!("{statuses:?}")) }
+        })
+        .await;
+    }
+
+    let audit: serde_json::Value = app.get("/v1/audit").send().await.expect("request").json().await.expect("json");
+    let changes: Vec<(Option<i64>, serde_json::Value, serde_json::Value)> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "blocklist.changed")
+        .map(|e| {
+            assert_eq!(e["actor"], "OFFNDAT_BLOCKLIST_FILE");
+            assert_eq!(e["detail"]["file"], file.display().to_string());
+            assert_eq!(e["detail"]["sha256"].as_str().map(str::len), Some(64));
+            (e["detail"]["domains"].as_i64(), e["detail"]["added"].clone(), e["detail"]["removed"].clone())
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [(Some(1), json!(["next.example"]), json!(["evil.example"])), (Some(1), json!(["evil.example"]), json!([]))]
+    );
     app.stop().await;
+    other.stop().await;
 }
 
 #[tokio::test]

@@ -18,6 +18,34 @@ impl PgAuditLog {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Writes a `blocklist.changed` row with `detail` unless the newest such row
+    /// has the same `sha256`: every replica reloads the same file, and one row
+    /// per change is wanted. The advisory lock makes that check-then-insert safe
+    /// between replicas. `Ok(true)` when a row was written.
+    pub async fn record_blocklist(
+        &self,
+        actor: &str,
+        fingerprint: &str,
+        detail: serde_json::Value,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('offndat.audit.blocklist'))").execute(&mut *tx).await?;
+        let written = sqlx::query!(
+            "INSERT INTO audit_log (actor, action, detail)
+             SELECT $1, 'blocklist.changed', $2
+             WHERE (SELECT detail->>'sha256' FROM audit_log WHERE action = 'blocklist.changed'
+                    ORDER BY at DESC, id DESC LIMIT 1) IS DISTINCT FROM $3",
+            actor,
+            detail,
+            fingerprint
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(written == 1)
+    }
 }
 
 #[async_trait]
