@@ -66,6 +66,12 @@ impl Application {
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
         let api_keys = api_keys(&config);
         let policy = target_policy(&config)?;
+        if config.access.keys_max_staleness < config.access.keys_refresh_interval * 2 {
+            anyhow::bail!(
+                "OFFNDAT_KEYS_MAX_STALENESS must be at least twice OFFNDAT_KEYS_REFRESH_INTERVAL, or stored keys \
+                 would be refused between two polls"
+            );
+        }
         let blocklist = match &config.access.blocklist_file {
             Some(path) => Some(FileBlocklist::load(path)?),
             None => None,

@@ -82,7 +82,8 @@ impl Authenticator {
             KeyCheck::Valid(actor) => Ok(actor),
             KeyCheck::Unknown => Err(ApiError::Unauthorized),
             KeyCheck::Unverifiable => {
-                tracing::warn!("a stored API key was refused: the key set could not be refreshed for too long");
+                // The refresher logs the outage once; this is per request.
+                tracing::debug!("a stored API key was refused: the key set could not be refreshed for too long");
                 Err(ApiError::Unavailable)
             }
         }

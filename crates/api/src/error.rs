@@ -147,30 +147,18 @@ impl ApiError {
     fn problem(&self) -> ProblemSpec {
         use StatusCode as S;
         match self {
-            ApiError::Validation(failures) => ProblemSpec {
-                status: S::BAD_REQUEST,
-                title: title(S::BAD_REQUEST),
-                detail: None,
-                errors: failures
-                    .iter()
-                    .map(|f| ProblemError { code: f.code(), message: f.message().to_owned() })
-                    .collect(),
-            },
+            ApiError::Validation(failures) => {
+                ProblemSpec::bad_request(failures.iter().map(|f| (f.code(), f.message())), false)
+            }
             ApiError::InvalidBody(why) => ProblemSpec::single(S::BAD_REQUEST, "General.InvalidJson", why),
             ApiError::PayloadTooLarge => ProblemSpec::for_status(S::PAYLOAD_TOO_LARGE),
             ApiError::Unauthorized => {
                 ProblemSpec::single(S::UNAUTHORIZED, "General.Unauthorized", UNAUTHORIZED_MESSAGE)
             }
             ApiError::Forbidden => ProblemSpec::single(S::FORBIDDEN, "General.Forbidden", FORBIDDEN_MESSAGE),
-            ApiError::KeyValidation(failures) => ProblemSpec {
-                status: S::BAD_REQUEST,
-                title: title(S::BAD_REQUEST),
-                detail: None,
-                errors: failures
-                    .iter()
-                    .map(|f| ProblemError { code: f.code(), message: f.message().to_owned() })
-                    .collect(),
-            },
+            ApiError::KeyValidation(failures) => {
+                ProblemSpec::bad_request(failures.iter().map(|f| (f.code(), f.message())), false)
+            }
             ApiError::KeyNameTaken => ProblemSpec::single(
                 S::CONFLICT,
                 "Key.NameTaken",
@@ -179,15 +167,9 @@ impl ApiError {
             ApiError::KeyNotFound => {
                 ProblemSpec::single(S::NOT_FOUND, "Key.NotFound", "No API key has the specified name.")
             }
-            ApiError::InvalidPage(failures) => ProblemSpec {
-                status: S::BAD_REQUEST,
-                title: title(S::BAD_REQUEST),
-                detail: failures.first().map(|f| f.message().to_owned()),
-                errors: failures
-                    .iter()
-                    .map(|f| ProblemError { code: f.code(), message: f.message().to_owned() })
-                    .collect(),
-            },
+            ApiError::InvalidPage(failures) => {
+                ProblemSpec::bad_request(failures.iter().map(|f| (f.code(), f.message())), true)
+            }
             ApiError::InvalidPhrase(why) => {
                 ProblemSpec::single(S::BAD_REQUEST, "Link.InvalidPhrase", &format!("The phrase is not valid: {why}."))
             }

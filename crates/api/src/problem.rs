@@ -35,6 +35,15 @@ impl ProblemSpec {
         }
     }
 
+    /// A `400` listing every broken rule as `(code, message)`, in order; with
+    /// `first_as_detail` the first message is also the detail.
+    pub fn bad_request<'a>(rules: impl IntoIterator<Item = (&'static str, &'a str)>, first_as_detail: bool) -> Self {
+        let errors: Vec<ProblemError> =
+            rules.into_iter().map(|(code, message)| ProblemError { code, message: message.to_owned() }).collect();
+        let detail = first_as_detail.then(|| errors.first().map(|e| e.message.clone())).flatten();
+        Self { status: StatusCode::BAD_REQUEST, title: title(StatusCode::BAD_REQUEST), detail, errors }
+    }
+
     /// The full body of this problem for one request.
     pub fn body<'a>(&'a self, instance: &'a str, trace_id: &'a str, request_id: &'a str) -> ProblemBody<'a> {
         ProblemBody {

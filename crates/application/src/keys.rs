@@ -22,17 +22,6 @@ pub const MAX_KEY_NAME_CHARS: usize = 64;
 /// The audit actor of changes made with the `offndat-api` command line.
 pub const CLI_ACTOR: &str = "cli";
 
-impl Role {
-    /// The role named `name` (`admin` or `creator`).
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "admin" => Some(Self::Admin),
-            "creator" => Some(Self::Creator),
-            _ => None,
-        }
-    }
-}
-
 /// The SHA-256 of a secret, which is all that is stored. A fast hash suffices:
 /// secrets are 256 random bits, so there is nothing to guess that a slow hash
 /// (made for low-entropy passwords) would protect, and every request can check

@@ -376,3 +376,20 @@ async fn the_cli_creates_lists_and_revokes_keys() {
     assert_eq!(actions, [("cli", "key.revoked"), ("cli", "key.created")]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_max_staleness_shorter_than_two_polls_fails_start_up() {
+    let db = TestDatabase::new();
+    let config = crate::helpers::config(
+        &db,
+        &crate::helpers::AmqpNamespace::new(),
+        &crate::helpers::RedisPrefix::new(),
+        &["--keys-refresh-interval=500ms", "--keys-max-staleness=900ms"],
+    );
+    let error = offndat_api::Application::build(config).await.err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "OFFNDAT_KEYS_MAX_STALENESS must be at least twice OFFNDAT_KEYS_REFRESH_INTERVAL, or stored keys would be \
+         refused between two polls"
+    );
+}
