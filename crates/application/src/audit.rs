@@ -15,9 +15,9 @@ use crate::ports::StoreError;
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
-    /// The acting key's name, `OFFNDAT_API_KEYS#n`, or `cli`.
+    /// The acting key's name, `OFFNDAT_API_KEYS#n`, `cli` or `OFFNDAT_BLOCKLIST_FILE`.
     pub actor: String,
-    /// Dotted: `key.created`, `key.revoked`, `blocklist.applied`, `link.disabled`, ...
+    /// Dotted: `key.created`, `key.revoked`, `blocklist.changed`, `link.disabled`, ...
     pub action: String,
     pub link_phrase: Option<String>,
     /// Action-specific details, never a secret.

@@ -23,10 +23,11 @@ struct EntryBody {
     /// RFC 3339, UTC, milliseconds.
     #[schema(format = DateTime, example = "2026-11-26T01:00:00.000Z")]
     at: String,
-    /// The acting key's name, `OFFNDAT_API_KEYS#n` (n-th configured key), or `cli`.
+    /// The acting key's name, `OFFNDAT_API_KEYS#n` (n-th configured key), `cli`
+    /// (the command line) or `OFFNDAT_BLOCKLIST_FILE`.
     #[schema(example = "ops-admin")]
     actor: String,
-    /// `key.created`, `key.revoked`, `blocklist.applied`, `link.disabled`, ...
+    /// `key.created`, `key.revoked`, `blocklist.changed`, `link.disabled`, ...
     #[schema(example = "key.created")]
     action: String,
     /// The link acted on, if any.
@@ -53,6 +54,7 @@ impl From<AuditEntry> for EntryBody {
 /// Where a page is among all of them.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Pagination)]
 pub struct PaginationBody {
     #[schema(minimum = 1, example = 1)]
     page: u32,
@@ -85,8 +87,8 @@ struct AuditPageBody {
 
 /// Read the audit log
 ///
-/// What admins and operators did (key created and revoked, links disabled by a
-/// blocklist, ...), newest first, a page at a time. Admin keys only.
+/// What admins and operators did (keys created and revoked, blocklist changes,
+/// links disabled, ...), newest first, a page at a time. Admin keys only.
 #[utoipa::path(
     get,
     path = "/v1/audit",

@@ -307,6 +307,37 @@ async fn live_bodies_have_the_documented_shapes_and_examples() {
 }
 
 #[tokio::test]
+async fn key_and_audit_bodies_have_the_documented_shapes_and_examples() {
+    let (app, _db) = spawn().await;
+    let doc = document(&app).await;
+    let created = app.post("/v1/keys").json(&json!({"name": "ci", "role": "creator"})).send().await.expect("request");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    let documented = &response(&doc, "POST", "/v1/keys", 201)["content"]["application/json"];
+    assert_eq!(keys(&created), keys(&documented["example"]));
+    let schema = resolve(&doc, &documented["schema"]);
+    assert_shape(
+        &doc,
+        &schema["allOf"][0],
+        &created.as_object().expect("object").clone().into_iter().filter(|(k, _)| k != "secret").collect(),
+        "POST /v1/keys",
+    );
+    assert_eq!(properties(&doc, &schema["allOf"][1]), BTreeSet::from(["secret".to_owned()]));
+
+    let listed: Value = app.get("/v1/keys").send().await.expect("request").json().await.expect("json");
+    let documented = &response(&doc, "GET", "/v1/keys", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &listed, "GET /v1/keys");
+    assert_eq!(keys(&listed["keys"][0]), keys(&documented["example"]["keys"][0]));
+
+    let audit: Value = app.get("/v1/audit").send().await.expect("request").json().await.expect("json");
+    let documented = &response(&doc, "GET", "/v1/audit", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &audit, "GET /v1/audit");
+    assert_eq!(keys(&audit["entries"][0]), keys(&documented["example"]["entries"][0]));
+    assert_eq!(keys(&audit["pagination"]), keys(&documented["example"]["pagination"]));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn the_reference_page_is_served_by_the_binary_alone() {
     let (app, _db) = spawn().await;
     let page = app.client.get(app.url("/docs")).send().await.expect("request");
