@@ -2,8 +2,9 @@
 //! for admins.
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use offndat_application::{Actor, KeyRecord};
 use serde::Serialize;
@@ -68,6 +69,23 @@ struct CreatedKeyBody {
     /// The value for `X-Offnd-Api-Key`. Shown once; only its SHA-256 is stored.
     #[schema(example = "offndat_5f2b8c0e9d4a7f1e3b6c8d0a2f4e6b8c1d3f5a7e9b0c2d4f6a8b0c1e3d5f7a9b")]
     secret: String,
+}
+
+/// The `{name}` path segment, percent-decoded by us so that a bad encoding is a
+/// problem response too (axum's `Path` would answer in plain text). A segment
+/// that does not decode names no key.
+pub struct KeyName(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let raw = parts.uri.path().rsplit('/').next().unwrap_or_default();
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .map(|name| Self(name.into_owned()))
+            .map_err(|_| ApiError::KeyNotFound)
+    }
 }
 
 /// List API keys
@@ -156,7 +174,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    Path(name): Path<String>,
+    KeyName(name): KeyName,
 ) -> Result<Response, ApiError> {
     state.manage_keys.revoke(&actor.name, &name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -189,6 +189,8 @@ async fn bad_key_requests_revocation_and_the_audit_log() {
     let response = app.client.delete(app.url("/v1/keys/nobody")).header("X-Offnd-Api-Key", API_KEY).send().await;
     let body = assert_problem(response.expect("request"), 404, &["Key.NotFound"]).await;
     assert_eq!(body["detail"], "No API key has the specified name.");
+    let response = app.client.delete(app.url("/v1/keys/%FF")).header("X-Offnd-Api-Key", API_KEY).send().await;
+    assert_problem(response.expect("request"), 404, &["Key.NotFound"]).await;
 
     assert_eq!(status(get_as(&app, &secret, "/v1/languages")).await, 200);
     for _ in 0..2 {
