@@ -139,6 +139,11 @@ impl FileBlocklist {
     /// editors' rename-over-writes, Kubernetes ConfigMap symlink swaps and changes
     /// within one mtime tick.
     pub async fn watch(self: Arc<Self>, interval: Duration, audit: PgAuditLog, stop: CancellationToken) {
+        // The file as it is now, not as it was at start, so a replica starting
+        // late cannot record an older list after a newer one.
+        if let Err(error) = self.reload() {
+            tracing::error!(%error, "blocklist not reloaded; the previous list stays in force");
+        }
         self.audit(&audit, &HashSet::new()).await;
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
