@@ -7,13 +7,18 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
-use offndat_application::ports::VisitStatsStore;
-use offndat_application::{GenerateLink, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
+use offndat_application::ports::{NoBlocklist, TargetBlocklist, VisitStatsStore};
+use offndat_application::{
+    GenerateLink, ManageKeys, ReadAudit, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink, TargetTerms,
+};
+use offndat_domain::TargetPolicy;
 use offndat_infrastructure::amqp::{BrokerStatus, Topology};
+use offndat_infrastructure::blocklist::FileBlocklist;
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
-use offndat_infrastructure::postgres::{self, PgLinkStore, PgVisitStatsStore, PgVisitStore};
+use offndat_infrastructure::postgres::{self, PgAuditLog, PgKeyStore, PgLinkStore, PgVisitStatsStore, PgVisitStore};
+use offndat_infrastructure::stored_keys::{StoredKeySettings, StoredKeys};
 use offndat_infrastructure::system::{OsRandom, SystemClock};
 use offndat_infrastructure::user_agents::UserAgents;
 use offndat_infrastructure::visit_aggregator::{VisitAggregatorConfig, VisitFlusher, visit_aggregator};
@@ -22,7 +27,7 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{ApiKeys, generate_key};
+use crate::auth::{ApiKeys, Authenticator, generate_key};
 use crate::rate_limit::RateLimits;
 use crate::routes::{RouterConfig, router};
 use crate::short_url::ShortUrls;
@@ -35,9 +40,14 @@ pub struct Application {
     flusher: VisitFlusher,
     relay: Option<OutboxRelay>,
     rate_limits: Option<Arc<RateLimits>>,
+    stored_keys: (Arc<StoredKeys>, PgKeyStore, StoredKeySettings),
+    blocklist: Option<Arc<FileBlocklist>>,
     pool: PgPool,
     config: ApiConfig,
 }
+
+/// How often the blocklist file is re-read.
+const BLOCKLIST_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Application {
     /// Validates configuration, loads the vocabulary, prepares the database and
@@ -55,11 +65,29 @@ impl Application {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
         let api_keys = api_keys(&config);
+        let policy = target_policy(&config)?;
+        if config.access.keys_max_staleness < config.access.keys_refresh_interval * 2 {
+            anyhow::bail!(
+                "OFFNDAT_KEYS_MAX_STALENESS must be at least twice OFFNDAT_KEYS_REFRESH_INTERVAL, or stored keys \
+                 would be refused between two polls"
+            );
+        }
+        let blocklist = match &config.access.blocklist_file {
+            Some(path) => Some(FileBlocklist::load(path)?),
+            None => None,
+        };
 
         let pool = postgres::connect(&config.database).await?;
         if config.migrate_on_start {
             postgres::migrate(&pool).await?;
         }
+        let key_store = PgKeyStore::new(pool.clone());
+        let key_settings = StoredKeySettings {
+            refresh_interval: config.access.keys_refresh_interval,
+            max_staleness: config.access.keys_max_staleness,
+            touch_interval: std::time::Duration::from_secs(60),
+        };
+        let stored_keys = StoredKeys::load(&key_store, key_settings).await.context("loading the stored API keys")?;
 
         let clock = Arc::new(SystemClock);
         crate::routes::redirect::describe_metrics();
@@ -98,8 +126,15 @@ impl Application {
                 vocabulary,
                 clock.clone(),
                 Arc::new(OsRandom),
-                config.public_base_url.clone(),
+                TargetTerms {
+                    policy,
+                    blocklist: blocklist
+                        .clone()
+                        .map_or_else(|| Arc::new(NoBlocklist) as Arc<dyn TargetBlocklist>, |b| b as _),
+                },
             ),
+            manage_keys: ManageKeys::new(Arc::new(key_store.clone()), clock.clone()),
+            read_audit: ReadAudit::new(Arc::new(PgAuditLog::new(pool.clone()))),
             resolve_link: ResolveLink::new(cache.clone()),
             cache,
             broker,
@@ -109,7 +144,7 @@ impl Application {
             trusted_proxies: config.trusted_proxies.clone().into(),
             metrics,
             short_urls: ShortUrls::new(&config.public_base_url),
-            api_keys,
+            authenticator: Authenticator { configured: api_keys, stored: stored_keys.clone() },
             pool: pool.clone(),
         });
         let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
@@ -127,7 +162,17 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
-        Ok(Self { listener, router, flusher, relay, rate_limits, pool, config })
+        Ok(Self {
+            listener,
+            router,
+            flusher,
+            relay,
+            rate_limits,
+            stored_keys: (stored_keys, key_store, key_settings),
+            blocklist,
+            pool,
+            config,
+        })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -140,7 +185,14 @@ impl Application {
     /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, rate_limits, pool, config } = self;
+        let Self { listener, router, flusher, relay, rate_limits, stored_keys, blocklist, pool, config } = self;
+        let background_stop = CancellationToken::new();
+        let (keys, key_store, key_settings) = stored_keys;
+        let key_refresher = tokio::spawn(keys.run(key_store, key_settings, background_stop.clone()));
+        let blocklist_watcher = blocklist.map(|blocklist| {
+            let audit = PgAuditLog::new(pool.clone());
+            tokio::spawn(blocklist.watch(BLOCKLIST_POLL, audit, background_stop.clone()))
+        });
         let address = listener.local_addr()?;
         let stop_flushing = CancellationToken::new();
         let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));
@@ -177,6 +229,14 @@ impl Application {
         }
         if let Some(forgetting) = forgetting {
             forgetting.abort();
+        }
+        // Last: the key refresher records which keys were used before the pool closes.
+        background_stop.cancel();
+        if key_refresher.await.is_err() {
+            tracing::error!("the API key refresher panicked");
+        }
+        if let Some(watcher) = blocklist_watcher {
+            let _ = watcher.await;
         }
         relay_stop.cancel();
         if let Some(relay) = relay
@@ -228,6 +288,14 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
         None
     };
     Ok(TwoLevelCache::new(l1, l2, store))
+}
+
+/// What targets may not point at, from the public base URL and the access settings.
+fn target_policy(config: &ApiConfig) -> anyhow::Result<TargetPolicy> {
+    Ok(TargetPolicy::new(config.public_base_url.clone())
+        .with_self_hosts(config.access.self_hosts.iter().map(String::as_str))
+        .map_err(|why| anyhow::anyhow!("OFFNDAT_SELF_HOSTS: {why}"))?
+        .allow_private(config.access.allow_private_targets))
 }
 
 /// The configured keys, or a generated one, logged once, so nothing is open by

@@ -1,11 +1,14 @@
-//! API-key authentication: `X-Offnd-Api-Key` must hold one of the configured keys.
+//! API-key authentication: `X-Offnd-Api-Key` must hold one of the keys configured
+//! in `OFFNDAT_API_KEYS` (admins) or an active stored key; admin-only routes
+//! also check the caller's role.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use offndat_application::Actor;
+use offndat_application::keys::{KeyAuthenticator, KeyCheck};
+use offndat_application::{Actor, Role};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -60,20 +63,53 @@ pub fn generate_key() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Every key a request may authenticate with.
+#[derive(Clone)]
+pub struct Authenticator {
+    /// From `OFFNDAT_API_KEYS`: admins, checked first, without I/O.
+    pub configured: ApiKeys,
+    /// Stored keys, from memory kept fresh by polling.
+    pub stored: Arc<dyn KeyAuthenticator>,
+}
+
+impl Authenticator {
+    /// The caller `candidate` authenticates.
+    pub fn authenticate(&self, candidate: &str) -> Result<Actor, ApiError> {
+        if let Some(actor) = self.configured.matching(candidate) {
+            return Ok(actor);
+        }
+        match self.stored.check(candidate) {
+            KeyCheck::Valid(actor) => Ok(actor),
+            KeyCheck::Unknown => Err(ApiError::Unauthorized),
+            KeyCheck::Unverifiable => {
+                // The refresher logs the outage once; this is per request.
+                tracing::debug!("a stored API key was refused: the key set could not be refreshed for too long");
+                Err(ApiError::Unavailable)
+            }
+        }
+    }
+}
+
 /// Rejects requests without an accepted key with the contract's 401 problem, and
 /// hands the caller to handlers as an `Extension<Actor>`.
-pub async fn require_api_key(State(keys): State<ApiKeys>, mut request: Request, next: Next) -> Response {
-    let actor = request
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|candidate| !candidate.is_empty())
-        .and_then(|candidate| keys.matching(candidate));
-    match actor {
-        Some(actor) => {
+pub async fn require_api_key(State(keys): State<Authenticator>, mut request: Request, next: Next) -> Response {
+    let candidate =
+        request.headers().get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).filter(|candidate| !candidate.is_empty());
+    match candidate.map_or(Err(ApiError::Unauthorized), |candidate| keys.authenticate(candidate)) {
+        Ok(actor) => {
             request.extensions_mut().insert(actor);
             next.run(request).await
         }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Lets only admins through (after `require_api_key`); others get 403
+/// `General.Forbidden`.
+pub async fn require_admin(request: Request, next: Next) -> Response {
+    match request.extensions().get::<Actor>() {
+        Some(actor) if actor.role == Role::Admin => next.run(request).await,
+        Some(_) => ApiError::Forbidden.into_response(),
         None => ApiError::Unauthorized.into_response(),
     }
 }

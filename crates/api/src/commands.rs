@@ -1,14 +1,22 @@
 //! What each subcommand does.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::Context;
+use offndat_application::keys::CLI_ACTOR;
+use offndat_application::{ApplicationError, ApplyBlocklist, KeyRecord, ManageKeys};
 use offndat_domain::{Language, Theme};
+use offndat_infrastructure::blocklist::FileBlocklist;
 use offndat_infrastructure::config::ApiConfig;
+use offndat_infrastructure::postgres::{PgKeyStore, PgLinkTakedowns};
+use offndat_infrastructure::system::SystemClock;
 use offndat_infrastructure::{postgres, vocabulary};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Application;
+use crate::cli::{BlocklistCommand, KeysCommand};
 
 /// Serves until `shutdown` is cancelled, then drains and returns.
 pub async fn serve(config: ApiConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -40,6 +48,98 @@ pub fn vocabulary(config: &ApiConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A pool on a migrated database, for the management subcommands.
+async fn database(config: &ApiConfig) -> anyhow::Result<PgPool> {
+    let pool = postgres::connect(&config.database).await?;
+    if config.migrate_on_start {
+        postgres::migrate(&pool).await?;
+    }
+    Ok(pool)
+}
+
+/// `keys create|list|revoke`. Only `create` prints a secret, on stdout, never
+/// through the log.
+pub async fn keys(config: &ApiConfig, command: KeysCommand) -> anyhow::Result<()> {
+    let pool = database(config).await?;
+    let keys = ManageKeys::new(Arc::new(PgKeyStore::new(pool.clone())), Arc::new(SystemClock));
+    let result = run_keys(&keys, command).await;
+    pool.close().await;
+    result
+}
+
+async fn run_keys(keys: &ManageKeys, command: KeysCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        KeysCommand::Create { name, role } => {
+            let created = keys.create(CLI_ACTOR, Some(&name), Some(&role)).await.map_err(explain)?;
+            // The secret alone on stdout, so `SECRET=$(offndat-api keys create ...)` works.
+            writeln!(out, "{}", created.secret)?;
+            eprintln!(
+                "created key `{}` ({}); its secret above is shown only now: store it safely",
+                created.record.name,
+                created.record.role.as_str()
+            );
+        }
+        KeysCommand::List => {
+            writeln!(out, "{:<24} {:<8} {:<25} {:<25} {:<25}", "name", "role", "created", "last used", "revoked")?;
+            for key in keys.list().await.map_err(explain)? {
+                writeln!(out, "{}", key_line(&key))?;
+            }
+        }
+        KeysCommand::Revoke { name } => {
+            let key = keys.revoke(CLI_ACTOR, &name).await.map_err(explain)?;
+            writeln!(out, "revoked key `{}`; every API process refuses it within a second", key.name)?;
+        }
+    }
+    Ok(())
+}
+
+fn key_line(key: &KeyRecord) -> String {
+    let at = |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".to_owned(), crate::response::timestamp);
+    format!(
+        "{:<24} {:<8} {:<25} {:<25} {:<25}",
+        key.name,
+        key.role.as_str(),
+        crate::response::timestamp(key.created_at),
+        at(key.last_used_at),
+        at(key.revoked_at)
+    )
+}
+
+/// `blocklist apply [--dry-run]`.
+pub async fn blocklist(config: &ApiConfig, command: BlocklistCommand) -> anyhow::Result<()> {
+    let BlocklistCommand::Apply { dry_run } = command;
+    let path = config.access.blocklist_file.as_deref().context("OFFNDAT_BLOCKLIST_FILE is not set")?;
+    let list = FileBlocklist::load(path)?;
+    let pool = database(config).await?;
+    let apply = ApplyBlocklist::new(Arc::new(PgLinkTakedowns::new(pool.clone())), list);
+    let result = apply.execute(CLI_ACTOR, dry_run).await.map_err(explain);
+    pool.close().await;
+    let report = result?;
+    let mut out = std::io::stdout().lock();
+    for takedown in &report.matched {
+        writeln!(out, "{}\t{}\t{}", takedown.link.phrase, takedown.link.host, takedown.domain)?;
+    }
+    if dry_run {
+        writeln!(out, "{} link(s) match the blocklist; nothing changed (--dry-run)", report.matched.len())?;
+    } else {
+        writeln!(out, "{} link(s) match the blocklist; {} disabled now", report.matched.len(), report.disabled)?;
+    }
+    Ok(())
+}
+
+/// One line an operator can act on.
+fn explain(error: ApplicationError) -> anyhow::Error {
+    match error {
+        ApplicationError::KeyValidation(failures) => {
+            anyhow::anyhow!("{}", failures.iter().map(|f| f.message()).collect::<Vec<_>>().join(" "))
+        }
+        ApplicationError::KeyNameTaken => anyhow::anyhow!("a key with this name exists (revoked keys keep theirs)"),
+        ApplicationError::KeyNotFound => anyhow::anyhow!("no key has this name"),
+        other => anyhow::Error::new(other),
+    }
 }
 
 fn group_thousands(n: u128) -> String {

@@ -3,10 +3,12 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use offndat_application::keys::KeyFailure;
+use offndat_application::pagination::PageFailure;
 use offndat_application::{ApplicationError, ValidationFailure};
 use offndat_domain::PhraseError;
 
-use crate::problem::{ProblemError, ProblemSpec, UNAUTHORIZED_MESSAGE, title};
+use crate::problem::{FORBIDDEN_MESSAGE, ProblemError, ProblemSpec, UNAUTHORIZED_MESSAGE, title};
 
 /// Seconds clients are asked to wait after a 503.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -22,6 +24,16 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("missing or wrong API key")]
     Unauthorized,
+    #[error("the key's role does not allow this")]
+    Forbidden,
+    #[error("invalid key request")]
+    KeyValidation(Vec<KeyFailure>),
+    #[error("key name taken")]
+    KeyNameTaken,
+    #[error("key not found")]
+    KeyNotFound,
+    #[error("invalid page request")]
+    InvalidPage(Vec<PageFailure>),
     #[error("invalid phrase: {0}")]
     InvalidPhrase(PhraseInput),
     #[error("link not found")]
@@ -95,6 +107,10 @@ impl From<ApplicationError> for ApiError {
         match error {
             ApplicationError::Validation(failures) => ApiError::Validation(failures),
             ApplicationError::NotFound => ApiError::LinkNotFound,
+            ApplicationError::KeyValidation(failures) => ApiError::KeyValidation(failures),
+            ApplicationError::KeyNameTaken => ApiError::KeyNameTaken,
+            ApplicationError::KeyNotFound => ApiError::KeyNotFound,
+            ApplicationError::InvalidPage(failures) => ApiError::InvalidPage(failures),
             ApplicationError::InvalidStatsRange(why) => ApiError::InvalidStats(vec![match why {
                 offndat_domain::stats::StatsRangeError::FromNotBeforeTo => StatsInputError::RangeInvalid,
                 offndat_domain::stats::StatsRangeError::TooLong => StatsInputError::RangeTooLong,
@@ -131,19 +147,28 @@ impl ApiError {
     fn problem(&self) -> ProblemSpec {
         use StatusCode as S;
         match self {
-            ApiError::Validation(failures) => ProblemSpec {
-                status: S::BAD_REQUEST,
-                title: title(S::BAD_REQUEST),
-                detail: None,
-                errors: failures
-                    .iter()
-                    .map(|f| ProblemError { code: f.code(), message: f.message().to_owned() })
-                    .collect(),
-            },
+            ApiError::Validation(failures) => {
+                ProblemSpec::bad_request(failures.iter().map(|f| (f.code(), f.message())), false)
+            }
             ApiError::InvalidBody(why) => ProblemSpec::single(S::BAD_REQUEST, "General.InvalidJson", why),
             ApiError::PayloadTooLarge => ProblemSpec::for_status(S::PAYLOAD_TOO_LARGE),
             ApiError::Unauthorized => {
                 ProblemSpec::single(S::UNAUTHORIZED, "General.Unauthorized", UNAUTHORIZED_MESSAGE)
+            }
+            ApiError::Forbidden => ProblemSpec::single(S::FORBIDDEN, "General.Forbidden", FORBIDDEN_MESSAGE),
+            ApiError::KeyValidation(failures) => {
+                ProblemSpec::bad_request(failures.iter().map(|f| (f.code(), f.message())), false)
+            }
+            ApiError::KeyNameTaken => ProblemSpec::single(
+                S::CONFLICT,
+                "Key.NameTaken",
+                "A key with this name exists (revoked keys keep theirs).",
+            ),
+            ApiError::KeyNotFound => {
+                ProblemSpec::single(S::NOT_FOUND, "Key.NotFound", "No API key has the specified name.")
+            }
+            ApiError::InvalidPage(failures) => {
+                ProblemSpec::bad_request(failures.iter().map(|f| (f.code(), f.message())), true)
             }
             ApiError::InvalidPhrase(why) => {
                 ProblemSpec::single(S::BAD_REQUEST, "Link.InvalidPhrase", &format!("The phrase is not valid: {why}."))

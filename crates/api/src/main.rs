@@ -1,5 +1,6 @@
 //! `offndat-api`: serves the v1 HTTP API; `offndat-api migrate` applies migrations;
-//! `offndat-api vocabulary` prints the phrase-space sizes.
+//! `offndat-api vocabulary` prints the phrase-space sizes; `offndat-api keys ...`
+//! manages stored API keys; `offndat-api blocklist apply` takes links down.
 
 use std::process::ExitCode;
 
@@ -25,7 +26,12 @@ fn main() -> ExitCode {
     };
     // The trace exporter is built on the runtime, and flushed on it at exit.
     let _runtime_context = runtime.enter();
-    let telemetry = match offndat_infrastructure::telemetry::init(&cli.config.log, "offndat-api") {
+    // Management subcommands print their results on stdout; their logs go to stderr.
+    let init = match cli.command {
+        Some(Command::Keys { .. } | Command::Blocklist { .. }) => offndat_infrastructure::telemetry::init_for_cli,
+        _ => offndat_infrastructure::telemetry::init,
+    };
+    let telemetry = match init(&cli.config.log, "offndat-api") {
         Ok(telemetry) => telemetry,
         Err(message) => {
             eprintln!("offndat-api: {message}");
@@ -37,6 +43,8 @@ fn main() -> ExitCode {
             Command::Serve => commands::serve(cli.config, shutdown::on_signal()).await,
             Command::Migrate => commands::migrate(&cli.config).await,
             Command::Vocabulary => commands::vocabulary(&cli.config),
+            Command::Keys { command } => commands::keys(&cli.config, command).await,
+            Command::Blocklist { command } => commands::blocklist(&cli.config, command).await,
         }
     });
     let code = match result {

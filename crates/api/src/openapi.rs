@@ -38,6 +38,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/links/{phrase}"),
     ("GET", "/v1/links/{phrase}/stats"),
     ("GET", "/v1/stats"),
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/keys"),
+    ("DELETE", "/v1/keys/{name}"),
+    ("GET", "/v1/audit"),
     ("GET", "/v1/redirects/{phrase}"),
     ("GET", "/{phrase}"),
     ("GET", "/health/live"),
@@ -77,6 +81,10 @@ pub struct CreateLinkApi;
 pub struct ReadLinkApi;
 /// The operations of `routes::stats`.
 pub struct StatsApi;
+/// The operations of `routes::keys`.
+pub struct KeysApi;
+/// The operations of `routes::audit`.
+pub struct AuditApi;
 /// The operations of `routes::redirect`.
 pub struct RedirectApi;
 /// The operations of `routes::health`.
@@ -97,7 +105,7 @@ pub struct HealthApi;
     ),
     paths(openapi_json, docs_ui::docs),
     components(
-        schemas(schemas::Problem, schemas::ProblemError),
+        schemas(schemas::Problem, schemas::ProblemError, schemas::CreateKeyRequest, schemas::KeyRole),
         responses(
             responses::CreateLinkBadRequest,
             responses::InvalidPhrase,
@@ -111,12 +119,18 @@ pub struct HealthApi;
             responses::ServerError,
             responses::ServiceUnavailable,
             responses::CreateLinkUnavailable,
+            responses::CreateKeyBadRequest,
+            responses::KeyNameTaken,
+            responses::KeyNotFound,
+            responses::Forbidden,
+            responses::PaginationBadRequest,
         ),
     ),
     modifiers(&SecuritySchemes),
     tags(
         (name = "Catalogues", description = "The languages, themes and formats a phrase can be drawn in."),
         (name = "Links", description = "Create links and read their visit statistics."),
+        (name = "Keys", description = "Stored API keys and the audit log; admin keys only."),
         (name = "Redirects", description = "Follow a link; every visit is counted."),
         (name = "Operations", description = "Health checks and Prometheus metrics for operators."),
         (name = "Documentation", description = "This document and its interactive reference."),
@@ -132,6 +146,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(CreateLinkApi::openapi());
     doc.merge(ReadLinkApi::openapi());
     doc.merge(StatsApi::openapi());
+    doc.merge(KeysApi::openapi());
+    doc.merge(AuditApi::openapi());
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());
     CrossCutting.modify(&mut doc);
@@ -183,8 +199,10 @@ impl Modify for SecuritySchemes {
             API_KEY_SCHEME,
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Offnd-Api-Key",
-                "One of the keys configured in `OFFNDAT_API_KEYS`. Missing, empty or wrong: `401` \
-                 with `General.Unauthorized`.",
+                "One of the keys configured in `OFFNDAT_API_KEYS` (admins), or an active stored key \
+                 (`offndat-api keys create`, `POST /v1/keys`) with its role. Missing, empty or wrong: \
+                 `401` with `General.Unauthorized`; a creator key on an admin route: `403` with \
+                 `General.Forbidden`.",
             ))),
         );
     }
@@ -254,7 +272,15 @@ impl Modify for CrossCutting {
                 &mut item.trace,
             ];
             for operation in operations.into_iter().flatten() {
+                // A stored key cannot be verified while PostgreSQL is out of reach
+                // for too long (fail closed), whatever the route does.
+                let authenticated = operation.security.as_ref().is_some_and(|s| !s.is_empty());
                 let responses = &mut operation.responses.responses;
+                if authenticated {
+                    responses
+                        .entry("503".to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name("ServiceUnavailable")));
+                }
                 for (status, component) in EVERY_ROUTE {
                     responses
                         .entry(status.to_owned())

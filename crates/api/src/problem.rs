@@ -35,6 +35,15 @@ impl ProblemSpec {
         }
     }
 
+    /// A `400` listing every broken rule as `(code, message)`, in order; with
+    /// `first_as_detail` the first message is also the detail.
+    pub fn bad_request<'a>(rules: impl IntoIterator<Item = (&'static str, &'a str)>, first_as_detail: bool) -> Self {
+        let errors: Vec<ProblemError> =
+            rules.into_iter().map(|(code, message)| ProblemError { code, message: message.to_owned() }).collect();
+        let detail = first_as_detail.then(|| errors.first().map(|e| e.message.clone())).flatten();
+        Self { status: StatusCode::BAD_REQUEST, title: title(StatusCode::BAD_REQUEST), detail, errors }
+    }
+
     /// The full body of this problem for one request.
     pub fn body<'a>(&'a self, instance: &'a str, trace_id: &'a str, request_id: &'a str) -> ProblemBody<'a> {
         ProblemBody {
@@ -55,6 +64,7 @@ impl ProblemSpec {
         let (code, message) = match status.as_u16() {
             400 => ("General.BadRequest", "The request is malformed."),
             401 => ("General.Unauthorized", UNAUTHORIZED_MESSAGE),
+            403 => ("General.Forbidden", FORBIDDEN_MESSAGE),
             404 => ("General.NotFound", "The requested resource was not found."),
             405 => ("General.MethodNotAllowed", "The request method is not supported by this resource."),
             408 => ("General.RequestTimeout", "The request took too long."),
@@ -74,6 +84,9 @@ impl ProblemSpec {
 /// The contract's message for a missing or wrong API key.
 pub const UNAUTHORIZED_MESSAGE: &str =
     "You are not authorized to access the requested resource or perform the requested action.";
+
+/// The message for a key whose role does not allow the action.
+pub const FORBIDDEN_MESSAGE: &str = "The API key's role does not allow this action; it needs an admin key.";
 
 /// The full problem body.
 #[derive(Debug, Serialize)]
@@ -96,7 +109,9 @@ pub fn title(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "One or more validation errors occurred.",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
+        409 => "Conflict",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
@@ -119,6 +134,7 @@ pub fn type_uri(status: StatusCode) -> &'static str {
         404 => "https://tools.ietf.org/html/rfc9110#section-15.5.5",
         405 => "https://tools.ietf.org/html/rfc9110#section-15.5.6",
         408 => "https://tools.ietf.org/html/rfc9110#section-15.5.9",
+        409 => "https://tools.ietf.org/html/rfc9110#section-15.5.10",
         413 => "https://tools.ietf.org/html/rfc9110#section-15.5.14",
         415 => "https://tools.ietf.org/html/rfc9110#section-15.5.16",
         429 => "https://tools.ietf.org/html/rfc6585#section-4",

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
-use offndat_application::{GenerateLink, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
+use offndat_application::{
+    GenerateLink, ManageKeys, ReadAudit, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink,
+};
 use offndat_infrastructure::amqp::BrokerStatus;
 use offndat_infrastructure::cache::TwoLevelCache;
 use sqlx::PgPool;
 
-use crate::auth::ApiKeys;
+use crate::auth::Authenticator;
 use crate::short_url::ShortUrls;
 
 /// Shared state of the router. Handlers get it on every request, so it is one
@@ -38,11 +40,13 @@ pub struct Services {
     pub read_link_stats: ReadLinkStats,
     pub read_visit_stats: ReadVisitStats,
     pub record_visit: RecordVisit,
+    pub manage_keys: ManageKeys,
+    pub read_audit: ReadAudit,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[IpNet]>,
     pub metrics: PrometheusHandle,
     pub short_urls: ShortUrls,
-    pub api_keys: ApiKeys,
+    pub authenticator: Authenticator,
     /// For health checks only; handlers go through the use cases.
     pub pool: PgPool,
     /// For health checks: Redis behind the cache.

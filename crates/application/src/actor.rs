@@ -18,6 +18,15 @@ impl Role {
             Self::Creator => "creator",
         }
     }
+
+    /// The role named `name` (`admin` or `creator`).
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "admin" => Some(Self::Admin),
+            "creator" => Some(Self::Creator),
+            _ => None,
+        }
+    }
 }
 
 /// The authenticated caller of a request.

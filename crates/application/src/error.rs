@@ -2,6 +2,8 @@
 //! how it is delivered.
 
 use crate::generate_link::ValidationFailure;
+use crate::keys::KeyFailure;
+use crate::pagination::PageFailure;
 use crate::ports::StoreError;
 
 /// Why a use case failed.
@@ -13,6 +15,18 @@ pub enum ApplicationError {
     /// A stats range that cannot be answered.
     #[error("invalid stats range: {0}")]
     InvalidStatsRange(offndat_domain::stats::StatsRangeError),
+    /// A create-key request broke one or more rules.
+    #[error("invalid key request: {0:?}")]
+    KeyValidation(Vec<KeyFailure>),
+    /// A key with the name exists (revoked keys keep their names).
+    #[error("the key name is taken")]
+    KeyNameTaken,
+    /// No key has the name.
+    #[error("the key was not found")]
+    KeyNotFound,
+    /// A page request out of bounds.
+    #[error("invalid page request: {0:?}")]
+    InvalidPage(Vec<PageFailure>),
     /// No link has the phrase.
     #[error("the link was not found")]
     NotFound,

@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use offndat_domain::{Format, Language, Link, TargetUrl, TargetUrlError, Theme, Vocabulary, compose_phrase};
+use offndat_domain::{
+    Format, HostClass, Language, Link, TargetPolicy, TargetUrl, TargetUrlError, Theme, Vocabulary, compose_phrase,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use url::Url;
 use uuid::Uuid;
 
 use crate::error::ApplicationError;
-use crate::ports::{Clock, LinkResolver, LinkStore, RandomSource, StoreError};
+use crate::ports::{Clock, LinkResolver, LinkStore, RandomSource, StoreError, TargetBlocklist};
 
 /// How many fresh phrases are tried before giving up.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -23,6 +24,8 @@ pub struct GenerateLinkCommand {
     pub language_id: Option<i64>,
     pub theme_id: Option<i64>,
     pub format_id: Option<i64>,
+    /// The stored key creating the link (`Actor::owner_of_new_links`); not validated.
+    pub owner_key_id: Option<i64>,
 }
 
 /// One broken rule of a generate request, with the contract's stable code.
@@ -33,6 +36,15 @@ pub enum ValidationFailure {
     TargetUrlSchemeNotAllowed,
     TargetUrlLongerThanAllowed,
     TargetUrlIsSelf,
+    TargetUrlHasUserInfo,
+    TargetUrlIsLoopback,
+    TargetUrlIsPrivate,
+    TargetUrlIsLinkLocal,
+    TargetUrlIsCarrierGradeNat,
+    TargetUrlIsUnspecified,
+    TargetUrlIsMulticast,
+    TargetUrlIsLocalName,
+    TargetUrlBlocked,
     LanguageIdOutOfRange,
     ThemeIdOutOfRange,
     FormatIdOutOfRange,
@@ -47,9 +59,39 @@ impl ValidationFailure {
             Self::TargetUrlSchemeNotAllowed => "GenerateLink.TargetUrlSchemeNotAllowed",
             Self::TargetUrlLongerThanAllowed => "TargetUrl.LongerThanAllowed",
             Self::TargetUrlIsSelf => "GenerateLink.TargetUrlIsSelf",
+            Self::TargetUrlHasUserInfo => "GenerateLink.TargetUrlHasUserInfo",
+            Self::TargetUrlIsLoopback => "GenerateLink.TargetUrlIsLoopback",
+            Self::TargetUrlIsPrivate => "GenerateLink.TargetUrlIsPrivate",
+            Self::TargetUrlIsLinkLocal => "GenerateLink.TargetUrlIsLinkLocal",
+            Self::TargetUrlIsCarrierGradeNat => "GenerateLink.TargetUrlIsCarrierGradeNat",
+            Self::TargetUrlIsUnspecified => "GenerateLink.TargetUrlIsUnspecified",
+            Self::TargetUrlIsMulticast => "GenerateLink.TargetUrlIsMulticast",
+            Self::TargetUrlIsLocalName => "GenerateLink.TargetUrlIsLocalName",
+            Self::TargetUrlBlocked => "GenerateLink.TargetUrlBlocked",
             Self::LanguageIdOutOfRange => "GenerateLink.LanguageIdOutOfRange",
             Self::ThemeIdOutOfRange => "GenerateLink.ThemeIdOutOfRange",
             Self::FormatIdOutOfRange => "GenerateLink.FormatIdOutOfRange",
+        }
+    }
+
+    /// The failures a target URL that does not parse under a policy is reported with.
+    pub fn for_target(error: TargetUrlError) -> &'static [Self] {
+        match error {
+            TargetUrlError::Required => &[Self::TargetUrlIsRequired, Self::TargetUrlMustBeAbsoluteUri],
+            TargetUrlError::NotAbsolute => &[Self::TargetUrlMustBeAbsoluteUri],
+            TargetUrlError::SchemeNotAllowed => &[Self::TargetUrlSchemeNotAllowed],
+            TargetUrlError::TooLong => &[Self::TargetUrlLongerThanAllowed],
+            TargetUrlError::PointsAtSelf => &[Self::TargetUrlIsSelf],
+            TargetUrlError::HasUserInfo => &[Self::TargetUrlHasUserInfo],
+            TargetUrlError::Host(class) => match class {
+                HostClass::Loopback => &[Self::TargetUrlIsLoopback],
+                HostClass::Private => &[Self::TargetUrlIsPrivate],
+                HostClass::LinkLocal => &[Self::TargetUrlIsLinkLocal],
+                HostClass::CarrierGradeNat => &[Self::TargetUrlIsCarrierGradeNat],
+                HostClass::Unspecified => &[Self::TargetUrlIsUnspecified],
+                HostClass::Multicast => &[Self::TargetUrlIsMulticast],
+                HostClass::LocalName => &[Self::TargetUrlIsLocalName],
+            },
         }
     }
 
@@ -61,6 +103,15 @@ impl ValidationFailure {
             Self::TargetUrlSchemeNotAllowed => "The target URL must use the http or https scheme.",
             Self::TargetUrlLongerThanAllowed => "The target URL must be at most 4096 characters long.",
             Self::TargetUrlIsSelf => "The target URL must not point at this service.",
+            Self::TargetUrlHasUserInfo => "The target URL must not contain user info (`user@` before the host).",
+            Self::TargetUrlIsLoopback => "The target URL must not point at a loopback address or localhost.",
+            Self::TargetUrlIsPrivate => "The target URL must not point at a private network address.",
+            Self::TargetUrlIsLinkLocal => "The target URL must not point at a link-local address.",
+            Self::TargetUrlIsCarrierGradeNat => "The target URL must not point at a carrier-grade NAT address.",
+            Self::TargetUrlIsUnspecified => "The target URL must not point at an unspecified address.",
+            Self::TargetUrlIsMulticast => "The target URL must not point at a multicast or broadcast address.",
+            Self::TargetUrlIsLocalName => "The target URL must not point at a local-only name (.local, .internal).",
+            Self::TargetUrlBlocked => "The target URL's domain is blocked on this service.",
             Self::LanguageIdOutOfRange => "The language identifier must be in the range from 0 to 1 inclusive.",
             Self::ThemeIdOutOfRange => "The theme identifier must be in the range from 0 to 2 inclusive.",
             Self::FormatIdOutOfRange => "The format identifier must be in the range from 0 to 1 inclusive.",
@@ -85,7 +136,26 @@ pub struct GenerateLink {
     vocabulary: Arc<Vocabulary>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
-    public_base: Url,
+    targets: TargetTerms,
+}
+
+/// What a target URL is checked against: the policy and the blocklist. Shared by
+/// every use case that sets a target (create, edit).
+#[derive(Clone)]
+pub struct TargetTerms {
+    pub policy: TargetPolicy,
+    pub blocklist: Arc<dyn TargetBlocklist>,
+}
+
+impl TargetTerms {
+    /// Parses `raw` under the policy, then refuses blocklisted domains.
+    pub fn check(&self, raw: &str) -> Result<TargetUrl, &'static [ValidationFailure]> {
+        let url = TargetUrl::parse(raw, &self.policy).map_err(ValidationFailure::for_target)?;
+        match self.blocklist.blocked_by(&url.host()) {
+            Some(_) => Err(&[ValidationFailure::TargetUrlBlocked]),
+            None => Ok(url),
+        }
+    }
 }
 
 impl GenerateLink {
@@ -95,9 +165,9 @@ impl GenerateLink {
         vocabulary: Arc<Vocabulary>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn RandomSource>,
-        public_base: Url,
+        targets: TargetTerms,
     ) -> Self {
-        Self { store, resolver, vocabulary, clock, random, public_base }
+        Self { store, resolver, vocabulary, clock, random, targets }
     }
 
     /// Validates `command` and stores a link under a fresh phrase.
@@ -113,6 +183,7 @@ impl GenerateLink {
                 language: request.language,
                 theme: request.theme,
                 created_at: self.clock.now(),
+                owner_key_id: command.owner_key_id,
             };
             match self.store.create(&link).await {
                 Ok(()) => {
@@ -130,18 +201,10 @@ impl GenerateLink {
     /// Checks every rule and lists every failure, in the contract's order.
     fn validate(&self, command: &GenerateLinkCommand) -> Result<ValidRequest, Vec<ValidationFailure>> {
         let mut failures = Vec::new();
-        let target_url = match TargetUrl::parse(command.target_url.as_deref().unwrap_or(""), &self.public_base) {
+        let target_url = match self.targets.check(command.target_url.as_deref().unwrap_or("")) {
             Ok(url) => Some(url),
-            Err(error) => {
-                failures.extend(match error {
-                    TargetUrlError::Required => {
-                        &[ValidationFailure::TargetUrlIsRequired, ValidationFailure::TargetUrlMustBeAbsoluteUri][..]
-                    }
-                    TargetUrlError::NotAbsolute => &[ValidationFailure::TargetUrlMustBeAbsoluteUri],
-                    TargetUrlError::SchemeNotAllowed => &[ValidationFailure::TargetUrlSchemeNotAllowed],
-                    TargetUrlError::TooLong => &[ValidationFailure::TargetUrlLongerThanAllowed],
-                    TargetUrlError::PointsAtSelf => &[ValidationFailure::TargetUrlIsSelf],
-                });
+            Err(target_failures) => {
+                failures.extend_from_slice(target_failures);
                 None
             }
         };
@@ -218,6 +281,14 @@ mod tests {
         fn invalidate(&self, _: &str) {}
     }
 
+    /// Blocks `blocked.example` and its subdomains.
+    struct Blocked;
+    impl TargetBlocklist for Blocked {
+        fn blocked_by(&self, host: &str) -> Option<String> {
+            (host == "blocked.example" || host.ends_with(".blocked.example")).then(|| "blocked.example".to_owned())
+        }
+    }
+
     struct FixedClock;
     impl Clock for FixedClock {
         fn now(&self) -> DateTime<Utc> {
@@ -246,7 +317,10 @@ mod tests {
             Arc::new(one_word_vocabulary()),
             Arc::new(FixedClock),
             Arc::new(Counter(AtomicU64::new(0))),
-            Url::parse("http://127.0.0.1:8090").expect("url"),
+            TargetTerms {
+                policy: TargetPolicy::new(url::Url::parse("http://127.0.0.1:8090").expect("url")),
+                blocklist: Arc::new(Blocked),
+            },
         )
     }
 
@@ -256,7 +330,25 @@ mod tests {
             language_id: Some(0),
             theme_id: Some(1),
             format_id: Some(0),
+            owner_key_id: Some(7),
         }
+    }
+
+    #[tokio::test]
+    async fn blocked_and_private_targets_are_refused_with_their_own_codes() {
+        let uc = use_case(Arc::default());
+        for (target, failure) in [
+            ("https://www.blocked.example/x", ValidationFailure::TargetUrlBlocked),
+            ("http://192.168.0.1/", ValidationFailure::TargetUrlIsPrivate),
+            ("https://a@example.com/", ValidationFailure::TargetUrlHasUserInfo),
+        ] {
+            let Err(ApplicationError::Validation(failures)) = uc.execute(command(target)).await else {
+                panic!("expected a validation error for {target}");
+            };
+            assert_eq!(failures, [failure], "{target}");
+        }
+        let link = uc.execute(command("https://notblocked.example/")).await.expect("created");
+        assert_eq!(link.owner_key_id, Some(7));
     }
 
     #[tokio::test]

@@ -3,10 +3,14 @@
 
 pub mod actor;
 pub mod apply_events;
+pub mod audit;
+pub mod blocklist;
 pub mod catalogues;
 pub mod error;
 pub mod events;
 pub mod generate_link;
+pub mod keys;
+pub mod pagination;
 pub mod ports;
 pub mod read_link;
 pub mod read_visit_stats;
@@ -16,8 +20,12 @@ pub mod visit_tally;
 
 pub use actor::{Actor, Role};
 pub use apply_events::{ApplyEvents, PruneRecords};
+pub use audit::{AuditEntry, AuditLog, ReadAudit};
+pub use blocklist::{ApplyBlocklist, BlocklistReport};
 pub use error::ApplicationError;
-pub use generate_link::{GenerateLink, GenerateLinkCommand, ValidationFailure};
+pub use generate_link::{GenerateLink, GenerateLinkCommand, TargetTerms, ValidationFailure};
+pub use keys::{CreatedKey, KeyAuthenticator, KeyCheck, KeyRecord, KeyStore, ManageKeys};
+pub use pagination::{Page, PageRequest};
 pub use read_link::ReadLinkStats;
 pub use read_visit_stats::{ReadVisitStats, StatsQuery};
 pub use record_visit::{RecordVisit, Visitor};

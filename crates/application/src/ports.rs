@@ -16,6 +16,10 @@ pub enum StoreError {
     /// with a fresh phrase.
     #[error("the phrase is already taken")]
     PhraseTaken,
+    /// A unique name (an API key's) is taken. Stores MUST report it from the unique
+    /// index.
+    #[error("the name is already taken")]
+    NameTaken,
     /// The store cannot be reached or timed out.
     #[error("the store is unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -68,6 +72,23 @@ pub trait LinkResolver: Send + Sync {
     /// Forgets what this process knows of `phrase` (a link was just created under
     /// it, so a remembered "unknown" must go).
     fn invalidate(&self, phrase: &str);
+}
+
+/// The domains links may not point at (take-downs), read on every create and
+/// edit, so it answers from memory.
+pub trait TargetBlocklist: Send + Sync {
+    /// The listed domain that `host` (normalised: lower case, IDNA, no trailing
+    /// dot) is or is under, if any.
+    fn blocked_by(&self, host: &str) -> Option<String>;
+}
+
+/// A blocklist that blocks nothing, for deployments without one.
+pub struct NoBlocklist;
+
+impl TargetBlocklist for NoBlocklist {
+    fn blocked_by(&self, _: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The current time.

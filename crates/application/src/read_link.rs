@@ -19,10 +19,16 @@ impl ReadLinkStats {
         Self { store }
     }
 
-    /// The link with `phrase` and its stats, or `NotFound`.
-    pub async fn execute(&self, phrase: &Phrase) -> Result<LinkStats, ApplicationError> {
+    /// The link with `phrase` and its stats, or `NotFound`, also when the link is
+    /// outside `scope` (`Actor::owner_scope`): another key's link does not exist
+    /// for a creator.
+    pub async fn execute(&self, phrase: &Phrase, scope: Option<i64>) -> Result<LinkStats, ApplicationError> {
         // The newest visits kept per link are the ones a read returns.
         let recent = RECENT_VISITS as u32;
-        self.store.stats_by_phrase(phrase, recent).await?.ok_or(ApplicationError::NotFound)
+        self.store
+            .stats_by_phrase(phrase, recent)
+            .await?
+            .filter(|stats| stats.link.visible_to(scope))
+            .ok_or(ApplicationError::NotFound)
     }
 }

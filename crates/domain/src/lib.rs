@@ -7,6 +7,7 @@ pub mod composition;
 pub mod link;
 pub mod phrase;
 pub mod stats;
+pub mod target_host;
 pub mod target_url;
 pub mod visit;
 pub mod vocabulary;
@@ -16,6 +17,7 @@ pub use catalogue::{Format, GrammaticalGender, GrammaticalNumber, Language, Offe
 pub use composition::{ComposedPhrase, compose_phrase};
 pub use link::{Link, LinkStats, Visit};
 pub use phrase::{Phrase, PhraseError};
-pub use target_url::{TargetUrl, TargetUrlError};
+pub use target_host::HostClass;
+pub use target_url::{TargetPolicy, TargetUrl, TargetUrlError};
 pub use visit::NewVisit;
 pub use vocabulary::{Vocabulary, VocabularyError, WordListKey};

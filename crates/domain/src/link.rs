@@ -16,6 +16,17 @@ pub struct Link {
     pub language: Language,
     pub theme: Theme,
     pub created_at: DateTime<Utc>,
+    /// The stored API key that created the link (`api_keys.id`); `None` for links
+    /// made by a key from `OFFNDAT_API_KEYS` or before keys were stored.
+    pub owner_key_id: Option<i64>,
+}
+
+impl Link {
+    /// Whether a caller limited to `scope` (see `Actor::owner_scope`: `None` is
+    /// every link, `Some(id)` only key `id`'s) may see this link.
+    pub fn visible_to(&self, scope: Option<i64>) -> bool {
+        scope.is_none_or(|owner| self.owner_key_id == Some(owner))
+    }
 }
 
 /// One recorded visit, in its stored (possibly anonymised) form.

@@ -4,11 +4,14 @@ use std::fmt;
 
 use url::Url;
 
+use crate::target_host::{self, HostClass};
+
 /// Longest target URL accepted, in characters.
 pub const MAX_TARGET_URL_CHARS: usize = 4096;
 
-/// An absolute `http`/`https` URL of at most 4096 characters that does not point
-/// back at the service itself. Held in the `url` crate's normalised serialisation,
+/// An absolute `http`/`https` URL of at most 4096 characters, without user info,
+/// that does not point back at the service itself nor (unless allowed) at a
+/// private or local-only host. Held in the `url` crate's normalised serialisation,
 /// which percent-encodes everything outside the URL grammar, so it is always a safe
 /// `Location` header value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,12 +31,55 @@ pub enum TargetUrlError {
     TooLong,
     #[error("the target URL points at this service")]
     PointsAtSelf,
+    /// `https://bank.example@evil.example/`: the part before `@` dresses one host
+    /// up as another.
+    #[error("the target URL contains user info")]
+    HasUserInfo,
+    /// The host is a private, local-only or meaningless address or name.
+    #[error("the target URL's host is refused: {0:?}")]
+    Host(HostClass),
+}
+
+/// What a target may not point at: this service (its public base URL and any other
+/// names it is reached by) and, unless allowed, private and local-only hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetPolicy {
+    own_base: Url,
+    /// Normalised (see [`target_host::normalise`]).
+    self_hosts: Vec<String>,
+    allow_private: bool,
+}
+
+impl TargetPolicy {
+    /// Refuses targets under `own_base` and private hosts.
+    pub fn new(own_base: Url) -> Self {
+        Self { own_base, self_hosts: Vec::new(), allow_private: false }
+    }
+
+    /// Also refuses every URL on `hosts` (other names of this service, any port
+    /// and path); each is normalised (IDNA, case, trailing dot). Fails with the
+    /// first entry that is not a host name.
+    pub fn with_self_hosts<'a>(mut self, hosts: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        for host in hosts.into_iter().filter(|h| !h.trim().is_empty()) {
+            let normalised =
+                target_host::normalise_input(host).ok_or_else(|| format!("`{host}` is not a host name"))?;
+            self.self_hosts.push(normalised);
+        }
+        Ok(self)
+    }
+
+    /// Whether private hosts (see [`HostClass::is_private`]) are accepted, for
+    /// intranet deployments.
+    pub fn allow_private(mut self, allow: bool) -> Self {
+        self.allow_private = allow;
+        self
+    }
 }
 
 impl TargetUrl {
-    /// Parses a target URL; `own_base` is this service's public base URL, which
-    /// targets may not point into (a short link to a short link loops or hides).
-    pub fn parse(raw: &str, own_base: &Url) -> Result<Self, TargetUrlError> {
+    /// Parses a target URL and applies `policy`. Targets may not point into this
+    /// service (a short link to a short link loops or hides where it goes).
+    pub fn parse(raw: &str, policy: &TargetPolicy) -> Result<Self, TargetUrlError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
             return Err(TargetUrlError::Required);
@@ -53,10 +99,17 @@ impl TargetUrl {
         if url.as_str().chars().count() > MAX_TARGET_URL_CHARS {
             return Err(TargetUrlError::TooLong);
         }
-        if points_into(&url, own_base) {
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(TargetUrlError::HasUserInfo);
+        }
+        let host = url.host_str().map(target_host::normalise);
+        if points_into(&url, &policy.own_base) || host.is_some_and(|h| policy.self_hosts.contains(&h)) {
             return Err(TargetUrlError::PointsAtSelf);
         }
-        Ok(Self(url))
+        match target_host::classify(&url) {
+            Some(class) if !(policy.allow_private && class.is_private()) => Err(TargetUrlError::Host(class)),
+            _ => Ok(Self(url)),
+        }
     }
 
     /// Rebuilds a target read back from storage, where it was validated on the way in.
@@ -67,6 +120,11 @@ impl TargetUrl {
     /// The normalised URL.
     pub fn as_str(&self) -> &str {
         self.0.as_str()
+    }
+
+    /// The host, normalised (lower case, IDNA, no trailing dot).
+    pub fn host(&self) -> String {
+        self.0.host_str().map(target_host::normalise).unwrap_or_default()
     }
 }
 
@@ -79,7 +137,7 @@ impl fmt::Display for TargetUrl {
 /// Same host, same effective port (or both on their scheme's default port, since
 /// `http://x` usually forwards to `https://x`), and a path under the base's path.
 fn points_into(url: &Url, base: &Url) -> bool {
-    let same_host = url.host_str().map(str::to_ascii_lowercase) == base.host_str().map(str::to_ascii_lowercase);
+    let same_host = url.host_str().map(target_host::normalise) == base.host_str().map(target_host::normalise);
     if !same_host {
         return false;
     }
@@ -97,8 +155,12 @@ fn points_into(url: &Url, base: &Url) -> bool {
 mod tests {
     use super::*;
 
-    fn base() -> Url {
-        Url::parse("http://127.0.0.1:8090").expect("valid base")
+    fn base() -> TargetPolicy {
+        TargetPolicy::new(Url::parse("http://127.0.0.1:8090").expect("valid base")).allow_private(true)
+    }
+
+    fn public(base: &str) -> TargetPolicy {
+        TargetPolicy::new(Url::parse(base).expect("valid base"))
     }
 
     #[test]
@@ -152,13 +214,50 @@ mod tests {
         for raw in ["http://127.0.0.1:8090/wildly-grumpy-walrus", "https://127.0.0.1:8090/", "http://127.0.0.1:8090"] {
             assert_eq!(TargetUrl::parse(raw, &base()), Err(TargetUrlError::PointsAtSelf), "{raw}");
         }
-        let public = Url::parse("https://offnd.at").expect("valid");
+        let public = public("https://offnd.at");
         assert_eq!(TargetUrl::parse("http://OFFND.AT/x", &public), Err(TargetUrlError::PointsAtSelf));
+        assert_eq!(TargetUrl::parse("http://offnd.at./x", &public), Err(TargetUrlError::PointsAtSelf));
         assert!(TargetUrl::parse("http://127.0.0.1:9000/x", &base()).is_ok());
         assert!(TargetUrl::parse("https://example.com/offnd.at", &public).is_ok());
-        let with_path = Url::parse("https://example.com/s/").expect("valid");
+        let with_path = self::public("https://example.com/s/");
         assert!(TargetUrl::parse("https://example.com/other", &with_path).is_ok());
         assert!(TargetUrl::parse("https://example.com/something", &with_path).is_ok());
         assert_eq!(TargetUrl::parse("https://example.com/s/x", &with_path), Err(TargetUrlError::PointsAtSelf));
+    }
+
+    #[test]
+    fn other_names_of_the_service_are_refused_after_normalising() {
+        let policy = public("https://offnd.at").with_self_hosts(["Bücher.example.", "go.offnd.at"]).expect("hosts");
+        for raw in ["https://xn--bcher-kva.example/x", "http://BÜCHER.example./", "https://GO.offnd.at.:8443/y"] {
+            assert_eq!(TargetUrl::parse(raw, &policy), Err(TargetUrlError::PointsAtSelf), "{raw}");
+        }
+        assert!(TargetUrl::parse("https://bucher.example/", &policy).is_ok());
+        assert!(public("https://offnd.at").with_self_hosts(["a/b"]).is_err());
+        let idn = public("https://bücher.example");
+        assert_eq!(TargetUrl::parse("https://XN--BCHER-KVA.example./", &idn), Err(TargetUrlError::PointsAtSelf));
+    }
+
+    #[test]
+    fn user_info_is_refused() {
+        for raw in ["https://bank.example@evil.example/", "https://user:pw@example.com/", "https://:pw@example.com/"] {
+            assert_eq!(TargetUrl::parse(raw, &public("https://offnd.at")), Err(TargetUrlError::HasUserInfo), "{raw}");
+        }
+    }
+
+    #[test]
+    fn private_hosts_are_refused_unless_allowed() {
+        let strict = public("https://offnd.at");
+        let intranet = public("https://offnd.at").allow_private(true);
+        for (raw, class) in [
+            ("http://10.0.0.1/", HostClass::Private),
+            ("http://localhost:3000/", HostClass::Loopback),
+            ("http://wiki.internal/", HostClass::LocalName),
+        ] {
+            assert_eq!(TargetUrl::parse(raw, &strict), Err(TargetUrlError::Host(class)), "{raw}");
+            assert!(TargetUrl::parse(raw, &intranet).is_ok(), "{raw}");
+        }
+        for (raw, class) in [("http://0.0.0.0/", HostClass::Unspecified), ("http://224.0.0.1/", HostClass::Multicast)] {
+            assert_eq!(TargetUrl::parse(raw, &intranet), Err(TargetUrlError::Host(class)), "{raw}");
+        }
     }
 }

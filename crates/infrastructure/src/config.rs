@@ -10,6 +10,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 use url::Url;
 
+mod access;
+
+pub use access::AccessConfig;
+
 pub use crate::visit_aggregator::VisitLog;
 
 /// A value that must never reach a log line: `Debug` and `Display` print `***`.
@@ -190,6 +194,9 @@ pub struct ApiConfig {
 
     #[command(flatten)]
     pub limits: LimitsConfig,
+
+    #[command(flatten)]
+    pub access: AccessConfig,
 
     /// Apply pending migrations at start (safe with many replicas: they take a lock).
     #[arg(long, env = "OFFNDAT_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set, global = true)]

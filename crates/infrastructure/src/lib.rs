@@ -2,11 +2,13 @@
 //! loading, telemetry, and the system clock and randomness.
 
 pub mod amqp;
+pub mod blocklist;
 pub mod cache;
 pub mod config;
 pub mod outbox_relay;
 pub mod postgres;
 pub mod shutdown;
+pub mod stored_keys;
 pub mod system;
 pub mod telemetry;
 pub mod trace_context;

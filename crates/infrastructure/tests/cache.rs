@@ -61,6 +61,7 @@ impl Fixture {
             language: Language::English,
             theme: Theme::None,
             created_at: Utc::now(),
+            owner_key_id: None,
         };
         self.store.create(&link).await.expect("create");
         link.id

@@ -5,6 +5,8 @@
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use offndat_application::ValidationFailure;
+use offndat_application::keys::KeyFailure;
+use offndat_application::pagination::PageFailure;
 use serde_json::{Value, json};
 use utoipa::ToResponse;
 use utoipa::openapi::example::ExampleBuilder;
@@ -87,7 +89,12 @@ responses! {
     /// 400 from `POST /v1/links`: failed validation rules or a body that is not a JSON object.
     CreateLinkBadRequest => problem(
         "Validation failed (`errors` lists every failed rule, in the contract's order) or the body \
-         is not a JSON object (`General.InvalidJson`).",
+         is not a JSON object (`General.InvalidJson`). Targets are refused with their own codes: \
+         `GenerateLink.TargetUrlHasUserInfo`, `GenerateLink.TargetUrlIsLoopback`, \
+         `GenerateLink.TargetUrlIsPrivate`, `GenerateLink.TargetUrlIsLinkLocal`, \
+         `GenerateLink.TargetUrlIsCarrierGradeNat`, `GenerateLink.TargetUrlIsUnspecified`, \
+         `GenerateLink.TargetUrlIsMulticast`, `GenerateLink.TargetUrlIsLocalName`, \
+         `GenerateLink.TargetUrlIsSelf` and `GenerateLink.TargetUrlBlocked`.",
         None,
         vec![
             Example {
@@ -123,12 +130,70 @@ responses! {
                 "POST /v1/links",
             ),
             Example::of(
+                "privateTarget",
+                "`http://192.168.1.1/admin`",
+                ApiError::Validation(vec![ValidationFailure::TargetUrlIsPrivate]),
+                "POST /v1/links",
+            ),
+            Example::of(
+                "blockedTarget",
+                "A target on a blocklisted domain",
+                ApiError::Validation(vec![ValidationFailure::TargetUrlBlocked]),
+                "POST /v1/links",
+            ),
+            Example::of(
                 "invalidJson",
                 "A body that is not JSON",
                 ApiError::InvalidBody("The request body is not valid JSON."),
                 "POST /v1/links",
             ),
         ],
+    );
+
+    /// 400 from `POST /v1/keys`.
+    CreateKeyBadRequest => problem(
+        "The name or role is missing or invalid (`Key.NameInvalid`, `Key.RoleInvalid`), or the \
+         body is not a JSON object (`General.InvalidJson`).",
+        None,
+        vec![Example::of(
+            "emptyObject",
+            "`{}`",
+            ApiError::KeyValidation(vec![KeyFailure::NameInvalid, KeyFailure::RoleInvalid]),
+            "POST /v1/keys",
+        )],
+    );
+
+    /// 409 from `POST /v1/keys`: the name is taken.
+    KeyNameTaken => problem(
+        "A key, maybe revoked, has this name (`Key.NameTaken`).",
+        None,
+        vec![Example::of("keyNameTaken", "Name in use", ApiError::KeyNameTaken, "POST /v1/keys")],
+    );
+
+    /// 404 from `DELETE /v1/keys/{name}`.
+    KeyNotFound => problem(
+        "No key has this name (`Key.NotFound`).",
+        None,
+        vec![Example::of("keyNotFound", "Unknown name", ApiError::KeyNotFound, "DELETE /v1/keys/no-such-key")],
+    );
+
+    /// 403: the key is not an admin key.
+    Forbidden => problem(
+        "The key is valid but its role (`creator`) does not allow this route (`General.Forbidden`).",
+        None,
+        vec![Example::of("forbidden", "A creator key on an admin route", ApiError::Forbidden, "GET /v1/keys")],
+    );
+
+    /// 400 from a paginated listing.
+    PaginationBadRequest => problem(
+        "`page` or `pageSize` is out of range (`Pagination.PageInvalid`, `Pagination.PageSizeInvalid`).",
+        None,
+        vec![Example::of(
+            "pageSizeTooLarge",
+            "`pageSize=500`",
+            ApiError::InvalidPage(vec![PageFailure::PageSizeInvalid]),
+            "GET /v1/audit",
+        )],
     );
 
     /// 400 from a `{phrase}` route: the phrase cannot be one.
@@ -146,7 +211,8 @@ responses! {
 
     /// 401: the API key is missing or wrong.
     Unauthorized => problem(
-        "`X-Offnd-Api-Key` is missing, empty or not a configured key (`General.Unauthorized`).",
+        "`X-Offnd-Api-Key` is missing, empty, not a configured key and not an active stored key \
+         (`General.Unauthorized`).",
         None,
         vec![Example::of("unauthorized", "No or a wrong API key", ApiError::Unauthorized, "GET /v1/languages")],
     );
@@ -233,7 +299,9 @@ responses! {
 
     /// 503: PostgreSQL is unreachable.
     ServiceUnavailable => problem(
-        "PostgreSQL is unreachable (`General.ServiceUnavailable`); retry after `Retry-After` seconds.",
+        "PostgreSQL is unreachable, or a stored API key cannot be verified because the key set could \
+         not be refreshed for longer than `OFFNDAT_KEYS_MAX_STALENESS` (`General.ServiceUnavailable`); \
+         retry after `Retry-After` seconds.",
         Some("Seconds to wait before retrying."),
         vec![Example::of(
             "serviceUnavailable",

@@ -57,8 +57,10 @@ pub struct ProblemError {
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"targetUrl": "https://example.com/", "languageId": 0, "themeId": 0, "formatId": 0}))]
 pub struct GenerateLinkRequest {
-    /// Absolute `http` or `https` URL, at most 4096 characters, not pointing at
-    /// this service. Stored normalised (lower-case host, percent-encoded path).
+    /// Absolute `http` or `https` URL, at most 4096 characters, without user info,
+    /// not pointing at this service, at a private or local-only host (unless
+    /// `OFFNDAT_ALLOW_PRIVATE_TARGETS`) or at a blocklisted domain. Stored
+    /// normalised (lower-case host, percent-encoded path).
     #[schema(format = "uri", max_length = 4096, example = "https://example.com/")]
     pub target_url: String,
     /// A `value` from `GET /v1/languages`.
@@ -70,6 +72,30 @@ pub struct GenerateLinkRequest {
     /// A `value` from `GET /v1/formats`.
     #[schema(minimum = 0, maximum = 1, example = 0)]
     pub format_id: i64,
+}
+
+/// The body of `POST /v1/keys`. Missing or mistyped fields are validation
+/// problems naming their rule.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"name": "ci-deploy", "role": "creator"}))]
+pub struct CreateKeyRequest {
+    /// Unique (revoked keys keep theirs): 1–64 characters of letters, digits,
+    /// `.`, `_` and `-`; not `cli`. Written to the audit log as the actor.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "ci-deploy")]
+    pub name: String,
+    /// `admin` or `creator`.
+    #[schema(example = "creator")]
+    pub role: KeyRole,
+}
+
+/// What a key may do.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    /// Everything, on every link.
+    Admin,
+    /// Creates links; reads and manages only the links it created.
+    Creator,
 }
 
 /// Body of `GET /v1/languages`.

@@ -1,9 +1,10 @@
 //! `POST /v1/links`: generate a phrase link.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use offndat_application::GenerateLinkCommand;
+use offndat_application::{Actor, GenerateLinkCommand};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -51,8 +52,12 @@ struct Created {
         (status = 503, response = responses::CreateLinkUnavailable),
     ),
 )]
-pub async fn create_link(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
-    let link = state.generate_link.execute(command(&body)).await?;
+pub async fn create_link(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let link = state.generate_link.execute(command(&body, &actor)).await?;
     let created = Created { url: state.short_urls.link(&link.phrase), stats_url: state.short_urls.stats(&link.phrase) };
     let location = HeaderValue::from_str(&created.url).map_err(|_| ApiError::Internal)?;
     let mut response = json(StatusCode::CREATED, &created);
@@ -62,12 +67,14 @@ pub async fn create_link(State(state): State<AppState>, body: JsonObject) -> Res
 
 /// Reads the fields leniently: a field of the wrong type counts as absent, so it is
 /// reported by validation with its rule's code rather than as a parse failure.
-fn command(body: &JsonObject) -> GenerateLinkCommand {
+/// The link is owned by the calling stored key, if any.
+fn command(body: &JsonObject, actor: &Actor) -> GenerateLinkCommand {
     let id = |name| body.field(name).and_then(Value::as_i64);
     GenerateLinkCommand {
         target_url: body.field("targetUrl").and_then(Value::as_str).map(str::to_owned),
         language_id: id("languageId"),
         theme_id: id("themeId"),
         format_id: id("formatId"),
+        owner_key_id: actor.owner_of_new_links(),
     }
 }

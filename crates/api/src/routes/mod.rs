@@ -1,8 +1,10 @@
 //! The router: v1 routes, short URLs, health, and the layers around them.
 
+mod audit;
 mod catalogues;
 mod create_link;
 mod health;
+mod keys;
 mod read_link;
 pub mod redirect;
 mod stats;
@@ -12,13 +14,13 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::auth::{API_KEY_HEADER, require_api_key};
+use crate::auth::{API_KEY_HEADER, require_admin, require_api_key};
 use crate::error::ApiError;
 use crate::http_metrics::TagRouteLayer;
 use crate::rate_limit::{self, RateLimits};
@@ -41,6 +43,13 @@ pub struct RouterConfig {
 /// everything but the short URL; then per route group: rate limit, then for the
 /// v1 API compression, timeout and API-key auth.
 pub fn router(state: AppState, config: &RouterConfig) -> Router {
+    // Inside the key check (layers added later run first), so the caller is known.
+    let admin_only = Router::new()
+        .route("/v1/stats", get(stats::service_stats))
+        .route("/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/v1/keys/{name}", delete(keys::revoke_key))
+        .route("/v1/audit", get(audit::read_audit))
+        .route_layer(middleware::from_fn(require_admin));
     let mut authenticated = Router::new()
         .route("/v1/languages", get(catalogues::languages))
         .route("/v1/themes", get(catalogues::themes))
@@ -48,8 +57,8 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route("/v1/links", post(create_link::create_link))
         .route("/v1/links/{phrase}", get(read_link::read_link))
         .route("/v1/links/{phrase}/stats", get(stats::link_stats))
-        .route("/v1/stats", get(stats::service_stats))
-        .route_layer(middleware::from_fn_with_state(state.api_keys.clone(), require_api_key))
+        .merge(admin_only)
+        .route_layer(middleware::from_fn_with_state(state.authenticator.clone(), require_api_key))
         // Only these routes read bodies or answer JSON worth compressing: redirects
         // skip the per-request timer and the compression wrapper.
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
@@ -95,7 +104,7 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, HeaderName::from_static(API_KEY_HEADER), X_REQUEST_ID.clone()])
         .expose_headers([header::LOCATION, header::RETRY_AFTER, API_SUPPORTED_VERSIONS.clone(), X_REQUEST_ID.clone()])
         .max_age(std::time::Duration::from_secs(600))

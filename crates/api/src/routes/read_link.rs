@@ -1,8 +1,10 @@
 //! `GET /v1/links/{phrase}`: a link with its visit total and newest visits.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use offndat_application::Actor;
 use offndat_domain::Visit;
 use serde::Serialize;
 
@@ -82,7 +84,8 @@ impl From<Visit> for VisitBody {
 
 /// Read a link and its visits
 ///
-/// The link with its visit total and its 10 newest visits.
+/// The link with its visit total and its 10 newest visits. A creator key sees
+/// only the links it created; another key's link is a `404`.
 #[utoipa::path(
     get,
     path = "/v1/links/{phrase}",
@@ -112,8 +115,12 @@ impl From<Visit> for VisitBody {
         (status = 503, response = responses::ServiceUnavailable),
     ),
 )]
-pub async fn read_link(State(state): State<AppState>, PhraseParam(phrase): PhraseParam) -> Result<Response, ApiError> {
-    let stats = state.read_link_stats.execute(&phrase).await?;
+pub async fn read_link(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    PhraseParam(phrase): PhraseParam,
+) -> Result<Response, ApiError> {
+    let stats = state.read_link_stats.execute(&phrase, actor.owner_scope()).await?;
     let link = stats.link;
     Ok(json(
         StatusCode::OK,

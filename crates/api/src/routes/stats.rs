@@ -1,11 +1,12 @@
 //! `GET /v1/links/{phrase}/stats` and `GET /v1/stats`: visits over time from the
 //! rollups, zero-filled, with totals and the top values of each dimension.
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use offndat_application::StatsQuery;
+use offndat_application::{Actor, StatsQuery};
 use offndat_domain::Dimension;
 use offndat_domain::stats::{Granularity, Ranked, VisitCounts, VisitSeries};
 use serde::Serialize;
@@ -182,7 +183,8 @@ fn parse_query(raw: Option<&str>) -> Result<StatsQuery, ApiError> {
 /// OS families and device classes. `from` and `to` are RFC 3339; the range is
 /// widened to whole UTC buckets. Defaults: `granularity=day`, `to` now, `from`
 /// 30 days (day) or 48 hours (hour) before `to`. Counts lag redirects by about a
-/// flush interval plus the worker's batch time (a second or two).
+/// flush interval plus the worker's batch time (a second or two). A creator key
+/// sees only the links it created; another key's link is a `404`.
 #[utoipa::path(
     get,
     path = "/v1/links/{phrase}/stats",
@@ -226,11 +228,12 @@ fn parse_query(raw: Option<&str>) -> Result<StatsQuery, ApiError> {
 )]
 pub async fn link_stats(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     PhraseParam(phrase): PhraseParam,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = parse_query(raw.as_deref())?;
-    let (link, series) = state.read_visit_stats.for_link(&phrase, query).await?;
+    let (link, series) = state.read_visit_stats.for_link(&phrase, actor.owner_scope(), query).await?;
     Ok(json(
         StatusCode::OK,
         &LinkStatsBody { phrase: link.phrase.into_inner(), series: series_body(&series, query.exclude_bots) },
@@ -240,7 +243,8 @@ pub async fn link_stats(
 /// Visit statistics of the service
 ///
 /// The same as a link's statistics, for every link together, plus links created
-/// and orphan visits (requests for phrases that do not exist) per bucket.
+/// and orphan visits (requests for phrases that do not exist) per bucket. Admin
+/// keys only.
 #[utoipa::path(
     get,
     path = "/v1/stats",
@@ -268,6 +272,7 @@ pub async fn link_stats(
         })),
         (status = 400, response = responses::StatsBadRequest),
         (status = 401, response = responses::Unauthorized),
+        (status = 403, response = responses::Forbidden),
         (status = 429, response = responses::TooManyRequests),
         (status = 503, response = responses::ServiceUnavailable),
     ),

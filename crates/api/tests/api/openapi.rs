@@ -17,15 +17,20 @@ use crate::helpers::{TestApp, spawn};
 /// to either the handlers' attributes or the layers shows up here. 408 (request
 /// timeout), 431 (headers too large) and 500 come from the layers around every
 /// route; 429 from the rate limiters on `/v1` and redirects (never on health,
-/// metrics or docs).
+/// metrics or docs); 503 on every authenticated route (stored keys are refused
+/// while they cannot be verified).
 const STATUSES: &[(&str, &str, &[u16])] = &[
-    ("GET", "/v1/languages", &[200, 401, 408, 429, 431, 500]),
-    ("GET", "/v1/themes", &[200, 401, 408, 429, 431, 500]),
-    ("GET", "/v1/formats", &[200, 401, 408, 429, 431, 500]),
+    ("GET", "/v1/languages", &[200, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/themes", &[200, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/formats", &[200, 401, 408, 429, 431, 500, 503]),
     ("POST", "/v1/links", &[201, 400, 401, 408, 413, 429, 431, 500, 503]),
     ("GET", "/v1/links/{phrase}", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/links/{phrase}/stats", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
-    ("GET", "/v1/stats", &[200, 400, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/stats", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/keys", &[200, 401, 403, 408, 429, 431, 500, 503]),
+    ("POST", "/v1/keys", &[201, 400, 401, 403, 408, 409, 413, 429, 431, 500, 503]),
+    ("DELETE", "/v1/keys/{name}", &[204, 401, 403, 404, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/audit", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
     ("GET", "/v1/redirects/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/health/live", &[200, 408, 431, 500]),
@@ -299,6 +304,37 @@ async fn live_bodies_have_the_documented_shapes_and_examples() {
     for field in ["type", "title", "status", "detail", "errors", "instance"] {
         assert_eq!(example[field], problem[field], "the 404 example's {field}");
     }
+}
+
+#[tokio::test]
+async fn key_and_audit_bodies_have_the_documented_shapes_and_examples() {
+    let (app, _db) = spawn().await;
+    let doc = document(&app).await;
+    let created = app.post("/v1/keys").json(&json!({"name": "ci", "role": "creator"})).send().await.expect("request");
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.expect("json");
+    let documented = &response(&doc, "POST", "/v1/keys", 201)["content"]["application/json"];
+    assert_eq!(keys(&created), keys(&documented["example"]));
+    let schema = resolve(&doc, &documented["schema"]);
+    assert_shape(
+        &doc,
+        &schema["allOf"][0],
+        &created.as_object().expect("object").clone().into_iter().filter(|(k, _)| k != "secret").collect(),
+        "POST /v1/keys",
+    );
+    assert_eq!(properties(&doc, &schema["allOf"][1]), BTreeSet::from(["secret".to_owned()]));
+
+    let listed: Value = app.get("/v1/keys").send().await.expect("request").json().await.expect("json");
+    let documented = &response(&doc, "GET", "/v1/keys", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &listed, "GET /v1/keys");
+    assert_eq!(keys(&listed["keys"][0]), keys(&documented["example"]["keys"][0]));
+
+    let audit: Value = app.get("/v1/audit").send().await.expect("request").json().await.expect("json");
+    let documented = &response(&doc, "GET", "/v1/audit", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &audit, "GET /v1/audit");
+    assert_eq!(keys(&audit["entries"][0]), keys(&documented["example"]["entries"][0]));
+    assert_eq!(keys(&audit["pagination"]), keys(&documented["example"]["pagination"]));
+    app.stop().await;
 }
 
 #[tokio::test]

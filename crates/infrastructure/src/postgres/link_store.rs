@@ -30,6 +30,7 @@ struct LinkRow {
     language_id: i16,
     theme_id: i16,
     created_at: DateTime<Utc>,
+    owner_key_id: Option<i64>,
 }
 
 impl TryFrom<LinkRow> for Link {
@@ -44,6 +45,7 @@ impl TryFrom<LinkRow> for Link {
             language: Language::from_id(row.language_id.into()).ok_or_else(|| corrupt("language"))?,
             theme: Theme::from_id(row.theme_id.into()).ok_or_else(|| corrupt("theme"))?,
             created_at: row.created_at,
+            owner_key_id: row.owner_key_id,
         })
     }
 }
@@ -57,8 +59,8 @@ impl LinkStore for PgLinkStore {
         // The unique index decides: a taken phrase inserts nothing, and the caller
         // retries with a fresh one. Never check-then-insert.
         let inserted = sqlx::query!(
-            "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at, owner_key_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (phrase) DO NOTHING",
             link.id,
             link.phrase.as_str(),
@@ -66,6 +68,7 @@ impl LinkStore for PgLinkStore {
             i16::from(link.language.id()),
             i16::from(link.theme.id()),
             link.created_at,
+            link.owner_key_id,
         )
         .execute(&mut *tx)
         .await
@@ -92,7 +95,7 @@ impl LinkStore for PgLinkStore {
     async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
         let row = sqlx::query_as!(
             LinkRow,
-            "SELECT id, phrase, target_url, language_id, theme_id, created_at FROM links WHERE phrase = $1",
+            "SELECT id, phrase, target_url, language_id, theme_id, created_at, owner_key_id FROM links WHERE phrase = $1",
             phrase.as_str()
         )
         .fetch_optional(&self.pool)

@@ -1,6 +1,7 @@
 //! Logs, traces and metrics, set up the same way by both binaries.
 //!
-//! Logs always go to stdout. Traces are exported over OTLP only when the standard
+//! Logs go to stdout (to stderr for command-line tools whose stdout is their
+//! output, see [`init_for_cli`]). Traces are exported over OTLP only when the standard
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set; otherwise no
 //! OpenTelemetry layer is installed at all, so spans cost what the log layer makes
 //! of them and nothing more.
@@ -60,15 +61,29 @@ impl Telemetry {
 /// Call it inside a Tokio runtime's context: the gRPC exporter is built on it.
 /// A bad filter or `OTEL_*` value is a start-up error.
 pub fn init(config: &LogConfig, service: &'static str) -> Result<Telemetry, String> {
+    init_with(config, service, false)
+}
+
+/// [`init`] with logs on stderr, for subcommands whose stdout is their result
+/// (`offndat-api keys create` prints a secret there, which must not mix with log
+/// lines, nor a log line carry it).
+pub fn init_for_cli(config: &LogConfig, service: &'static str) -> Result<Telemetry, String> {
+    init_with(config, service, true)
+}
+
+fn init_with(config: &LogConfig, service: &'static str, to_stderr: bool) -> Result<Telemetry, String> {
     let log_filter =
         EnvFilter::try_new(&config.log).map_err(|e| format!("invalid OFFNDAT_LOG filter `{}`: {e}", config.log))?;
-    let log_layer = tracing_subscriber::fmt::layer()
-        .with_target(true)
-        // Colour only for people: log shippers and tests read plain text.
-        .with_ansi(std::io::stdout().is_terminal());
-    let log_layer = match config.log_format {
-        LogFormat::Text => log_layer.boxed(),
-        LogFormat::Json => log_layer.json().flatten_event(true).with_current_span(true).boxed(),
+    // Colour only for people: log shippers and tests read plain text.
+    let ansi = if to_stderr { std::io::stderr().is_terminal() } else { std::io::stdout().is_terminal() };
+    let log_layer = tracing_subscriber::fmt::layer().with_target(true).with_ansi(ansi);
+    let log_layer = match (config.log_format, to_stderr) {
+        (LogFormat::Text, false) => log_layer.boxed(),
+        (LogFormat::Text, true) => log_layer.with_writer(std::io::stderr).boxed(),
+        (LogFormat::Json, false) => log_layer.json().flatten_event(true).with_current_span(true).boxed(),
+        (LogFormat::Json, true) => {
+            log_layer.with_writer(std::io::stderr).json().flatten_event(true).with_current_span(true).boxed()
+        }
     }
     .with_filter(log_filter);
 

@@ -1,0 +1,48 @@
+//! Who may call the API and where links may point: stored API keys, target
+//! rules and the domain blocklist.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Stored API keys and target rules of the API binary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccessConfig {
+    /// How often each API process checks PostgreSQL for key changes; a revoked
+    /// key stops working everywhere within about this long.
+    #[arg(long, env = "OFFNDAT_KEYS_REFRESH_INTERVAL", value_parser = parse_refresh, default_value = "250ms", global = true)]
+    pub keys_refresh_interval: Duration,
+
+    /// How long the last known stored keys are trusted while PostgreSQL cannot be
+    /// polled; after that stored keys get 503 until it answers (keys from
+    /// `OFFNDAT_API_KEYS` keep working).
+    #[arg(long, env = "OFFNDAT_KEYS_MAX_STALENESS", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    pub keys_max_staleness: Duration,
+
+    /// Accept targets on private, loopback, link-local and carrier-grade NAT
+    /// addresses and local-only names (`localhost`, `*.local`, `*.internal`), for
+    /// intranet deployments. Unspecified and multicast addresses stay refused.
+    #[arg(long, env = "OFFNDAT_ALLOW_PRIVATE_TARGETS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub allow_private_targets: bool,
+
+    /// Comma-separated other host names this service is reached by; targets on
+    /// them (any port or path) are refused like the public base URL's.
+    #[arg(long, env = "OFFNDAT_SELF_HOSTS", value_delimiter = ',', global = true)]
+    pub self_hosts: Vec<String>,
+
+    /// A file of blocked domains, one a line (`#` comments; subdomains included).
+    /// Creating or editing a link to one fails with `GenerateLink.TargetUrlBlocked`.
+    /// Re-read every second; a broken file keeps the previous list.
+    #[arg(long, env = "OFFNDAT_BLOCKLIST_FILE", global = true)]
+    pub blocklist_file: Option<PathBuf>,
+}
+
+/// A refresh interval between 10 ms and 1 s: the revocation promise is "within a
+/// second".
+fn parse_refresh(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
+    if (Duration::from_millis(10)..=Duration::from_secs(1)).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err("must be between 10ms and 1s".to_owned())
+    }
+}
