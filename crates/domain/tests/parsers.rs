@@ -2,12 +2,12 @@
 //! into a value that keeps the type's promises, or is refused; none panics.
 
 use offndat_domain::phrase::MAX_PHRASE_CHARS;
-use offndat_domain::{Phrase, TargetUrl};
+use offndat_domain::{Phrase, TargetPolicy, TargetUrl};
 use proptest::prelude::*;
 use url::Url;
 
-fn base() -> Url {
-    Url::parse("https://offnd.at/").expect("base")
+fn base() -> TargetPolicy {
+    TargetPolicy::new(Url::parse("https://offnd.at/").expect("base"))
 }
 
 /// URL-ish strings: a scheme-like prefix, then anything (ASCII and not).
@@ -41,6 +41,8 @@ proptest! {
         if let Ok(target) = TargetUrl::parse(&raw, &base()) {
             let normalised = target.as_str();
             prop_assert!(normalised.starts_with("http://") || normalised.starts_with("https://"));
+            let url = Url::parse(normalised).expect("a URL");
+            prop_assert!(url.username().is_empty() && url.password().is_none(), "no user info is accepted");
             // Parsing the stored form again gives the same URL: what the database
             // holds is what was checked.
             let again = TargetUrl::parse(normalised, &base()).expect("a normalised target parses again");
