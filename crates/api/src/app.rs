@@ -8,12 +8,12 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
 use offndat_application::ports::VisitStatsStore;
-use offndat_application::{GenerateLink, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
+use offndat_application::{GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
 use offndat_infrastructure::amqp::{BrokerStatus, Topology};
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
-use offndat_infrastructure::postgres::{self, PgLinkStore, PgVisitStatsStore, PgVisitStore};
+use offndat_infrastructure::postgres::{self, PgLinkAdminStore, PgLinkStore, PgVisitStatsStore, PgVisitStore};
 use offndat_infrastructure::system::{OsRandom, SystemClock};
 use offndat_infrastructure::user_agents::UserAgents;
 use offndat_infrastructure::visit_aggregator::{VisitAggregatorConfig, VisitFlusher, visit_aggregator};
@@ -91,16 +91,26 @@ impl Application {
         let store = Arc::new(PgLinkStore::new(pool.clone()));
         let cache = Arc::new(link_cache(&config, store.clone())?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
+        let generate_link = GenerateLink::new(
+            store.clone(),
+            cache.clone(),
+            vocabulary,
+            clock.clone(),
+            Arc::new(OsRandom),
+            config.public_base_url.clone(),
+        );
+        let manage_links = ManageLinks::new(
+            Arc::new(PgLinkAdminStore::new(pool.clone())),
+            cache.clone(),
+            clock.clone(),
+            generate_link.clone(),
+            config.phrase_quarantine_days,
+        );
         let state = AppState::new(Services {
-            generate_link: GenerateLink::new(
-                store.clone(),
-                cache.clone(),
-                vocabulary,
-                clock.clone(),
-                Arc::new(OsRandom),
-                config.public_base_url.clone(),
-            ),
-            resolve_link: ResolveLink::new(cache.clone()),
+            generate_link,
+            manage_links,
+            clock: clock.clone(),
+            resolve_link: ResolveLink::new(cache.clone(), clock.clone()),
             cache,
             broker,
             read_link_stats: ReadLinkStats::new(store.clone()),

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use offndat_application::{ApplicationError, ValidationFailure};
-use offndat_domain::PhraseError;
+use offndat_domain::{LinkState, PhraseError};
 
 use crate::problem::{ProblemError, ProblemSpec, UNAUTHORIZED_MESSAGE, title};
 
@@ -26,6 +26,13 @@ pub enum ApiError {
     InvalidPhrase(PhraseInput),
     #[error("link not found")]
     LinkNotFound,
+    /// The link cannot be followed (or was deleted): `410` with the reason.
+    #[error("link gone: {}", .0.as_str())]
+    LinkGone(LinkState),
+    #[error("the phrase is taken")]
+    PhraseTaken,
+    #[error("the idempotency key was used with another request")]
+    IdempotencyKeyReused,
     #[error("invalid stats request")]
     InvalidStats(Vec<StatsInputError>),
     #[error("route not found")]
@@ -95,6 +102,9 @@ impl From<ApplicationError> for ApiError {
         match error {
             ApplicationError::Validation(failures) => ApiError::Validation(failures),
             ApplicationError::NotFound => ApiError::LinkNotFound,
+            ApplicationError::Gone(state) => ApiError::LinkGone(state),
+            ApplicationError::PhraseTaken => ApiError::PhraseTaken,
+            ApplicationError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             ApplicationError::InvalidStatsRange(why) => ApiError::InvalidStats(vec![match why {
                 offndat_domain::stats::StatsRangeError::FromNotBeforeTo => StatsInputError::RangeInvalid,
                 offndat_domain::stats::StatsRangeError::TooLong => StatsInputError::RangeTooLong,
@@ -151,6 +161,20 @@ impl ApiError {
             ApiError::LinkNotFound => {
                 ProblemSpec::single(S::NOT_FOUND, "Link.NotFound", "The link with the specified phrase was not found.")
             }
+            ApiError::LinkGone(state) => {
+                let (code, message) = gone(*state);
+                ProblemSpec::single(S::GONE, code, message)
+            }
+            ApiError::PhraseTaken => ProblemSpec::single(
+                S::CONFLICT,
+                "Link.PhraseTaken",
+                "The phrase is already taken, or was deleted recently and is quarantined.",
+            ),
+            ApiError::IdempotencyKeyReused => ProblemSpec::single(
+                S::UNPROCESSABLE_ENTITY,
+                "Idempotency.KeyReused",
+                "The Idempotency-Key was already used with a different request body.",
+            ),
             ApiError::InvalidStats(errors) => ProblemSpec {
                 status: S::BAD_REQUEST,
                 title: title(S::BAD_REQUEST),
@@ -172,6 +196,17 @@ impl ApiError {
             ApiError::HeadersTooLarge => ProblemSpec::for_status(S::REQUEST_HEADER_FIELDS_TOO_LARGE),
             ApiError::Internal => ProblemSpec::for_status(S::INTERNAL_SERVER_ERROR),
         }
+    }
+}
+
+/// The code and message of the `410` for a link that cannot be followed. `Active`
+/// never gets here; it is mapped like a deleted link rather than panicking.
+pub fn gone(state: LinkState) -> (&'static str, &'static str) {
+    match state {
+        LinkState::Disabled => ("Link.Disabled", "The link has been disabled."),
+        LinkState::Expired => ("Link.Expired", "The link has expired."),
+        LinkState::VisitLimitReached => ("Link.VisitLimitReached", "The link has reached its visit limit."),
+        LinkState::Deleted | LinkState::Active => ("Link.Deleted", "The link has been deleted."),
     }
 }
 

@@ -36,6 +36,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/formats"),
     ("POST", "/v1/links"),
     ("GET", "/v1/links/{phrase}"),
+    ("PATCH", "/v1/links/{phrase}"),
+    ("DELETE", "/v1/links/{phrase}"),
+    ("DELETE", "/v1/links/{phrase}/visits"),
     ("GET", "/v1/links/{phrase}/stats"),
     ("GET", "/v1/stats"),
     ("GET", "/v1/redirects/{phrase}"),
@@ -75,6 +78,8 @@ pub struct CataloguesApi;
 pub struct CreateLinkApi;
 /// The operations of `routes::read_link`.
 pub struct ReadLinkApi;
+/// The operations of `routes::manage_link`.
+pub struct ManageLinkApi;
 /// The operations of `routes::stats`.
 pub struct StatsApi;
 /// The operations of `routes::redirect`.
@@ -100,6 +105,11 @@ pub struct HealthApi;
         schemas(schemas::Problem, schemas::ProblemError),
         responses(
             responses::CreateLinkBadRequest,
+            responses::EditLinkBadRequest,
+            responses::PhraseTaken,
+            responses::IdempotencyKeyReused,
+            responses::LinkGone,
+            responses::LinkDeleted,
             responses::InvalidPhrase,
             responses::Unauthorized,
             responses::LinkNotFound,
@@ -116,7 +126,8 @@ pub struct HealthApi;
     modifiers(&SecuritySchemes),
     tags(
         (name = "Catalogues", description = "The languages, themes and formats a phrase can be drawn in."),
-        (name = "Links", description = "Create links and read their visit statistics."),
+        (name = "Links", description = "Create, read, edit, disable and delete links, and read or erase \
+            their visits."),
         (name = "Redirects", description = "Follow a link; every visit is counted."),
         (name = "Operations", description = "Health checks and Prometheus metrics for operators."),
         (name = "Documentation", description = "This document and its interactive reference."),
@@ -131,6 +142,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(CataloguesApi::openapi());
     doc.merge(CreateLinkApi::openapi());
     doc.merge(ReadLinkApi::openapi());
+    doc.merge(ManageLinkApi::openapi());
     doc.merge(StatsApi::openapi());
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());

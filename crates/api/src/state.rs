@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
-use offndat_application::{GenerateLink, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
+use offndat_application::ports::Clock;
+use offndat_application::{GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
 use offndat_infrastructure::amqp::BrokerStatus;
 use offndat_infrastructure::cache::TwoLevelCache;
 use sqlx::PgPool;
@@ -36,6 +37,8 @@ pub struct Services {
     pub generate_link: GenerateLink,
     pub resolve_link: ResolveLink,
     pub read_link_stats: ReadLinkStats,
+    pub manage_links: ManageLinks,
+    pub clock: Arc<dyn Clock>,
     pub read_visit_stats: ReadVisitStats,
     pub record_visit: RecordVisit,
     /// Proxies whose `X-Forwarded-For` is believed.

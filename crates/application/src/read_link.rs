@@ -19,10 +19,15 @@ impl ReadLinkStats {
         Self { store }
     }
 
-    /// The link with `phrase` and its stats, or `NotFound`.
-    pub async fn execute(&self, phrase: &Phrase) -> Result<LinkStats, ApplicationError> {
+    /// The link with `phrase` and its stats, or `NotFound`, also for a link outside
+    /// `scope` (an owner's key id; `None`: every link).
+    pub async fn execute(&self, phrase: &Phrase, scope: Option<i64>) -> Result<LinkStats, ApplicationError> {
         // The newest visits kept per link are the ones a read returns.
         let recent = RECENT_VISITS as u32;
-        self.store.stats_by_phrase(phrase, recent).await?.ok_or(ApplicationError::NotFound)
+        self.store
+            .stats_by_phrase(phrase, recent)
+            .await?
+            .filter(|stats| scope.is_none_or(|owner| stats.link.owner_key_id == Some(owner)))
+            .ok_or(ApplicationError::NotFound)
     }
 }

@@ -59,10 +59,21 @@ impl ReadVisitStats {
         Self { links, stats, clock }
     }
 
-    /// The link with `phrase` and its visits over the range asked for.
-    pub async fn for_link(&self, phrase: &Phrase, query: StatsQuery) -> Result<(Link, VisitSeries), ApplicationError> {
+    /// The link with `phrase` and its visits over the range asked for; a link
+    /// outside `scope` (an owner's key id; `None`: every link) is `NotFound`.
+    pub async fn for_link(
+        &self,
+        phrase: &Phrase,
+        query: StatsQuery,
+        scope: Option<i64>,
+    ) -> Result<(Link, VisitSeries), ApplicationError> {
         let range = query.range(self.clock.now())?;
-        let link = self.links.find_by_phrase(phrase).await?.ok_or(ApplicationError::NotFound)?;
+        let link = self
+            .links
+            .find_by_phrase(phrase)
+            .await?
+            .filter(|link| scope.is_none_or(|owner| link.owner_key_id == Some(owner)))
+            .ok_or(ApplicationError::NotFound)?;
         let rows = self.stats.link_rollups(link.id, &range).await?;
         Ok((link, VisitSeries::assemble(range, rows.buckets, rows.dimensions, query.exclude_bots)))
     }

@@ -61,6 +61,12 @@ impl Fixture {
             language: Language::English,
             theme: Theme::None,
             created_at: Utc::now(),
+            owner_key_id: None,
+            expires_at: None,
+            max_visits: None,
+            disabled: false,
+            disabled_reason: None,
+            limit_reached: false,
         };
         self.store.create(&link).await.expect("create");
         link.id

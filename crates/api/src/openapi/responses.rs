@@ -5,6 +5,7 @@
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use offndat_application::ValidationFailure;
+use offndat_domain::LinkState;
 use serde_json::{Value, json};
 use utoipa::ToResponse;
 use utoipa::openapi::example::ExampleBuilder;
@@ -128,7 +129,103 @@ responses! {
                 ApiError::InvalidBody("The request body is not valid JSON."),
                 "POST /v1/links",
             ),
+            Example::of(
+                "optionalFields",
+                "A reserved phrase, an expiry in the past and a visit limit of 0",
+                ApiError::Validation(vec![
+                    ValidationFailure::PhraseReserved,
+                    ValidationFailure::ExpiresAtNotInFuture,
+                    ValidationFailure::MaxVisitsOutOfRange,
+                ]),
+                "POST /v1/links",
+            ),
         ],
+    );
+
+    /// 400 from `PATCH /v1/links/{phrase}`: failed validation rules.
+    EditLinkBadRequest => problem(
+        "A field of the patch breaks its rule (the create rules for `targetUrl`, `expiresAt` and \
+         `maxVisits`; `EditLink.DisabledInvalid`, `EditLink.DisabledReasonInvalid`), or the body is \
+         not a JSON object (`General.InvalidJson`).",
+        None,
+        vec![
+            Example::of(
+                "badFields",
+                "`{\"targetUrl\": \"ftp://x\", \"disabled\": \"yes\"}`",
+                ApiError::Validation(vec![
+                    ValidationFailure::TargetUrlSchemeNotAllowed,
+                    ValidationFailure::DisabledInvalid,
+                ]),
+                "PATCH /v1/links/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "invalidJson",
+                "A body that is not JSON",
+                ApiError::InvalidBody("The request body is not valid JSON."),
+                "PATCH /v1/links/wildly-grumpy-walrus",
+            ),
+        ],
+    );
+
+    /// 409 from `POST /v1/links`: the chosen phrase is taken.
+    PhraseTaken => problem(
+        "The chosen `phrase` belongs to another link, or to a link deleted within \
+         `OFFNDAT_PHRASE_QUARANTINE_DAYS` (`Link.PhraseTaken`).",
+        None,
+        vec![Example::of("phraseTaken", "A taken phrase", ApiError::PhraseTaken, "POST /v1/links")],
+    );
+
+    /// 422 from `POST /v1/links`: an Idempotency-Key reused with another body.
+    IdempotencyKeyReused => problem(
+        "The `Idempotency-Key` was used by this API key within 24 hours with a different body \
+         (`Idempotency.KeyReused`).",
+        None,
+        vec![Example::of("keyReused", "Another body", ApiError::IdempotencyKeyReused, "POST /v1/links")],
+    );
+
+    /// 410 from a redirect: the link cannot be followed.
+    LinkGone => problem(
+        "The link was disabled (`Link.Disabled`), expired (`Link.Expired`), reached its visit limit \
+         (`Link.VisitLimitReached`) or was deleted (`Link.Deleted`).",
+        None,
+        vec![
+            Example::of(
+                "disabled",
+                "Taken down",
+                ApiError::LinkGone(LinkState::Disabled),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "expired",
+                "Past its expiry",
+                ApiError::LinkGone(LinkState::Expired),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "visitLimitReached",
+                "Visit limit reached",
+                ApiError::LinkGone(LinkState::VisitLimitReached),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "deleted",
+                "Deleted",
+                ApiError::LinkGone(LinkState::Deleted),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+        ],
+    );
+
+    /// 410 from a management route: the link was deleted.
+    LinkDeleted => problem(
+        "The link was deleted (`Link.Deleted`); its phrase is quarantined.",
+        None,
+        vec![Example::of(
+            "deleted",
+            "Deleted",
+            ApiError::LinkGone(LinkState::Deleted),
+            "GET /v1/links/wildly-grumpy-walrus",
+        )],
     );
 
     /// 400 from a `{phrase}` route: the phrase cannot be one.

@@ -1,9 +1,10 @@
 //! `POST /v1/links`: generate a phrase link.
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use offndat_application::GenerateLinkCommand;
+use offndat_application::{Actor, GenerateLinkCommand, Input};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -31,7 +32,9 @@ struct Created {
 /// Create a link
 ///
 /// Draws a free phrase in the requested language, theme and format and links it
-/// to the target URL. Every failed validation rule is listed in one `400`.
+/// to the target URL, or takes the `phrase` given. Every failed validation rule
+/// is listed in one `400`. `expiresAt` and `maxVisits` limit how long and how
+/// often the link can be followed.
 #[utoipa::path(
     post,
     path = "/v1/links",
@@ -46,13 +49,20 @@ struct Created {
             example = json!({"url": "https://offnd.at/wildly-grumpy-walrus", "statsUrl": "https://offnd.at/s/wildly-grumpy-walrus"})),
         (status = 400, response = responses::CreateLinkBadRequest),
         (status = 401, response = responses::Unauthorized),
+        (status = 409, response = responses::PhraseTaken),
         (status = 413, response = responses::PayloadTooLarge),
         (status = 429, response = responses::TooManyRequests),
         (status = 503, response = responses::CreateLinkUnavailable),
     ),
 )]
-pub async fn create_link(State(state): State<AppState>, body: JsonObject) -> Result<Response, ApiError> {
-    let link = state.generate_link.execute(command(&body)).await?;
+pub async fn create_link(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: JsonObject,
+) -> Result<Response, ApiError> {
+    let mut command = command(&body);
+    command.owner_key_id = actor.owner_of_new_links();
+    let link = state.generate_link.execute(command).await?;
     let created = Created { url: state.short_urls.link(&link.phrase), stats_url: state.short_urls.stats(&link.phrase) };
     let location = HeaderValue::from_str(&created.url).map_err(|_| ApiError::Internal)?;
     let mut response = json(StatusCode::CREATED, &created);
@@ -64,10 +74,23 @@ pub async fn create_link(State(state): State<AppState>, body: JsonObject) -> Res
 /// reported by validation with its rule's code rather than as a parse failure.
 fn command(body: &JsonObject) -> GenerateLinkCommand {
     let id = |name| body.field(name).and_then(Value::as_i64);
+    // The additions are optional: absent or `null` leaves them unset, a value of
+    // the wrong type is reported by their rule.
+    let text = |name| match body.field(name) {
+        None | Some(Value::Null) => Input::Absent,
+        Some(value) => value.as_str().map_or(Input::Mistyped, |s| Input::Given(s.to_owned())),
+    };
     GenerateLinkCommand {
         target_url: body.field("targetUrl").and_then(Value::as_str).map(str::to_owned),
         language_id: id("languageId"),
         theme_id: id("themeId"),
         format_id: id("formatId"),
+        phrase: text("phrase"),
+        expires_at: text("expiresAt"),
+        max_visits: match body.field("maxVisits") {
+            None | Some(Value::Null) => Input::Absent,
+            Some(value) => value.as_i64().map_or(Input::Mistyped, Input::Given),
+        },
+        owner_key_id: None,
     }
 }

@@ -3,6 +3,7 @@
 mod catalogues;
 mod create_link;
 mod health;
+mod manage_link;
 mod read_link;
 pub mod redirect;
 mod stats;
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Router, middleware};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -46,7 +47,11 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route("/v1/themes", get(catalogues::themes))
         .route("/v1/formats", get(catalogues::formats))
         .route("/v1/links", post(create_link::create_link))
-        .route("/v1/links/{phrase}", get(read_link::read_link))
+        .route(
+            "/v1/links/{phrase}",
+            get(read_link::read_link).patch(manage_link::edit_link).delete(manage_link::delete_link),
+        )
+        .route("/v1/links/{phrase}/visits", delete(manage_link::erase_visits))
         .route("/v1/links/{phrase}/stats", get(stats::link_stats))
         .route("/v1/stats", get(stats::service_stats))
         .route_layer(middleware::from_fn_with_state(state.api_keys.clone(), require_api_key))
@@ -95,7 +100,7 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, HeaderName::from_static(API_KEY_HEADER), X_REQUEST_ID.clone()])
         .expose_headers([header::LOCATION, header::RETRY_AFTER, API_SUPPORTED_VERSIONS.clone(), X_REQUEST_ID.clone()])
         .max_age(std::time::Duration::from_secs(600))

@@ -1,11 +1,12 @@
 //! `GET /v1/links/{phrase}/stats` and `GET /v1/stats`: visits over time from the
 //! rollups, zero-filled, with totals and the top values of each dimension.
 
+use axum::Extension;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use offndat_application::StatsQuery;
+use offndat_application::{Actor, StatsQuery};
 use offndat_domain::Dimension;
 use offndat_domain::stats::{Granularity, Ranked, VisitCounts, VisitSeries};
 use serde::Serialize;
@@ -226,11 +227,12 @@ fn parse_query(raw: Option<&str>) -> Result<StatsQuery, ApiError> {
 )]
 pub async fn link_stats(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     PhraseParam(phrase): PhraseParam,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = parse_query(raw.as_deref())?;
-    let (link, series) = state.read_visit_stats.for_link(&phrase, query).await?;
+    let (link, series) = state.read_visit_stats.for_link(&phrase, query, actor.owner_scope()).await?;
     Ok(json(
         StatusCode::OK,
         &LinkStatsBody { phrase: link.phrase.into_inner(), series: series_body(&series, query.exclude_bots) },

@@ -139,6 +139,8 @@ impl PgEventLedger {
                     event.links.is_empty() || event.links.iter().any(|l| counted.contains(&l.link_id))
                 }
                 Event::LinkCreated(event) => created.contains(&event.link_id),
+                // Meant for the API processes' caches; nothing to apply here.
+                Event::LinkChanged(_) => true,
             };
             if known {
                 outcome.applied += 1;
@@ -265,7 +267,7 @@ async fn count_visits(
                     entry.1 = entry.1.max(link.last_visited_at);
                 }
             }
-            Event::LinkCreated(_) => {}
+            Event::LinkCreated(_) | Event::LinkChanged(_) => {}
         }
     }
     let created: Vec<DateTime<Utc>> = fresh

@@ -4,6 +4,7 @@
 mod bootstrap;
 mod errors;
 mod event_ledger;
+mod link_admin;
 mod link_store;
 mod rollups;
 mod stats_store;
@@ -12,6 +13,7 @@ mod visit_store;
 pub use bootstrap::{BootstrapError, connect, migrate};
 pub use errors::is_unavailable;
 pub use event_ledger::{PgEventLedger, PgLedgerError};
+pub use link_admin::PgLinkAdminStore;
 pub use link_store::PgLinkStore;
 pub use stats_store::PgVisitStatsStore;
 pub use visit_store::{FlushBatch, MAX_LINKS_PER_EVENT, PgVisitStore};
