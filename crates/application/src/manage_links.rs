@@ -232,9 +232,9 @@ impl ManageLinks {
         match &command.target_url {
             Patch::Absent => {}
             Patch::Null => failures.extend(self.generate.validate_target(None).err().unwrap_or_default()),
-            Patch::Set(value) => match self.generate.validate_target(Some(value.as_str().unwrap_or(""))) {
-                Ok(url) if value.is_string() => edit.target_url = Some(url),
-                Ok(_) => failures.push(ValidationFailure::TargetUrlMustBeAbsoluteUri),
+            // A value of the wrong type counts as absent, as on create.
+            Patch::Set(value) => match self.generate.validate_target(value.as_str()) {
+                Ok(url) => edit.target_url = Some(url),
                 Err(errors) => failures.extend(errors),
             },
         }
