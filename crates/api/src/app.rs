@@ -9,7 +9,7 @@ use axum::Router;
 use axum::http::HeaderValue;
 use offndat_application::ports::VisitStatsStore;
 use offndat_application::{GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
-use offndat_infrastructure::amqp::{BrokerStatus, Topology};
+use offndat_infrastructure::amqp::{BrokerStatus, LinkChangeListener, Topology};
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
@@ -34,6 +34,7 @@ pub struct Application {
     router: Router,
     flusher: VisitFlusher,
     relay: Option<OutboxRelay>,
+    link_changes: LinkChangeListener,
     rate_limits: Option<Arc<RateLimits>>,
     pool: PgPool,
     config: ApiConfig,
@@ -91,6 +92,12 @@ impl Application {
         let store = Arc::new(PgLinkStore::new(pool.clone()));
         let cache = Arc::new(link_cache(&config, store.clone())?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
+        let link_changes = LinkChangeListener {
+            amqp_url: config.messaging.amqp_url.clone(),
+            topology: Topology::new(&config.messaging.amqp_namespace),
+            cache: cache.clone(),
+            connection_name: format!("offndat-api link changes {}", std::process::id()),
+        };
         let generate_link = GenerateLink::new(
             store.clone(),
             cache.clone(),
@@ -137,7 +144,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
-        Ok(Self { listener, router, flusher, relay, rate_limits, pool, config })
+        Ok(Self { listener, router, flusher, relay, link_changes, rate_limits, pool, config })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -150,12 +157,14 @@ impl Application {
     /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, rate_limits, pool, config } = self;
+        let Self { listener, router, flusher, relay, link_changes, rate_limits, pool, config } = self;
         let address = listener.local_addr()?;
         let stop_flushing = CancellationToken::new();
         let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));
         let relay_stop = CancellationToken::new();
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stop.clone())));
+        let listening_stop = CancellationToken::new();
+        let listening = tokio::spawn(link_changes.run(listening_stop.clone()));
         let forgetting = rate_limits.map(|limits| {
             tokio::spawn(async move {
                 let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -187,6 +196,10 @@ impl Application {
         }
         if let Some(forgetting) = forgetting {
             forgetting.abort();
+        }
+        listening_stop.cancel();
+        if listening.await.is_err() {
+            tracing::error!("the link change listener panicked");
         }
         relay_stop.cancel();
         if let Some(relay) = relay
