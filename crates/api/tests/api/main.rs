@@ -10,6 +10,7 @@ mod contract;
 mod events;
 mod helpers;
 mod links_create;
+mod links_limits;
 mod links_manage;
 mod links_replicas;
 mod links_support;
