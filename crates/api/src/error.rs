@@ -35,6 +35,8 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("invalid stats request")]
     InvalidStats(Vec<StatsInputError>),
+    #[error("invalid list request")]
+    InvalidListQuery(Vec<ListInputError>),
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -69,6 +71,38 @@ pub enum StatsInputError {
     ExcludeBotsInvalid,
     RangeInvalid,
     RangeTooLong,
+}
+
+/// Why a list request was refused; every one found is reported, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListInputError {
+    PageInvalid,
+    PageSizeInvalid,
+    SearchInvalid,
+    StateInvalid,
+    OrderByInvalid,
+}
+
+impl ListInputError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PageInvalid => "ListLinks.PageInvalid",
+            Self::PageSizeInvalid => "ListLinks.PageSizeInvalid",
+            Self::SearchInvalid => "ListLinks.SearchInvalid",
+            Self::StateInvalid => "ListLinks.StateInvalid",
+            Self::OrderByInvalid => "ListLinks.OrderByInvalid",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::PageInvalid => "`page` must be an integer from 1.",
+            Self::PageSizeInvalid => "`pageSize` must be an integer from 1 to 100.",
+            Self::SearchInvalid => "`search` must be 1 to 200 characters.",
+            Self::StateInvalid => "`state` must be `active`, `disabled` or `expired`.",
+            Self::OrderByInvalid => "`orderBy` must be `createdAt-desc`, `createdAt-asc` or `visits-desc`.",
+        }
+    }
 }
 
 impl StatsInputError {
@@ -176,6 +210,15 @@ impl ApiError {
                 "The Idempotency-Key was already used with a different request body.",
             ),
             ApiError::InvalidStats(errors) => ProblemSpec {
+                status: S::BAD_REQUEST,
+                title: title(S::BAD_REQUEST),
+                detail: errors.first().map(|e| e.message().to_owned()),
+                errors: errors
+                    .iter()
+                    .map(|e| ProblemError { code: e.code(), message: e.message().to_owned() })
+                    .collect(),
+            },
+            ApiError::InvalidListQuery(errors) => ProblemSpec {
                 status: S::BAD_REQUEST,
                 title: title(S::BAD_REQUEST),
                 detail: errors.first().map(|e| e.message().to_owned()),

@@ -35,6 +35,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/themes"),
     ("GET", "/v1/formats"),
     ("POST", "/v1/links"),
+    ("GET", "/v1/links"),
     ("GET", "/v1/links/{phrase}"),
     ("PATCH", "/v1/links/{phrase}"),
     ("DELETE", "/v1/links/{phrase}"),
@@ -78,6 +79,8 @@ pub struct CataloguesApi;
 pub struct CreateLinkApi;
 /// The operations of `routes::read_link`.
 pub struct ReadLinkApi;
+/// The operations of `routes::list_links`.
+pub struct ListLinksApi;
 /// The operations of `routes::manage_link`.
 pub struct ManageLinkApi;
 /// The operations of `routes::stats`.
@@ -106,6 +109,7 @@ pub struct HealthApi;
         responses(
             responses::CreateLinkBadRequest,
             responses::EditLinkBadRequest,
+            responses::ListLinksBadRequest,
             responses::PhraseTaken,
             responses::IdempotencyKeyReused,
             responses::LinkGone,
@@ -143,6 +147,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(CreateLinkApi::openapi());
     doc.merge(ReadLinkApi::openapi());
     doc.merge(ManageLinkApi::openapi());
+    doc.merge(ListLinksApi::openapi());
     doc.merge(StatsApi::openapi());
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());

@@ -7,6 +7,7 @@ pub mod catalogues;
 pub mod error;
 pub mod events;
 pub mod generate_link;
+pub mod list_links;
 pub mod manage_links;
 pub mod ports;
 pub mod read_link;

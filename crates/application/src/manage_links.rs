@@ -14,6 +14,7 @@ use crate::actor::Actor;
 use crate::error::ApplicationError;
 use crate::events::LinkChange;
 use crate::generate_link::{GenerateLink, Input, ValidationFailure, parse_expiry, parse_max_visits};
+use crate::list_links::{LinkPage, ListLinksQuery};
 use crate::ports::{Clock, LinkResolver, StoreError};
 
 /// Longest `disabledReason`, in characters.
@@ -149,6 +150,14 @@ pub trait LinkAdminStore: Send + Sync {
         scope: Option<i64>,
         audit: &AuditEntry,
     ) -> Result<Option<ErasedVisits>, StoreError>;
+
+    /// One page of the links within `scope` matching `query`, states decided at `now`.
+    async fn list(
+        &self,
+        query: &ListLinksQuery,
+        scope: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<LinkPage, StoreError>;
 }
 
 /// The link-management use cases.
@@ -219,6 +228,11 @@ impl ManageLinks {
             Some(erased) => Ok(erased),
             None => Err(self.missing(phrase, actor).await),
         }
+    }
+
+    /// One page of the caller's links.
+    pub async fn list(&self, query: &ListLinksQuery, actor: &Actor) -> Result<LinkPage, ApplicationError> {
+        Ok(self.store.list(query, actor.owner_scope(), self.clock.now()).await?)
     }
 
     fn audit(&self, actor: &Actor, change: LinkChange, detail: Value) -> AuditEntry {

@@ -12,7 +12,7 @@ use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type};
 
-use crate::error::{ApiError, PhraseInput, StatsInputError};
+use crate::error::{ApiError, ListInputError, PhraseInput, StatsInputError};
 use crate::problem::{PROBLEM_JSON, ProblemSpec};
 
 /// A trace id and a request id for the examples.
@@ -281,6 +281,20 @@ responses! {
                 "GET /v1/stats",
             ),
         ],
+    );
+
+    /// 400 from `GET /v1/links`: a bad query parameter.
+    ListLinksBadRequest => problem(
+        "A query parameter could not be read; `errors` lists every one (`ListLinks.PageInvalid`, \
+         `ListLinks.PageSizeInvalid`, `ListLinks.SearchInvalid`, `ListLinks.StateInvalid`, \
+         `ListLinks.OrderByInvalid`).",
+        None,
+        vec![Example::of(
+            "badParameters",
+            "`pageSize=500&state=gone`",
+            ApiError::InvalidListQuery(vec![ListInputError::PageSizeInvalid, ListInputError::StateInvalid]),
+            "GET /v1/links",
+        )],
     );
 
     /// 408: the request took longer than `OFFNDAT_REQUEST_TIMEOUT`.

@@ -3,6 +3,7 @@
 mod catalogues;
 mod create_link;
 mod health;
+mod list_links;
 mod manage_link;
 mod read_link;
 pub mod redirect;
@@ -46,7 +47,7 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route("/v1/languages", get(catalogues::languages))
         .route("/v1/themes", get(catalogues::themes))
         .route("/v1/formats", get(catalogues::formats))
-        .route("/v1/links", post(create_link::create_link))
+        .route("/v1/links", post(create_link::create_link).get(list_links::list_links))
         .route(
             "/v1/links/{phrase}",
             get(read_link::read_link).patch(manage_link::edit_link).delete(manage_link::delete_link),

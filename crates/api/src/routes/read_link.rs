@@ -74,18 +74,25 @@ pub(super) enum StateName {
     VisitLimitReached,
 }
 
-impl LinkBody {
-    /// The body for `stats` at `now`.
-    pub(super) fn new(stats: LinkStats, now: DateTime<Utc>) -> Self {
+impl StateName {
+    /// The state of `link` at `now`.
+    pub(super) fn of(link: &offndat_domain::Link, now: DateTime<Utc>) -> Self {
         use offndat_domain::LinkState as S;
-        let link = stats.link;
-        let state = match link.state(now) {
+        match link.state(now) {
             S::Active => StateName::Active,
             S::Disabled => StateName::Disabled,
             S::Expired => StateName::Expired,
             // A stored link is never deleted; shown as what follows from its counts.
             S::VisitLimitReached | S::Deleted => StateName::VisitLimitReached,
-        };
+        }
+    }
+}
+
+impl LinkBody {
+    /// The body for `stats` at `now`.
+    pub(super) fn new(stats: LinkStats, now: DateTime<Utc>) -> Self {
+        let state = StateName::of(&stats.link, now);
+        let link = stats.link;
         Self {
             id: link.id,
             phrase: link.phrase.into_inner(),

@@ -11,6 +11,7 @@ mod events;
 mod helpers;
 mod links_create;
 mod links_limits;
+mod links_list;
 mod links_manage;
 mod links_replicas;
 mod links_support;

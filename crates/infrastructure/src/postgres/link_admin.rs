@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offndat_application::events::{Event, LinkChangedV1};
+use offndat_application::list_links::{LinkPage, ListLinksQuery, ListOrder, ListedLink, StateFilter, contains_pattern};
 use offndat_application::manage_links::{AuditEntry, ErasedVisits, LinkAdminStore, LinkEdit};
 use offndat_application::ports::StoreError;
 use offndat_domain::{Link, Phrase};
@@ -23,6 +24,56 @@ impl PgLinkAdminStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+}
+
+/// A `links` row with its visit totals, as listed.
+struct ListedRow {
+    id: Uuid,
+    phrase: String,
+    target_url: String,
+    language_id: i16,
+    theme_id: i16,
+    created_at: DateTime<Utc>,
+    owner_key_id: Option<i64>,
+    expires_at: Option<DateTime<Utc>>,
+    max_visits: Option<i32>,
+    disabled_at: Option<DateTime<Utc>>,
+    disabled_reason: Option<String>,
+    limit_reached_at: Option<DateTime<Utc>>,
+    visits: i64,
+    bot_visits: i64,
+}
+
+impl TryFrom<ListedRow> for ListedLink {
+    type Error = StoreError;
+
+    fn try_from(row: ListedRow) -> Result<Self, StoreError> {
+        let (visits, bot_visits) = (row.visits, row.bot_visits);
+        let link = Link::try_from(LinkRow {
+            id: row.id,
+            phrase: row.phrase,
+            target_url: row.target_url,
+            language_id: row.language_id,
+            theme_id: row.theme_id,
+            created_at: row.created_at,
+            owner_key_id: row.owner_key_id,
+            expires_at: row.expires_at,
+            max_visits: row.max_visits,
+            disabled_at: row.disabled_at,
+            disabled_reason: row.disabled_reason,
+            limit_reached_at: row.limit_reached_at,
+        })?;
+        Ok(ListedLink { link, visits, bot_visits })
+    }
+}
+
+/// The filter's name in SQL.
+fn state_name(state: Option<StateFilter>) -> Option<&'static str> {
+    state.map(|state| match state {
+        StateFilter::Active => "active",
+        StateFilter::Disabled => "disabled",
+        StateFilter::Expired => "expired",
+    })
 }
 
 /// Writes the audit row and the `link.changed` outbox row of a change.
@@ -235,5 +286,124 @@ impl LinkAdminStore for PgLinkAdminStore {
         record(&mut tx, link_id, phrase, &audit).await?;
         tx.commit().await.map_err(store_error)?;
         Ok(Some(erased))
+    }
+
+    async fn list(
+        &self,
+        query: &ListLinksQuery,
+        scope: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<LinkPage, StoreError> {
+        // Every filter is a parameter that is either NULL (off) or a value, so the
+        // checked macros see three fixed statements; PostgreSQL plans each
+        // execution with the values (custom plans) and drops the filters that are
+        // off, so the orders are served by links_created / links_owner_created /
+        // visit_summaries_total and searches by links_search_trgm (docs/api.md).
+        let pattern = query.search.as_deref().map(contains_pattern);
+        let state = state_name(query.state);
+        let limit = i64::from(query.page_size);
+        let offset = i64::from(query.page.saturating_sub(1)) * limit;
+        let rows = match query.order {
+            ListOrder::CreatedDesc => {
+                sqlx::query_as!(
+                    ListedRow,
+                    r#"SELECT l.id, l.phrase, l.target_url, l.language_id, l.theme_id, l.created_at, l.owner_key_id,
+                          l.expires_at, l.max_visits, l.disabled_at, l.disabled_reason, l.limit_reached_at,
+                          COALESCE(s.total_visits, 0) AS "visits!", COALESCE(s.bot_visits, 0) AS "bot_visits!"
+                   FROM links l LEFT JOIN visit_summaries s ON s.link_id = l.id
+                   WHERE ($1::bigint IS NULL OR l.owner_key_id = $1)
+                     AND ($2::text IS NULL OR l.phrase ILIKE $2 OR l.target_url ILIKE $2)
+                     AND ($3::text IS NULL
+                          OR ($3 = 'disabled' AND l.disabled_at IS NOT NULL)
+                          OR ($3 = 'expired' AND l.disabled_at IS NULL AND l.expires_at <= $4)
+                          OR ($3 = 'active' AND l.disabled_at IS NULL AND l.limit_reached_at IS NULL
+                              AND (l.expires_at IS NULL OR l.expires_at > $4)))
+                   ORDER BY l.created_at DESC, l.id DESC
+                   LIMIT $5 OFFSET $6"#,
+                    scope,
+                    pattern,
+                    state,
+                    now,
+                    limit,
+                    offset,
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+            ListOrder::CreatedAsc => {
+                sqlx::query_as!(
+                    ListedRow,
+                    r#"SELECT l.id, l.phrase, l.target_url, l.language_id, l.theme_id, l.created_at, l.owner_key_id,
+                          l.expires_at, l.max_visits, l.disabled_at, l.disabled_reason, l.limit_reached_at,
+                          COALESCE(s.total_visits, 0) AS "visits!", COALESCE(s.bot_visits, 0) AS "bot_visits!"
+                   FROM links l LEFT JOIN visit_summaries s ON s.link_id = l.id
+                   WHERE ($1::bigint IS NULL OR l.owner_key_id = $1)
+                     AND ($2::text IS NULL OR l.phrase ILIKE $2 OR l.target_url ILIKE $2)
+                     AND ($3::text IS NULL
+                          OR ($3 = 'disabled' AND l.disabled_at IS NOT NULL)
+                          OR ($3 = 'expired' AND l.disabled_at IS NULL AND l.expires_at <= $4)
+                          OR ($3 = 'active' AND l.disabled_at IS NULL AND l.limit_reached_at IS NULL
+                              AND (l.expires_at IS NULL OR l.expires_at > $4)))
+                   ORDER BY l.created_at ASC, l.id ASC
+                   LIMIT $5 OFFSET $6"#,
+                    scope,
+                    pattern,
+                    state,
+                    now,
+                    limit,
+                    offset,
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+            // Driven by visit_summaries_total: a link is listed in this order once the
+            // worker has its summary (written on link.created, seconds after create).
+            ListOrder::VisitsDesc => {
+                sqlx::query_as!(
+                    ListedRow,
+                    r#"SELECT l.id, l.phrase, l.target_url, l.language_id, l.theme_id, l.created_at, l.owner_key_id,
+                          l.expires_at, l.max_visits, l.disabled_at, l.disabled_reason, l.limit_reached_at,
+                          s.total_visits AS "visits!", s.bot_visits AS "bot_visits!"
+                   FROM visit_summaries s JOIN links l ON l.id = s.link_id
+                   WHERE ($1::bigint IS NULL OR l.owner_key_id = $1)
+                     AND ($2::text IS NULL OR l.phrase ILIKE $2 OR l.target_url ILIKE $2)
+                     AND ($3::text IS NULL
+                          OR ($3 = 'disabled' AND l.disabled_at IS NOT NULL)
+                          OR ($3 = 'expired' AND l.disabled_at IS NULL AND l.expires_at <= $4)
+                          OR ($3 = 'active' AND l.disabled_at IS NULL AND l.limit_reached_at IS NULL
+                              AND (l.expires_at IS NULL OR l.expires_at > $4)))
+                   ORDER BY s.total_visits DESC, s.link_id
+                   LIMIT $5 OFFSET $6"#,
+                    scope,
+                    pattern,
+                    state,
+                    now,
+                    limit,
+                    offset,
+                )
+                .fetch_all(&self.pool)
+                .await
+            }
+        }
+        .map_err(store_error)?;
+        let total_items = sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!" FROM links l
+               WHERE ($1::bigint IS NULL OR l.owner_key_id = $1)
+                 AND ($2::text IS NULL OR l.phrase ILIKE $2 OR l.target_url ILIKE $2)
+                 AND ($3::text IS NULL
+                      OR ($3 = 'disabled' AND l.disabled_at IS NOT NULL)
+                      OR ($3 = 'expired' AND l.disabled_at IS NULL AND l.expires_at <= $4)
+                      OR ($3 = 'active' AND l.disabled_at IS NULL AND l.limit_reached_at IS NULL
+                          AND (l.expires_at IS NULL OR l.expires_at > $4)))"#,
+            scope,
+            pattern,
+            state,
+            now,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let links = rows.into_iter().map(ListedLink::try_from).collect::<Result<_, _>>()?;
+        Ok(LinkPage { links, total_items })
     }
 }
