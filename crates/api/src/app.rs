@@ -8,12 +8,16 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::HeaderValue;
 use offndat_application::ports::VisitStatsStore;
-use offndat_application::{GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
+use offndat_application::{
+    CreateLink, GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink,
+};
 use offndat_infrastructure::amqp::{BrokerStatus, LinkChangeListener, Topology};
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
-use offndat_infrastructure::postgres::{self, PgLinkAdminStore, PgLinkStore, PgVisitStatsStore, PgVisitStore};
+use offndat_infrastructure::postgres::{
+    self, PgIdempotencyStore, PgLinkAdminStore, PgLinkStore, PgVisitStatsStore, PgVisitStore,
+};
 use offndat_infrastructure::system::{OsRandom, SystemClock};
 use offndat_infrastructure::user_agents::UserAgents;
 use offndat_infrastructure::visit_aggregator::{VisitAggregatorConfig, VisitFlusher, visit_aggregator};
@@ -113,8 +117,10 @@ impl Application {
             generate_link.clone(),
             config.phrase_quarantine_days,
         );
+        let create_link = CreateLink::new(generate_link.clone(), Arc::new(PgIdempotencyStore::new(pool.clone())));
         let state = AppState::new(Services {
             generate_link,
+            create_link,
             manage_links,
             clock: clock.clone(),
             resolve_link: ResolveLink::new(cache.clone(), clock.clone()),

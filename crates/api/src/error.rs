@@ -33,6 +33,8 @@ pub enum ApiError {
     PhraseTaken,
     #[error("the idempotency key was used with another request")]
     IdempotencyKeyReused,
+    #[error("the idempotency key is not usable")]
+    InvalidIdempotencyKey,
     #[error("invalid stats request")]
     InvalidStats(Vec<StatsInputError>),
     #[error("invalid list request")]
@@ -208,6 +210,11 @@ impl ApiError {
                 S::UNPROCESSABLE_ENTITY,
                 "Idempotency.KeyReused",
                 "The Idempotency-Key was already used with a different request body.",
+            ),
+            ApiError::InvalidIdempotencyKey => ProblemSpec::single(
+                S::BAD_REQUEST,
+                "Idempotency.KeyInvalid",
+                "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
             ),
             ApiError::InvalidStats(errors) => ProblemSpec {
                 status: S::BAD_REQUEST,

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use offndat_application::ports::Clock;
-use offndat_application::{GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink};
+use offndat_application::{
+    CreateLink, GenerateLink, ManageLinks, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink,
+};
 use offndat_infrastructure::amqp::BrokerStatus;
 use offndat_infrastructure::cache::TwoLevelCache;
 use sqlx::PgPool;
@@ -35,6 +37,8 @@ impl std::ops::Deref for AppState {
 /// Everything handlers need, built once by the composition root.
 pub struct Services {
     pub generate_link: GenerateLink,
+    /// Create with an optional Idempotency-Key.
+    pub create_link: CreateLink,
     pub resolve_link: ResolveLink,
     pub read_link_stats: ReadLinkStats,
     pub manage_links: ManageLinks,

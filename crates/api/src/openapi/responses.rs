@@ -87,8 +87,9 @@ macro_rules! responses {
 responses! {
     /// 400 from `POST /v1/links`: failed validation rules or a body that is not a JSON object.
     CreateLinkBadRequest => problem(
-        "Validation failed (`errors` lists every failed rule, in the contract's order) or the body \
-         is not a JSON object (`General.InvalidJson`).",
+        "Validation failed (`errors` lists every failed rule, in the contract's order), the body \
+         is not a JSON object (`General.InvalidJson`), or the `Idempotency-Key` header is not 1 to 255 \
+         visible ASCII characters (`Idempotency.KeyInvalid`).",
         None,
         vec![
             Example {
@@ -127,6 +128,12 @@ responses! {
                 "invalidJson",
                 "A body that is not JSON",
                 ApiError::InvalidBody("The request body is not valid JSON."),
+                "POST /v1/links",
+            ),
+            Example::of(
+                "idempotencyKeyInvalid",
+                "An `Idempotency-Key` of 300 characters",
+                ApiError::InvalidIdempotencyKey,
                 "POST /v1/links",
             ),
             Example::of(

@@ -102,7 +102,12 @@ fn cors(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static(API_KEY_HEADER), X_REQUEST_ID.clone()])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static(API_KEY_HEADER),
+            HeaderName::from_static(create_link::IDEMPOTENCY_KEY),
+            X_REQUEST_ID.clone(),
+        ])
         .expose_headers([header::LOCATION, header::RETRY_AFTER, API_SUPPORTED_VERSIONS.clone(), X_REQUEST_ID.clone()])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -10,6 +10,7 @@ mod contract;
 mod events;
 mod helpers;
 mod links_create;
+mod links_idempotency;
 mod links_limits;
 mod links_list;
 mod links_manage;

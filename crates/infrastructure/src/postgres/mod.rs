@@ -4,6 +4,7 @@
 mod bootstrap;
 mod errors;
 mod event_ledger;
+mod idempotency;
 mod link_admin;
 mod link_store;
 mod rollups;
@@ -13,6 +14,7 @@ mod visit_store;
 pub use bootstrap::{BootstrapError, connect, migrate};
 pub use errors::is_unavailable;
 pub use event_ledger::{PgEventLedger, PgLedgerError};
+pub use idempotency::PgIdempotencyStore;
 pub use link_admin::PgLinkAdminStore;
 pub use link_store::PgLinkStore;
 pub use stats_store::PgVisitStatsStore;
