@@ -61,3 +61,31 @@ async fn a_link_stops_after_its_human_visits_reach_the_limit() {
     );
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn visits_of_a_deleted_link_are_skipped_and_the_rest_still_count() {
+    let (app, worker, db) = spawn_counting(&[]).await;
+    let doomed = phrase_of(create(&app, json!({"phrase": "doomed-visited"})).await).await;
+    let kept = phrase_of(create(&app, json!({"phrase": "kept-visited"})).await).await;
+    for phrase in [&doomed, &kept] {
+        let response = app.client.get(app.url(&format!("/{phrase}"))).header("User-Agent", BROWSER).send().await;
+        assert_eq!(response.expect("follow").status(), 301);
+    }
+    // Deleted while its visit may still be in memory or in flight.
+    assert_eq!(crate::links_support::delete(&app, "/v1/links/doomed-visited").await.status(), 204);
+    eventually(Duration::from_secs(10), "the kept link's visit is counted", || async {
+        let link: Value = app
+            .get(&format!("/v1/links/{kept}"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if link["visits"] == 1 { Ok(()) } else { Err(link.to_string()) }
+    })
+    .await;
+    assert_eq!(db.count("links").await, 1);
+    assert_eq!(db.scalar("SELECT count(*) FROM visit_summaries").await, 1);
+    worker.stop().await;
+}
