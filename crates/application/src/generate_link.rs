@@ -174,7 +174,8 @@ impl GenerateLink {
             let link = link(chosen.clone());
             return match self.store.create(&link).await {
                 Ok(()) => {
-                    self.resolver.invalidate(link.phrase.as_str());
+                    // As below: a remembered "unknown" or "deleted" must go.
+                    self.resolver.evict(link.phrase.as_str()).await;
                     Ok(link)
                 }
                 Err(StoreError::PhraseTaken) => Err(ApplicationError::PhraseTaken),
@@ -187,8 +188,9 @@ impl GenerateLink {
             let link = link(composed.phrase);
             match self.store.create(&link).await {
                 Ok(()) => {
-                    // A redirect just before may have cached the phrase as unknown here.
-                    self.resolver.invalidate(link.phrase.as_str());
+                    // A redirect just before may have cached the phrase as unknown
+                    // here, or a deleted link's phrase as deleted, in Redis too.
+                    self.resolver.evict(link.phrase.as_str()).await;
                     return Ok(link);
                 }
                 Err(StoreError::PhraseTaken) => continue,
