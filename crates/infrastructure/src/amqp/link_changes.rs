@@ -24,6 +24,10 @@ pub struct LinkChangeListener {
     pub connection_name: String,
 }
 
+/// 1 while this process receives `link.changed`, 0 while it cannot (cached links
+/// then live until `OFFNDAT_CACHE_L1_TTL`).
+const CONNECTED: &str = "offndat_link_change_listener_connected";
+
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -31,6 +35,7 @@ impl LinkChangeListener {
     /// Listens until `stop`, reconnecting with backoff while the broker is away.
     /// Meanwhile L1 entries expire by their TTL, which bounds staleness.
     pub async fn run(self, stop: CancellationToken) {
+        metrics::gauge!(CONNECTED).set(0.0);
         let mut delay = BACKOFF_MIN;
         loop {
             match self.session(&stop, &mut delay).await {
@@ -54,6 +59,7 @@ impl LinkChangeListener {
     async fn session(&self, stop: &CancellationToken, delay: &mut Duration) -> Result<(), lapin::Error> {
         let connection = super::connect(&self.amqp_url, &self.connection_name).await?;
         let result = self.listen(&connection, stop, delay).await;
+        metrics::gauge!(CONNECTED).set(0.0);
         let _ = connection.close(0, "link change listener stopping".into()).await;
         result
     }
@@ -85,6 +91,7 @@ impl LinkChangeListener {
         // Changes made while this process was not listening were missed: forget
         // every cached link rather than serve one of them until its TTL.
         self.cache.clear_l1();
+        metrics::gauge!(CONNECTED).set(1.0);
         *delay = BACKOFF_MIN;
         tracing::info!(exchange = %self.topology.link_changes_exchange, "listening for link changes");
         loop {
