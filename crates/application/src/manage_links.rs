@@ -191,19 +191,24 @@ impl ManageLinks {
         }
     }
 
-    /// Applies a merge patch and returns the link as it now is.
+    /// Applies a merge patch and returns the link as it now is; `None` for a
+    /// patch that changes nothing (`{}`), which writes nothing either: the
+    /// caller then reads the link as for a `GET` (and gets its 404 or 410).
     pub async fn edit(
         &self,
         phrase: &Phrase,
         command: &EditLinkCommand,
         actor: &Actor,
-    ) -> Result<Link, ApplicationError> {
+    ) -> Result<Option<Link>, ApplicationError> {
         let edit = self.validate(command).map_err(ApplicationError::Validation)?;
+        if edit == LinkEdit::default() {
+            return Ok(None);
+        }
         let audit = self.audit(actor, edit.change(), edit.detail());
         match self.store.edit(phrase, actor.owner_scope(), &edit, &audit).await? {
             Some(link) => {
                 self.resolver.evict(phrase.as_str()).await;
-                Ok(link)
+                Ok(Some(link))
             }
             None => Err(self.missing(phrase, actor).await),
         }

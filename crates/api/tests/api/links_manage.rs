@@ -227,6 +227,15 @@ async fn every_bad_patch_is_a_problem_and_changes_nothing() {
             "PATCH /v1/links/no-such-link"
         )
     );
+    // An empty patch changes nothing and answers the link as it is.
+    let unchanged = patch(&app, "/v1/links/stable-link", json!({})).await;
+    assert_eq!(unchanged.status(), 200);
+    let unchanged: Value = unchanged.json().await.expect("json");
+    assert_eq!((&unchanged["phrase"], &unchanged["state"]), (&json!("stable-link"), &json!("active")));
+    assert_eq!(
+        problem(patch(&app, "/v1/links/no-such-link", json!({})).await, 404).await["errors"][0]["code"],
+        "Link.NotFound"
+    );
     assert_eq!(db.count("audit_log").await, 0);
     assert_eq!(db.scalar("SELECT count(*) FROM outbox WHERE event_type = 'link.changed'").await, 0);
 }
