@@ -253,6 +253,8 @@ async fn a_deleted_link_is_gone_everywhere_and_its_phrase_quarantined() {
     let deleted = |instance: &str| expected(410, "Link.Deleted", "The link has been deleted.", instance);
     let read = app.get("/v1/links/doomed-link").send().await.expect("read");
     assert_eq!(problem(read, 410).await, deleted("GET /v1/links/doomed-link"));
+    let stats = app.get("/v1/links/doomed-link/stats").send().await.expect("stats");
+    assert_eq!(problem(stats, 410).await, deleted("GET /v1/links/doomed-link/stats"));
     assert_eq!(
         problem(delete(&app, "/v1/links/doomed-link").await, 410).await,
         deleted("DELETE /v1/links/doomed-link")
