@@ -9,15 +9,18 @@ use axum::Router;
 use axum::http::HeaderValue;
 use offndat_application::ports::{NoBlocklist, TargetBlocklist, VisitStatsStore};
 use offndat_application::{
-    GenerateLink, ManageKeys, ReadAudit, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink, TargetTerms,
+    CreateLink, GenerateLink, ManageKeys, ManageLinks, ReadAudit, ReadLinkStats, ReadVisitStats, RecordVisit,
+    ResolveLink, TargetTerms,
 };
 use offndat_domain::TargetPolicy;
-use offndat_infrastructure::amqp::{BrokerStatus, Topology};
+use offndat_infrastructure::amqp::{BrokerStatus, LinkChangeListener, Topology};
 use offndat_infrastructure::blocklist::FileBlocklist;
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
-use offndat_infrastructure::postgres::{self, PgAuditLog, PgKeyStore, PgLinkStore, PgVisitStatsStore, PgVisitStore};
+use offndat_infrastructure::postgres::{
+    self, PgAuditLog, PgIdempotencyStore, PgKeyStore, PgLinkAdminStore, PgLinkStore, PgVisitStatsStore, PgVisitStore,
+};
 use offndat_infrastructure::stored_keys::{StoredKeySettings, StoredKeys};
 use offndat_infrastructure::system::{OsRandom, SystemClock};
 use offndat_infrastructure::user_agents::UserAgents;
@@ -39,6 +42,7 @@ pub struct Application {
     router: Router,
     flusher: VisitFlusher,
     relay: Option<OutboxRelay>,
+    link_changes: LinkChangeListener,
     rate_limits: Option<Arc<RateLimits>>,
     stored_keys: (Arc<StoredKeys>, PgKeyStore, StoredKeySettings),
     blocklist: Option<Arc<FileBlocklist>>,
@@ -119,23 +123,41 @@ impl Application {
         let store = Arc::new(PgLinkStore::new(pool.clone()));
         let cache = Arc::new(link_cache(&config, store.clone())?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
+        let link_changes = LinkChangeListener {
+            amqp_url: config.messaging.amqp_url.clone(),
+            topology: Topology::new(&config.messaging.amqp_namespace),
+            cache: cache.clone(),
+            connection_name: format!("offndat-api link changes {}", std::process::id()),
+        };
+        let generate_link = GenerateLink::new(
+            store.clone(),
+            cache.clone(),
+            vocabulary,
+            clock.clone(),
+            Arc::new(OsRandom),
+            TargetTerms {
+                policy,
+                blocklist: blocklist
+                    .clone()
+                    .map_or_else(|| Arc::new(NoBlocklist) as Arc<dyn TargetBlocklist>, |b| b as _),
+            },
+        );
+        let manage_links = ManageLinks::new(
+            Arc::new(PgLinkAdminStore::new(pool.clone())),
+            cache.clone(),
+            clock.clone(),
+            generate_link.clone(),
+            config.phrase_quarantine_days,
+        );
+        let create_link = CreateLink::new(generate_link.clone(), Arc::new(PgIdempotencyStore::new(pool.clone())));
         let state = AppState::new(Services {
-            generate_link: GenerateLink::new(
-                store.clone(),
-                cache.clone(),
-                vocabulary,
-                clock.clone(),
-                Arc::new(OsRandom),
-                TargetTerms {
-                    policy,
-                    blocklist: blocklist
-                        .clone()
-                        .map_or_else(|| Arc::new(NoBlocklist) as Arc<dyn TargetBlocklist>, |b| b as _),
-                },
-            ),
+            generate_link,
+            create_link,
+            manage_links,
+            clock: clock.clone(),
             manage_keys: ManageKeys::new(Arc::new(key_store.clone()), clock.clone()),
             read_audit: ReadAudit::new(Arc::new(PgAuditLog::new(pool.clone()))),
-            resolve_link: ResolveLink::new(cache.clone()),
+            resolve_link: ResolveLink::new(cache.clone(), clock.clone()),
             cache,
             broker,
             read_link_stats: ReadLinkStats::new(store.clone()),
@@ -167,6 +189,7 @@ impl Application {
             router,
             flusher,
             relay,
+            link_changes,
             rate_limits,
             stored_keys: (stored_keys, key_store, key_settings),
             blocklist,
@@ -185,7 +208,8 @@ impl Application {
     /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, rate_limits, stored_keys, blocklist, pool, config } = self;
+        let Self { listener, router, flusher, relay, link_changes, rate_limits, stored_keys, blocklist, pool, config } =
+            self;
         let background_stop = CancellationToken::new();
         let (keys, key_store, key_settings) = stored_keys;
         let key_refresher = tokio::spawn(keys.run(key_store, key_settings, background_stop.clone()));
@@ -198,6 +222,8 @@ impl Application {
         let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));
         let relay_stop = CancellationToken::new();
         let relay = relay.map(|relay| tokio::spawn(relay.run(relay_stop.clone())));
+        let listening_stop = CancellationToken::new();
+        let listening = tokio::spawn(link_changes.run(listening_stop.clone()));
         let forgetting = rate_limits.map(|limits| {
             tokio::spawn(async move {
                 let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -229,6 +255,10 @@ impl Application {
         }
         if let Some(forgetting) = forgetting {
             forgetting.abort();
+        }
+        listening_stop.cancel();
+        if listening.await.is_err() {
+            tracing::error!("the link change listener panicked");
         }
         // Last: the key refresher records which keys were used before the pool closes.
         background_stop.cancel();

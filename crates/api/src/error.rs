@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use offndat_application::keys::KeyFailure;
 use offndat_application::pagination::PageFailure;
 use offndat_application::{ApplicationError, ValidationFailure};
-use offndat_domain::PhraseError;
+use offndat_domain::{LinkState, PhraseError};
 
 use crate::problem::{FORBIDDEN_MESSAGE, ProblemError, ProblemSpec, UNAUTHORIZED_MESSAGE, title};
 
@@ -38,8 +38,19 @@ pub enum ApiError {
     InvalidPhrase(PhraseInput),
     #[error("link not found")]
     LinkNotFound,
+    /// The link cannot be followed (or was deleted): `410` with the reason.
+    #[error("link gone: {}", .0.as_str())]
+    LinkGone(LinkState),
+    #[error("the phrase is taken")]
+    PhraseTaken,
+    #[error("the idempotency key was used with another request")]
+    IdempotencyKeyReused,
+    #[error("the idempotency key is not usable")]
+    InvalidIdempotencyKey,
     #[error("invalid stats request")]
     InvalidStats(Vec<StatsInputError>),
+    #[error("invalid list request")]
+    InvalidListQuery(Vec<ListInputError>),
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -74,6 +85,38 @@ pub enum StatsInputError {
     ExcludeBotsInvalid,
     RangeInvalid,
     RangeTooLong,
+}
+
+/// Why a list request was refused; every one found is reported, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListInputError {
+    PageInvalid,
+    PageSizeInvalid,
+    SearchInvalid,
+    StateInvalid,
+    OrderByInvalid,
+}
+
+impl ListInputError {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::PageInvalid => "ListLinks.PageInvalid",
+            Self::PageSizeInvalid => "ListLinks.PageSizeInvalid",
+            Self::SearchInvalid => "ListLinks.SearchInvalid",
+            Self::StateInvalid => "ListLinks.StateInvalid",
+            Self::OrderByInvalid => "ListLinks.OrderByInvalid",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::PageInvalid => "`page` must be an integer from 1.",
+            Self::PageSizeInvalid => "`pageSize` must be an integer from 1 to 100.",
+            Self::SearchInvalid => "`search` must be 1 to 200 characters.",
+            Self::StateInvalid => "`state` must be `active`, `disabled` or `expired`.",
+            Self::OrderByInvalid => "`orderBy` must be `createdAt-desc`, `createdAt-asc` or `visits-desc`.",
+        }
+    }
 }
 
 impl StatsInputError {
@@ -111,6 +154,9 @@ impl From<ApplicationError> for ApiError {
             ApplicationError::KeyNameTaken => ApiError::KeyNameTaken,
             ApplicationError::KeyNotFound => ApiError::KeyNotFound,
             ApplicationError::InvalidPage(failures) => ApiError::InvalidPage(failures),
+            ApplicationError::Gone(state) => ApiError::LinkGone(state),
+            ApplicationError::PhraseTaken => ApiError::PhraseTaken,
+            ApplicationError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
             ApplicationError::InvalidStatsRange(why) => ApiError::InvalidStats(vec![match why {
                 offndat_domain::stats::StatsRangeError::FromNotBeforeTo => StatsInputError::RangeInvalid,
                 offndat_domain::stats::StatsRangeError::TooLong => StatsInputError::RangeTooLong,
@@ -176,7 +222,35 @@ impl ApiError {
             ApiError::LinkNotFound => {
                 ProblemSpec::single(S::NOT_FOUND, "Link.NotFound", "The link with the specified phrase was not found.")
             }
+            ApiError::LinkGone(state) => {
+                let (code, message) = gone(*state);
+                ProblemSpec::single(S::GONE, code, message)
+            }
+            ApiError::PhraseTaken => ProblemSpec::single(
+                S::CONFLICT,
+                "Link.PhraseTaken",
+                "The phrase is already taken, or was deleted recently and is quarantined.",
+            ),
+            ApiError::IdempotencyKeyReused => ProblemSpec::single(
+                S::UNPROCESSABLE_ENTITY,
+                "Idempotency.KeyReused",
+                "The Idempotency-Key was already used with a different request body.",
+            ),
+            ApiError::InvalidIdempotencyKey => ProblemSpec::single(
+                S::BAD_REQUEST,
+                "Idempotency.KeyInvalid",
+                "The Idempotency-Key must be 1 to 255 visible ASCII characters.",
+            ),
             ApiError::InvalidStats(errors) => ProblemSpec {
+                status: S::BAD_REQUEST,
+                title: title(S::BAD_REQUEST),
+                detail: errors.first().map(|e| e.message().to_owned()),
+                errors: errors
+                    .iter()
+                    .map(|e| ProblemError { code: e.code(), message: e.message().to_owned() })
+                    .collect(),
+            },
+            ApiError::InvalidListQuery(errors) => ProblemSpec {
                 status: S::BAD_REQUEST,
                 title: title(S::BAD_REQUEST),
                 detail: errors.first().map(|e| e.message().to_owned()),
@@ -197,6 +271,17 @@ impl ApiError {
             ApiError::HeadersTooLarge => ProblemSpec::for_status(S::REQUEST_HEADER_FIELDS_TOO_LARGE),
             ApiError::Internal => ProblemSpec::for_status(S::INTERNAL_SERVER_ERROR),
         }
+    }
+}
+
+/// The code and message of the `410` for a link that cannot be followed. `Active`
+/// never gets here; it is mapped like a deleted link rather than panicking.
+pub fn gone(state: LinkState) -> (&'static str, &'static str) {
+    match state {
+        LinkState::Disabled => ("Link.Disabled", "The link has been disabled."),
+        LinkState::Expired => ("Link.Expired", "The link has expired."),
+        LinkState::VisitLimitReached => ("Link.VisitLimitReached", "The link has reached its visit limit."),
+        LinkState::Deleted | LinkState::Active => ("Link.Deleted", "The link has been deleted."),
     }
 }
 

@@ -35,7 +35,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/themes"),
     ("GET", "/v1/formats"),
     ("POST", "/v1/links"),
+    ("GET", "/v1/links"),
     ("GET", "/v1/links/{phrase}"),
+    ("PATCH", "/v1/links/{phrase}"),
+    ("DELETE", "/v1/links/{phrase}"),
+    ("DELETE", "/v1/links/{phrase}/visits"),
     ("GET", "/v1/links/{phrase}/stats"),
     ("GET", "/v1/stats"),
     ("GET", "/v1/keys"),
@@ -79,6 +83,10 @@ pub struct CataloguesApi;
 pub struct CreateLinkApi;
 /// The operations of `routes::read_link`.
 pub struct ReadLinkApi;
+/// The operations of `routes::list_links`.
+pub struct ListLinksApi;
+/// The operations of `routes::manage_link`.
+pub struct ManageLinkApi;
 /// The operations of `routes::stats`.
 pub struct StatsApi;
 /// The operations of `routes::keys`.
@@ -108,6 +116,12 @@ pub struct HealthApi;
         schemas(schemas::Problem, schemas::ProblemError, schemas::CreateKeyRequest, schemas::KeyRole),
         responses(
             responses::CreateLinkBadRequest,
+            responses::EditLinkBadRequest,
+            responses::ListLinksBadRequest,
+            responses::PhraseTaken,
+            responses::IdempotencyKeyReused,
+            responses::LinkGone,
+            responses::LinkDeleted,
             responses::InvalidPhrase,
             responses::Unauthorized,
             responses::LinkNotFound,
@@ -129,7 +143,8 @@ pub struct HealthApi;
     modifiers(&SecuritySchemes),
     tags(
         (name = "Catalogues", description = "The languages, themes and formats a phrase can be drawn in."),
-        (name = "Links", description = "Create links and read their visit statistics."),
+        (name = "Links", description = "Create, read, edit, disable and delete links, and read or erase \
+            their visits."),
         (name = "Keys", description = "Stored API keys and the audit log; admin keys only."),
         (name = "Redirects", description = "Follow a link; every visit is counted."),
         (name = "Operations", description = "Health checks and Prometheus metrics for operators."),
@@ -145,6 +160,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(CataloguesApi::openapi());
     doc.merge(CreateLinkApi::openapi());
     doc.merge(ReadLinkApi::openapi());
+    doc.merge(ManageLinkApi::openapi());
+    doc.merge(ListLinksApi::openapi());
     doc.merge(StatsApi::openapi());
     doc.merge(KeysApi::openapi());
     doc.merge(AuditApi::openapi());

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
+use offndat_application::ports::Clock;
 use offndat_application::{
-    GenerateLink, ManageKeys, ReadAudit, ReadLinkStats, ReadVisitStats, RecordVisit, ResolveLink,
+    CreateLink, GenerateLink, ManageKeys, ManageLinks, ReadAudit, ReadLinkStats, ReadVisitStats, RecordVisit,
+    ResolveLink,
 };
 use offndat_infrastructure::amqp::BrokerStatus;
 use offndat_infrastructure::cache::TwoLevelCache;
@@ -36,8 +38,12 @@ impl std::ops::Deref for AppState {
 /// Everything handlers need, built once by the composition root.
 pub struct Services {
     pub generate_link: GenerateLink,
+    /// Create with an optional Idempotency-Key.
+    pub create_link: CreateLink,
     pub resolve_link: ResolveLink,
     pub read_link_stats: ReadLinkStats,
+    pub manage_links: ManageLinks,
+    pub clock: Arc<dyn Clock>,
     pub read_visit_stats: ReadVisitStats,
     pub record_visit: RecordVisit,
     pub manage_keys: ManageKeys,

@@ -27,9 +27,18 @@ pub enum ApplicationError {
     /// A page request out of bounds.
     #[error("invalid page request: {0:?}")]
     InvalidPage(Vec<PageFailure>),
-    /// No link has the phrase.
+    /// No link has the phrase (or none the caller may see).
     #[error("the link was not found")]
     NotFound,
+    /// The link exists (or existed) but cannot be followed: which `410`.
+    #[error("the link is {}", .0.as_str())]
+    Gone(offndat_domain::LinkState),
+    /// A chosen phrase is taken, or quarantined after a delete.
+    #[error("the phrase is taken")]
+    PhraseTaken,
+    /// An Idempotency-Key was used before with a different request body.
+    #[error("the idempotency key was used with another request")]
+    IdempotencyKeyReused,
     /// No free phrase was found within the attempt budget.
     #[error("no free phrase after {attempts} attempts")]
     CouldNotGenerate { attempts: u32 },

@@ -14,6 +14,10 @@ use crate::visit_tally::VisitTally;
 pub const LINK_CREATED: &str = "link.created";
 /// The event type (and AMQP routing key) of counted visits.
 pub const LINK_VISITED: &str = "link.visited";
+/// The event type (and AMQP routing key) of a link edited, disabled, deleted,
+/// its visits erased or its visit limit reached: every API process evicts the
+/// phrase from its in-process cache.
+pub const LINK_CHANGED: &str = "link.changed";
 
 /// Every event, in every version a consumer still accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub enum Event {
     LinkVisitedV1(LinkVisitedV1),
     /// Visits aggregated by one flush of an API process.
     LinkVisited(LinkVisitedV2),
+    /// A link changed; caches must forget its phrase.
+    LinkChanged(LinkChangedV1),
 }
 
 impl Event {
@@ -32,6 +38,7 @@ impl Event {
         match self {
             Self::LinkCreated(_) => LINK_CREATED,
             Self::LinkVisitedV1(_) | Self::LinkVisited(_) => LINK_VISITED,
+            Self::LinkChanged(_) => LINK_CHANGED,
         }
     }
 
@@ -42,6 +49,7 @@ impl Event {
             Self::LinkCreated(e) => serde_json::to_value(e),
             Self::LinkVisitedV1(e) => serde_json::to_value(e),
             Self::LinkVisited(e) => serde_json::to_value(e),
+            Self::LinkChanged(e) => serde_json::to_value(e),
         }
         .unwrap_or(serde_json::Value::Null)
     }
@@ -49,7 +57,7 @@ impl Event {
     /// Parses a message body by its event type and schema version.
     pub fn parse(event_type: &str, body: &[u8]) -> Result<Self, EventParseError> {
         let invalid = |source| EventParseError::InvalidPayload { event_type: event_type.to_owned(), source };
-        if !matches!(event_type, LINK_CREATED | LINK_VISITED) {
+        if !matches!(event_type, LINK_CREATED | LINK_VISITED | LINK_CHANGED) {
             return Err(EventParseError::UnknownType(event_type.to_owned()));
         }
         let value: serde_json::Value = serde_json::from_slice(body).map_err(invalid)?;
@@ -58,6 +66,7 @@ impl Event {
             (LINK_CREATED, 1) => serde_json::from_value(value).map(Self::LinkCreated).map_err(invalid),
             (LINK_VISITED, 1) => serde_json::from_value(value).map(Self::LinkVisitedV1).map_err(invalid),
             (LINK_VISITED, 2) => serde_json::from_value(value).map(Self::LinkVisited).map_err(invalid),
+            (LINK_CHANGED, 1) => serde_json::from_value(value).map(Self::LinkChanged).map_err(invalid),
             _ => Err(EventParseError::UnsupportedVersion { event_type: event_type.to_owned(), version }),
         }
     }
@@ -74,7 +83,7 @@ impl Event {
             None => Err(format!("{what} claims more visits than a 64-bit counter holds")),
         };
         match self {
-            Self::LinkCreated(_) => Ok(()),
+            Self::LinkCreated(_) | Self::LinkChanged(_) => Ok(()),
             Self::LinkVisitedV1(e) => {
                 let mut per_link: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
                 for link in &e.links {
@@ -139,6 +148,44 @@ impl From<&Link> for LinkCreatedV1 {
             created_at: link.created_at,
         }
     }
+}
+
+/// What happened to a link in a `link.changed` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkChange {
+    Edited,
+    Disabled,
+    Enabled,
+    Deleted,
+    VisitsErased,
+    VisitLimitReached,
+}
+
+impl LinkChange {
+    /// The audit log's action for this change.
+    pub fn audit_action(self) -> &'static str {
+        match self {
+            Self::Edited => "link.edited",
+            Self::Disabled => "link.disabled",
+            Self::Enabled => "link.enabled",
+            Self::Deleted => "link.deleted",
+            Self::VisitsErased => "link.visits_erased",
+            Self::VisitLimitReached => "link.visit_limit_reached",
+        }
+    }
+}
+
+/// Payload of `link.changed` version 1. Carries no target: a consumer that needs
+/// the link reads it, so a late message never brings back an old value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkChangedV1 {
+    pub version: u32,
+    pub link_id: Uuid,
+    pub phrase: String,
+    pub change: LinkChange,
+    pub changed_at: DateTime<Utc>,
 }
 
 /// Payload of `link.visited` version 1: visits counted per link.
@@ -281,6 +328,11 @@ mod tests {
         assert_eq!((event.links[0].hours[0].human, event.links[0].hours[0].bot), (2, 1));
         assert!(event.orphans.is_empty());
         assert!(matches!(Event::parse("link.deleted", v1), Err(EventParseError::UnknownType(_))));
+        let changed = br#"{"version":1,"linkId":"0195f6a6-7b1e-7000-8000-000000000001","phrase":"a-b-c","change":"visits-erased","changedAt":"2026-11-21T10:00:00Z"}"#;
+        let Event::LinkChanged(event) = Event::parse(LINK_CHANGED, changed).expect("valid") else {
+            panic!("wrong variant");
+        };
+        assert_eq!((event.phrase.as_str(), event.change), ("a-b-c", LinkChange::VisitsErased));
         assert!(matches!(Event::parse(LINK_VISITED, b"{not json"), Err(EventParseError::InvalidPayload { .. })));
         assert!(matches!(
             Event::parse(LINK_VISITED, br#"{"version":3,"links":[]}"#),

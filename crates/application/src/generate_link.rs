@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use offndat_domain::{
-    Format, HostClass, Language, Link, TargetPolicy, TargetUrl, TargetUrlError, Theme, Vocabulary, compose_phrase,
+    CustomPhraseError, Format, HostClass, Language, Link, Phrase, TargetPolicy, TargetUrl, TargetUrlError, Theme,
+    Vocabulary, compose_phrase,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -16,15 +18,35 @@ use crate::ports::{Clock, LinkResolver, LinkStore, RandomSource, StoreError, Tar
 /// How many fresh phrases are tried before giving up.
 pub const MAX_ATTEMPTS: u32 = 10;
 
-/// A request to generate a link. Fields are `None` when absent or of the wrong type;
-/// validation reports each of them.
+/// Most visits a link may be limited to (PostgreSQL `integer`).
+pub const MAX_VISITS_LIMIT: i64 = i32::MAX as i64;
+
+/// An optional field of a request as it arrived.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Input<T> {
+    /// Absent (or `null` where null means "not set").
+    #[default]
+    Absent,
+    Given(T),
+    /// Present with the wrong JSON type: reported by validation.
+    Mistyped,
+}
+
+/// A request to generate a link. The contract's fields are `None` when absent or
+/// of the wrong type; validation reports each of them. The optional ones
+/// (`phrase`, `expiresAt`, `maxVisits`) are additions: absent, they change nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GenerateLinkCommand {
     pub target_url: Option<String>,
     pub language_id: Option<i64>,
     pub theme_id: Option<i64>,
     pub format_id: Option<i64>,
-    /// The stored key creating the link (`Actor::owner_of_new_links`); not validated.
+    /// A phrase chosen by the client instead of a drawn one.
+    pub phrase: Input<String>,
+    /// RFC 3339.
+    pub expires_at: Input<String>,
+    pub max_visits: Input<i64>,
+    /// The stored key creating it (`Actor::owner_of_new_links`).
     pub owner_key_id: Option<i64>,
 }
 
@@ -48,6 +70,13 @@ pub enum ValidationFailure {
     LanguageIdOutOfRange,
     ThemeIdOutOfRange,
     FormatIdOutOfRange,
+    PhraseInvalid,
+    PhraseReserved,
+    ExpiresAtInvalid,
+    ExpiresAtNotInFuture,
+    MaxVisitsOutOfRange,
+    DisabledInvalid,
+    DisabledReasonInvalid,
 }
 
 impl ValidationFailure {
@@ -71,6 +100,13 @@ impl ValidationFailure {
             Self::LanguageIdOutOfRange => "GenerateLink.LanguageIdOutOfRange",
             Self::ThemeIdOutOfRange => "GenerateLink.ThemeIdOutOfRange",
             Self::FormatIdOutOfRange => "GenerateLink.FormatIdOutOfRange",
+            Self::PhraseInvalid => "GenerateLink.PhraseInvalid",
+            Self::PhraseReserved => "GenerateLink.PhraseReserved",
+            Self::ExpiresAtInvalid => "GenerateLink.ExpiresAtInvalid",
+            Self::ExpiresAtNotInFuture => "GenerateLink.ExpiresAtNotInFuture",
+            Self::MaxVisitsOutOfRange => "GenerateLink.MaxVisitsOutOfRange",
+            Self::DisabledInvalid => "EditLink.DisabledInvalid",
+            Self::DisabledReasonInvalid => "EditLink.DisabledReasonInvalid",
         }
     }
 
@@ -115,6 +151,16 @@ impl ValidationFailure {
             Self::LanguageIdOutOfRange => "The language identifier must be in the range from 0 to 1 inclusive.",
             Self::ThemeIdOutOfRange => "The theme identifier must be in the range from 0 to 2 inclusive.",
             Self::FormatIdOutOfRange => "The format identifier must be in the range from 0 to 1 inclusive.",
+            Self::PhraseInvalid => {
+                "The phrase must be a string of 3 to 128 characters without control characters, slashes, \
+                 `?`, `#`, `%` or spaces at either end."
+            }
+            Self::PhraseReserved => "The phrase is reserved for the service's own paths.",
+            Self::ExpiresAtInvalid => "The expiry must be an RFC 3339 date-time, e.g. 2026-12-31T23:59:59Z.",
+            Self::ExpiresAtNotInFuture => "The expiry must be in the future.",
+            Self::MaxVisitsOutOfRange => "The visit limit must be an integer from 1 to 2147483647.",
+            Self::DisabledInvalid => "`disabled` must be true or false.",
+            Self::DisabledReasonInvalid => "The reason for disabling must be a string of at most 500 characters.",
         }
     }
 }
@@ -126,6 +172,9 @@ struct ValidRequest {
     language: Language,
     theme: Theme,
     format: Format,
+    phrase: Option<Phrase>,
+    expires_at: Option<DateTime<Utc>>,
+    max_visits: Option<u32>,
 }
 
 /// The generate-link use case.
@@ -171,24 +220,44 @@ impl GenerateLink {
     }
 
     /// Validates `command` and stores a link under a fresh phrase.
+    /// A chosen phrase that is taken (or quarantined) is `PhraseTaken`, not retried.
     pub async fn execute(&self, command: GenerateLinkCommand) -> Result<Link, ApplicationError> {
         let request = self.validate(&command).map_err(ApplicationError::Validation)?;
+        let link = |phrase| Link {
+            id: Uuid::now_v7(),
+            phrase,
+            target_url: request.target_url.clone(),
+            language: request.language,
+            theme: request.theme,
+            created_at: self.clock.now(),
+            owner_key_id: command.owner_key_id,
+            expires_at: request.expires_at,
+            max_visits: request.max_visits,
+            disabled: false,
+            disabled_reason: None,
+            limit_reached: false,
+        };
+        if let Some(chosen) = &request.phrase {
+            let link = link(chosen.clone());
+            return match self.store.create(&link).await {
+                Ok(()) => {
+                    // As below: a remembered "unknown" or "deleted" must go.
+                    self.resolver.evict(link.phrase.as_str()).await;
+                    Ok(link)
+                }
+                Err(StoreError::PhraseTaken) => Err(ApplicationError::PhraseTaken),
+                Err(error) => Err(error.into()),
+            };
+        }
         let mut rng = SmallRng::seed_from_u64(self.random.seed());
         for _ in 0..MAX_ATTEMPTS {
             let composed = compose_phrase(&self.vocabulary, request.language, request.theme, request.format, &mut rng);
-            let link = Link {
-                id: Uuid::now_v7(),
-                phrase: composed.phrase,
-                target_url: request.target_url.clone(),
-                language: request.language,
-                theme: request.theme,
-                created_at: self.clock.now(),
-                owner_key_id: command.owner_key_id,
-            };
+            let link = link(composed.phrase);
             match self.store.create(&link).await {
                 Ok(()) => {
-                    // A redirect just before may have cached the phrase as unknown here.
-                    self.resolver.invalidate(link.phrase.as_str());
+                    // A redirect just before may have cached the phrase as unknown
+                    // here, or a deleted link's phrase as deleted, in Redis too.
+                    self.resolver.evict(link.phrase.as_str()).await;
                     return Ok(link);
                 }
                 Err(StoreError::PhraseTaken) => continue,
@@ -198,13 +267,19 @@ impl GenerateLink {
         Err(ApplicationError::CouldNotGenerate { attempts: MAX_ATTEMPTS })
     }
 
+    /// Validates a target URL as create does; edits call this too, so every rule
+    /// added here (blocklists, private addresses) applies to both.
+    pub fn validate_target(&self, raw: Option<&str>) -> Result<TargetUrl, Vec<ValidationFailure>> {
+        self.targets.check(raw.unwrap_or("")).map_err(<[ValidationFailure]>::to_vec)
+    }
+
     /// Checks every rule and lists every failure, in the contract's order.
     fn validate(&self, command: &GenerateLinkCommand) -> Result<ValidRequest, Vec<ValidationFailure>> {
         let mut failures = Vec::new();
-        let target_url = match self.targets.check(command.target_url.as_deref().unwrap_or("")) {
+        let target_url = match self.validate_target(command.target_url.as_deref()) {
             Ok(url) => Some(url),
-            Err(target_failures) => {
-                failures.extend_from_slice(target_failures);
+            Err(errors) => {
+                failures.extend(errors);
                 None
             }
         };
@@ -220,12 +295,64 @@ impl GenerateLink {
         if format.is_none() {
             failures.push(ValidationFailure::FormatIdOutOfRange);
         }
+        let phrase = match &command.phrase {
+            Input::Absent => None,
+            Input::Given(raw) => match Phrase::parse_custom(raw) {
+                Ok(phrase) => Some(phrase),
+                Err(CustomPhraseError::Reserved) => {
+                    failures.push(ValidationFailure::PhraseReserved);
+                    None
+                }
+                Err(_) => {
+                    failures.push(ValidationFailure::PhraseInvalid);
+                    None
+                }
+            },
+            Input::Mistyped => {
+                failures.push(ValidationFailure::PhraseInvalid);
+                None
+            }
+        };
+        let expires_at = optional(parse_expiry(&command.expires_at, self.clock.now()), &mut failures);
+        let max_visits = optional(parse_max_visits(&command.max_visits), &mut failures);
         match (target_url, language, theme, format) {
             (Some(target_url), Some(language), Some(theme), Some(format)) if failures.is_empty() => {
-                Ok(ValidRequest { target_url, language, theme, format })
+                Ok(ValidRequest { target_url, language, theme, format, phrase, expires_at, max_visits })
             }
             _ => Err(failures),
         }
+    }
+}
+
+/// The value of an optional rule, or `None` with its failure recorded.
+fn optional<T>(result: Result<Option<T>, ValidationFailure>, failures: &mut Vec<ValidationFailure>) -> Option<T> {
+    result.unwrap_or_else(|failure| {
+        failures.push(failure);
+        None
+    })
+}
+
+/// `expiresAt`: RFC 3339, later than `now`.
+pub(crate) fn parse_expiry(
+    input: &Input<String>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ValidationFailure> {
+    match input {
+        Input::Absent => Ok(None),
+        Input::Mistyped => Err(ValidationFailure::ExpiresAtInvalid),
+        Input::Given(raw) => {
+            let at = DateTime::parse_from_rfc3339(raw).map_err(|_| ValidationFailure::ExpiresAtInvalid)?.to_utc();
+            if at <= now { Err(ValidationFailure::ExpiresAtNotInFuture) } else { Ok(Some(at)) }
+        }
+    }
+}
+
+/// `maxVisits`: 1 to 2^31 - 1.
+pub(crate) fn parse_max_visits(input: &Input<i64>) -> Result<Option<u32>, ValidationFailure> {
+    match input {
+        Input::Absent => Ok(None),
+        Input::Given(n) if (1..=MAX_VISITS_LIMIT).contains(n) => Ok(u32::try_from(*n).ok()),
+        _ => Err(ValidationFailure::MaxVisitsOutOfRange),
     }
 }
 
@@ -331,6 +458,7 @@ mod tests {
             theme_id: Some(1),
             format_id: Some(0),
             owner_key_id: Some(7),
+            ..GenerateLinkCommand::default()
         }
     }
 

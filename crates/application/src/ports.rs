@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use offndat_domain::stats::{StatsRange, VisitCounts};
-use offndat_domain::{Dimension, Link, LinkStats, NewVisit, Phrase, UserAgentClass};
+use offndat_domain::{Dimension, Link, LinkStats, NewVisit, Phrase, StoredState, UserAgentClass};
 use uuid::Uuid;
 
 /// Why a store call failed.
@@ -40,20 +40,40 @@ pub trait LinkStore: Send + Sync {
 
     /// The link with `phrase`, its visit total and its `recent` newest visits.
     async fn stats_by_phrase(&self, phrase: &Phrase, recent: u32) -> Result<Option<LinkStats>, StoreError>;
+
+    /// What a redirect needs of `phrase`: the link's target and state, a deleted
+    /// link's tombstone (`RedirectTarget::deleted`), or `None` for an unknown phrase.
+    async fn redirect_target(&self, phrase: &Phrase) -> Result<Option<RedirectTarget>, StoreError> {
+        Ok(self.find_by_phrase(phrase).await?.as_ref().map(RedirectTarget::from))
+    }
 }
 
-/// What a redirect needs of a link: its id (for the visit) and its target URL as
-/// bytes, ready to become a `Location` header without copying.
+/// What a redirect needs of a link: its id (for the visit), its target URL as
+/// bytes, ready to become a `Location` header without copying, and its stored
+/// state, so expiry is decided at request time from the clock and no cache level
+/// needs to expire with the link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectTarget {
     pub link_id: Uuid,
-    /// The stored, normalised target URL (ASCII).
+    /// The stored, normalised target URL (ASCII); empty for a deleted link.
     pub location: Bytes,
+    pub state: StoredState,
+}
+
+impl RedirectTarget {
+    /// The answer for a deleted link's phrase.
+    pub fn deleted(link_id: Uuid) -> Self {
+        Self { link_id, location: Bytes::new(), state: StoredState { deleted: true, ..StoredState::default() } }
+    }
 }
 
 impl From<&Link> for RedirectTarget {
     fn from(link: &Link) -> Self {
-        Self { link_id: link.id, location: Bytes::copy_from_slice(link.target_url.as_str().as_bytes()) }
+        Self {
+            link_id: link.id,
+            location: Bytes::copy_from_slice(link.target_url.as_str().as_bytes()),
+            state: link.stored_state(),
+        }
     }
 }
 
@@ -72,6 +92,12 @@ pub trait LinkResolver: Send + Sync {
     /// Forgets what this process knows of `phrase` (a link was just created under
     /// it, so a remembered "unknown" must go).
     fn invalidate(&self, phrase: &str);
+
+    /// Forgets `phrase` in this process and in the shared cache (the link just
+    /// changed). Other processes learn of the change from `link.changed`.
+    async fn evict(&self, phrase: &str) {
+        self.invalidate(phrase);
+    }
 }
 
 /// The domains links may not point at (take-downs), read on every create and

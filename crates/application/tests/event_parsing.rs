@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use offndat_application::events::{
-    Event, HourCount, HourTally, LINK_CREATED, LINK_VISITED, LinkCreatedV1, LinkTally, LinkVisitedV1, LinkVisitedV2,
-    LinkVisits, RecentVisit, ValueCount,
+    Event, HourCount, HourTally, LINK_CHANGED, LINK_CREATED, LINK_VISITED, LinkChange, LinkChangedV1, LinkCreatedV1,
+    LinkTally, LinkVisitedV1, LinkVisitedV2, LinkVisits, RecentVisit, ValueCount,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -47,8 +47,22 @@ fn recent() -> impl Strategy<Value = RecentVisit> {
         })
 }
 
+fn change() -> impl Strategy<Value = LinkChange> {
+    prop::sample::select(vec![
+        LinkChange::Edited,
+        LinkChange::Disabled,
+        LinkChange::Enabled,
+        LinkChange::Deleted,
+        LinkChange::VisitsErased,
+        LinkChange::VisitLimitReached,
+    ])
+}
+
 fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
+        (uuid(), ".{1,40}", change(), time()).prop_map(|(link_id, phrase, change, changed_at)| {
+            Event::LinkChanged(LinkChangedV1 { version: 1, link_id, phrase, change, changed_at })
+        }),
         (uuid(), ".{1,40}", ".{1,60}", any::<u8>(), any::<u8>(), time()).prop_map(
             |(link_id, phrase, target_url, language_id, theme_id, created_at)| {
                 Event::LinkCreated(LinkCreatedV1 {
@@ -103,7 +117,7 @@ proptest! {
 
     #[test]
     fn no_body_makes_decoding_panic(
-        event_type in prop::sample::select(vec![LINK_CREATED, LINK_VISITED, "link.unknown", ""]),
+        event_type in prop::sample::select(vec![LINK_CREATED, LINK_VISITED, LINK_CHANGED, "link.unknown", ""]),
         body in prop::collection::vec(any::<u8>(), 0..200),
     ) {
         let _ = Event::parse(event_type, &body);
@@ -122,7 +136,7 @@ proptest! {
         let body = serde_json::to_vec(&payload).expect("json");
         if let Ok(decoded) = Event::parse(event.event_type(), &body) {
             let expected_version = match decoded {
-                Event::LinkCreated(_) | Event::LinkVisitedV1(_) => 1,
+                Event::LinkCreated(_) | Event::LinkVisitedV1(_) | Event::LinkChanged(_) => 1,
                 Event::LinkVisited(_) => 2,
             };
             prop_assert_eq!(version, expected_version);

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::catalogue::{Language, Theme};
+use crate::link_state::{LinkState, StoredState};
 use crate::phrase::Phrase;
 use crate::target_url::TargetUrl;
 
@@ -16,12 +17,35 @@ pub struct Link {
     pub language: Language,
     pub theme: Theme,
     pub created_at: DateTime<Utc>,
-    /// The stored API key that created the link (`api_keys.id`); `None` for links
-    /// made by a key from `OFFNDAT_API_KEYS` or before keys were stored.
+    /// The stored API key that created it; `None` for keys from configuration.
     pub owner_key_id: Option<i64>,
+    /// When following it stops working (`410 Link.Expired`).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Human visits after which following it stops working.
+    pub max_visits: Option<u32>,
+    /// Taken down; `disabled_reason` says why.
+    pub disabled: bool,
+    pub disabled_reason: Option<String>,
+    /// The worker found its human visits at `max_visits`.
+    pub limit_reached: bool,
 }
 
 impl Link {
+    /// What the redirect cache keeps of its state.
+    pub fn stored_state(&self) -> StoredState {
+        StoredState {
+            deleted: false,
+            disabled: self.disabled,
+            limit_reached: self.limit_reached,
+            expires_at: self.expires_at,
+        }
+    }
+
+    /// Its state at `now`.
+    pub fn state(&self, now: DateTime<Utc>) -> LinkState {
+        self.stored_state().at(now)
+    }
+
     /// Whether a caller limited to `scope` (see `Actor::owner_scope`: `None` is
     /// every link, `Some(id)` only key `id`'s) may see this link.
     pub fn visible_to(&self, scope: Option<i64>) -> bool {

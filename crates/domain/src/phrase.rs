@@ -21,7 +21,59 @@ pub enum PhraseError {
     InvalidCharacter,
 }
 
+/// Shortest and longest custom phrase, in characters.
+pub const CUSTOM_PHRASE_CHARS: std::ops::RangeInclusive<usize> = 3..=128;
+
+/// First path segments the service serves itself (routes, documentation, static
+/// assets), compared case-insensitively: a link there would be unreachable or
+/// would shadow the service. Phrases shorter than 3 characters (`s`, `v1`) are
+/// refused by length already.
+pub const RESERVED_PHRASES: &[&str] = &[
+    "v1",
+    "s",
+    "api",
+    "docs",
+    "health",
+    "metrics",
+    "openapi.json",
+    "static",
+    "assets",
+    "favicon.ico",
+    "robots.txt",
+    "sitemap.xml",
+    ".well-known",
+];
+
+/// Why a string is not a phrase a client may choose.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CustomPhraseError {
+    #[error("the phrase must be 3 to 128 characters long")]
+    Length,
+    #[error("the phrase must not contain control characters, slashes, `?`, `#`, `%` or spaces at either end")]
+    InvalidCharacter,
+    #[error("the phrase is reserved for the service's own paths")]
+    Reserved,
+}
+
 impl Phrase {
+    /// Parses a phrase a client chose: the rules of every phrase, 3 to 128
+    /// characters, no characters that need care in a URL path (`?`, `#`, `%`), no
+    /// spaces at either end, and not one of [`RESERVED_PHRASES`].
+    pub fn parse_custom(raw: &str) -> Result<Self, CustomPhraseError> {
+        let chars = raw.chars().count();
+        if !CUSTOM_PHRASE_CHARS.contains(&chars) {
+            return Err(CustomPhraseError::Length);
+        }
+        if raw.trim() != raw || raw.contains(['?', '#', '%']) {
+            return Err(CustomPhraseError::InvalidCharacter);
+        }
+        let phrase = Self::parse(raw).map_err(|_| CustomPhraseError::InvalidCharacter)?;
+        if RESERVED_PHRASES.iter().any(|reserved| reserved.eq_ignore_ascii_case(raw)) {
+            return Err(CustomPhraseError::Reserved);
+        }
+        Ok(phrase)
+    }
+
     /// Parses a decoded phrase.
     pub fn parse(raw: &str) -> Result<Self, PhraseError> {
         Self::check(raw).map(|valid| Self(valid.to_owned()))
@@ -96,6 +148,28 @@ mod tests {
         assert!(Phrase::parse(&"ł".repeat(256)).is_ok());
         assert_eq!(Phrase::parse(&"a".repeat(257)), Err(PhraseError::TooLong));
         assert_eq!(Phrase::parse(&"a".repeat(5000)), Err(PhraseError::TooLong));
+    }
+
+    #[test]
+    fn custom_phrases_follow_the_rules_and_avoid_the_services_paths() {
+        for ok in ["my-launch", "Zażółć", &"a".repeat(128), "abc"] {
+            assert!(Phrase::parse_custom(ok).is_ok(), "{ok:?}");
+        }
+        for (bad, why) in [
+            ("ab", CustomPhraseError::Length),
+            (&"a".repeat(129), CustomPhraseError::Length),
+            (" abc", CustomPhraseError::InvalidCharacter),
+            ("a/b/c", CustomPhraseError::InvalidCharacter),
+            ("what?", CustomPhraseError::InvalidCharacter),
+            ("100%", CustomPhraseError::InvalidCharacter),
+            ("a\nbc", CustomPhraseError::InvalidCharacter),
+            ("docs", CustomPhraseError::Reserved),
+            ("Health", CustomPhraseError::Reserved),
+            ("openapi.json", CustomPhraseError::Reserved),
+        ] {
+            assert_eq!(Phrase::parse_custom(bad), Err(why), "{bad:?}");
+        }
+        assert_eq!(Phrase::parse_custom("a\u{0}b"), Err(CustomPhraseError::InvalidCharacter));
     }
 
     #[test]

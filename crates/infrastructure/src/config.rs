@@ -230,6 +230,11 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
     pub stats_cache_ttl: Duration,
 
+    /// Days a deleted link's phrase is not issued again (generated or chosen); it
+    /// answers `410 Link.Deleted` meanwhile.
+    #[arg(long, env = "OFFNDAT_PHRASE_QUARANTINE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500), global = true)]
+    pub phrase_quarantine_days: u32,
+
     #[command(flatten)]
     pub visit_log: VisitLogConfig,
 
@@ -289,8 +294,10 @@ pub struct CacheConfig {
     #[arg(long, env = "OFFNDAT_CACHE_L1_MAX_BYTES", default_value_t = 24 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..), global = true)]
     pub cache_l1_max_bytes: u64,
 
-    /// How long a link stays in L1 at most.
-    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = humantime::parse_duration, default_value = "10m", global = true)]
+    /// How long a link stays in L1 at most. Edits, disables and deletes reach every
+    /// replica's L1 within a second through `link.changed`; while RabbitMQ is
+    /// down this caps how long a replica may still serve the old answer.
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = humantime::parse_duration, default_value = "60s", global = true)]
     pub cache_l1_ttl: Duration,
 
     /// How long an unread link stays in L1.

@@ -231,7 +231,8 @@ impl OutboxRelay {
         }
     }
 
-    /// Deletes rows published longer ago than the retention, in chunks.
+    /// Deletes rows published longer ago than the retention, in chunks, and
+    /// idempotency keys past their 24 hours.
     async fn prune(&self) -> Result<(), RelayError> {
         let cutoff = Utc::now() - self.settings.retention;
         loop {
@@ -246,9 +247,14 @@ impl OutboxRelay {
             .await?
             .rows_affected();
             if deleted < PRUNE_CHUNK as u64 {
-                return Ok(());
+                break;
             }
         }
+        // Idempotency keys are answered for 24 hours; older ones only take room.
+        sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '25 hours'")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 }
 

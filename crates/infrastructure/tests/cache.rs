@@ -62,6 +62,11 @@ impl Fixture {
             theme: Theme::None,
             created_at: Utc::now(),
             owner_key_id: None,
+            expires_at: None,
+            max_visits: None,
+            disabled: false,
+            disabled_reason: None,
+            limit_reached: false,
         };
         self.store.create(&link).await.expect("create");
         link.id
@@ -169,7 +174,7 @@ async fn misses_fill_redis_and_redis_answers_other_processes() {
         fixture.redis.get("link:shared-grumpy-walrus").await.ok_or_else(|| "absent".to_owned())
     })
     .await;
-    assert_eq!(stored, format!("1:{id}:https://example.com/shared").into_bytes());
+    assert_eq!(stored, format!("2:{id}:-:-:https://example.com/shared").into_bytes());
 
     // Another process (no L1 of its own yet) is answered by Redis, not PostgreSQL.
     let before = fixture.finds();
@@ -186,7 +191,7 @@ async fn garbage_in_redis_is_a_miss_and_is_overwritten() {
     let cache = fixture.cache(false, Some(REDIS));
     assert_eq!(resolve(&cache, "garbled-grumpy-walrus").await.as_deref(), Some("https://example.com/g"));
     assert_eq!(fixture.finds(), 1, "answered from PostgreSQL");
-    let expected = format!("1:{id}:https://example.com/g").into_bytes();
+    let expected = format!("2:{id}:-:-:https://example.com/g").into_bytes();
     eventually(Duration::from_secs(5), "the garbage overwritten", || async {
         match fixture.redis.get("link:garbled-grumpy-walrus").await {
             Some(value) if value == expected => Ok(()),

@@ -44,7 +44,7 @@ impl Drop for AmqpNamespace {
                 for queue in topology.all_queues() {
                     let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
                 }
-                for exchange in [&topology.exchange, &topology.dead_letter_exchange] {
+                for exchange in [&topology.exchange, &topology.dead_letter_exchange, &topology.link_changes_exchange] {
                     let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
                 }
                 let _ = connection.close(0, "test done".into()).await;

@@ -7,13 +7,14 @@ use axum::response::IntoResponse;
 use offndat_application::ValidationFailure;
 use offndat_application::keys::KeyFailure;
 use offndat_application::pagination::PageFailure;
+use offndat_domain::LinkState;
 use serde_json::{Value, json};
 use utoipa::ToResponse;
 use utoipa::openapi::example::ExampleBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Response, ResponseBuilder, Type};
 
-use crate::error::{ApiError, PhraseInput, StatsInputError};
+use crate::error::{ApiError, ListInputError, PhraseInput, StatsInputError};
 use crate::problem::{PROBLEM_JSON, ProblemSpec};
 
 /// A trace id and a request id for the examples.
@@ -88,8 +89,9 @@ macro_rules! responses {
 responses! {
     /// 400 from `POST /v1/links`: failed validation rules or a body that is not a JSON object.
     CreateLinkBadRequest => problem(
-        "Validation failed (`errors` lists every failed rule, in the contract's order) or the body \
-         is not a JSON object (`General.InvalidJson`). Targets are refused with their own codes: \
+        "Validation failed (`errors` lists every failed rule, in the contract's order), the body \
+         is not a JSON object (`General.InvalidJson`), or the `Idempotency-Key` header is not 1 to 255 \
+         visible ASCII characters (`Idempotency.KeyInvalid`). Targets are refused with their own codes: \
          `GenerateLink.TargetUrlHasUserInfo`, `GenerateLink.TargetUrlIsLoopback`, \
          `GenerateLink.TargetUrlIsPrivate`, `GenerateLink.TargetUrlIsLinkLocal`, \
          `GenerateLink.TargetUrlIsCarrierGradeNat`, `GenerateLink.TargetUrlIsUnspecified`, \
@@ -147,6 +149,22 @@ responses! {
                 ApiError::InvalidBody("The request body is not valid JSON."),
                 "POST /v1/links",
             ),
+            Example::of(
+                "idempotencyKeyInvalid",
+                "An `Idempotency-Key` of 300 characters",
+                ApiError::InvalidIdempotencyKey,
+                "POST /v1/links",
+            ),
+            Example::of(
+                "optionalFields",
+                "A reserved phrase, an expiry in the past and a visit limit of 0",
+                ApiError::Validation(vec![
+                    ValidationFailure::PhraseReserved,
+                    ValidationFailure::ExpiresAtNotInFuture,
+                    ValidationFailure::MaxVisitsOutOfRange,
+                ]),
+                "POST /v1/links",
+            ),
         ],
     );
 
@@ -193,6 +211,92 @@ responses! {
             "`pageSize=500`",
             ApiError::InvalidPage(vec![PageFailure::PageSizeInvalid]),
             "GET /v1/audit",
+        )],
+    );
+
+    /// 400 from `PATCH /v1/links/{phrase}`: failed validation rules.
+    EditLinkBadRequest => problem(
+        "A field of the patch breaks its rule (the create rules for `targetUrl`, `expiresAt` and \
+         `maxVisits`; `EditLink.DisabledInvalid`, `EditLink.DisabledReasonInvalid`), or the body is \
+         not a JSON object (`General.InvalidJson`).",
+        None,
+        vec![
+            Example::of(
+                "badFields",
+                "`{\"targetUrl\": \"ftp://x\", \"disabled\": \"yes\"}`",
+                ApiError::Validation(vec![
+                    ValidationFailure::TargetUrlSchemeNotAllowed,
+                    ValidationFailure::DisabledInvalid,
+                ]),
+                "PATCH /v1/links/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "invalidJson",
+                "A body that is not JSON",
+                ApiError::InvalidBody("The request body is not valid JSON."),
+                "PATCH /v1/links/wildly-grumpy-walrus",
+            ),
+        ],
+    );
+
+    /// 409 from `POST /v1/links`: the chosen phrase is taken.
+    PhraseTaken => problem(
+        "The chosen `phrase` belongs to another link, or to a link deleted within \
+         `OFFNDAT_PHRASE_QUARANTINE_DAYS` (`Link.PhraseTaken`).",
+        None,
+        vec![Example::of("phraseTaken", "A taken phrase", ApiError::PhraseTaken, "POST /v1/links")],
+    );
+
+    /// 422 from `POST /v1/links`: an Idempotency-Key reused with another body.
+    IdempotencyKeyReused => problem(
+        "The `Idempotency-Key` was used by this API key within 24 hours with a different body \
+         (`Idempotency.KeyReused`).",
+        None,
+        vec![Example::of("keyReused", "Another body", ApiError::IdempotencyKeyReused, "POST /v1/links")],
+    );
+
+    /// 410 from a redirect: the link cannot be followed.
+    LinkGone => problem(
+        "The link was disabled (`Link.Disabled`), expired (`Link.Expired`), reached its visit limit \
+         (`Link.VisitLimitReached`) or was deleted (`Link.Deleted`).",
+        None,
+        vec![
+            Example::of(
+                "disabled",
+                "Taken down",
+                ApiError::LinkGone(LinkState::Disabled),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "expired",
+                "Past its expiry",
+                ApiError::LinkGone(LinkState::Expired),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "visitLimitReached",
+                "Visit limit reached",
+                ApiError::LinkGone(LinkState::VisitLimitReached),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+            Example::of(
+                "deleted",
+                "Deleted",
+                ApiError::LinkGone(LinkState::Deleted),
+                "GET /v1/redirects/wildly-grumpy-walrus",
+            ),
+        ],
+    );
+
+    /// 410 from a management route: the link was deleted.
+    LinkDeleted => problem(
+        "The link was deleted (`Link.Deleted`); its phrase is quarantined.",
+        None,
+        vec![Example::of(
+            "deleted",
+            "Deleted",
+            ApiError::LinkGone(LinkState::Deleted),
+            "GET /v1/links/wildly-grumpy-walrus",
         )],
     );
 
@@ -250,6 +354,20 @@ responses! {
                 "GET /v1/stats",
             ),
         ],
+    );
+
+    /// 400 from `GET /v1/links`: a bad query parameter.
+    ListLinksBadRequest => problem(
+        "A query parameter could not be read; `errors` lists every one (`ListLinks.PageInvalid`, \
+         `ListLinks.PageSizeInvalid`, `ListLinks.SearchInvalid`, `ListLinks.StateInvalid`, \
+         `ListLinks.OrderByInvalid`).",
+        None,
+        vec![Example::of(
+            "badParameters",
+            "`pageSize=500&state=gone`",
+            ApiError::InvalidListQuery(vec![ListInputError::PageSizeInvalid, ListInputError::StateInvalid]),
+            "GET /v1/links",
+        )],
     );
 
     /// 408: the request took longer than `OFFNDAT_REQUEST_TIMEOUT`.

@@ -72,6 +72,45 @@ pub struct GenerateLinkRequest {
     /// A `value` from `GET /v1/formats`.
     #[schema(minimum = 0, maximum = 1, example = 0)]
     pub format_id: i64,
+    /// Optional: this phrase instead of a drawn one. 3 to 128 characters, no
+    /// control characters, `/`, `?`, `#`, `%` or spaces at either end, not a path
+    /// of the service (`docs`, `health`, `metrics`, `openapi.json`, ...). Taken, or
+    /// deleted within the quarantine: `409 Link.PhraseTaken`.
+    #[schema(min_length = 3, max_length = 128, example = "spring-launch")]
+    pub phrase: Option<String>,
+    /// Optional: RFC 3339, in the future. From then on following the link
+    /// answers `410 Link.Expired`.
+    #[schema(format = DateTime, example = "2026-12-31T23:59:59Z")]
+    pub expires_at: Option<String>,
+    /// Optional: human visits after which following answers
+    /// `410 Link.VisitLimitReached`. Visits are counted in flushes, so a link may
+    /// overshoot by the visits of one flush window.
+    #[schema(minimum = 1, maximum = 2147483647, example = 1000)]
+    pub max_visits: Option<i64>,
+}
+
+/// Body of `PATCH /v1/links/{phrase}`: a JSON merge patch (RFC 7396). An absent
+/// field is left as it is; `null` clears it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"disabled": true, "disabledReason": "Reported as phishing"}))]
+pub struct EditLinkRequest {
+    /// A new target, validated as on create; `null` is refused (a link needs one).
+    #[schema(format = "uri", max_length = 4096, example = "https://example.com/new")]
+    pub target_url: Option<String>,
+    /// RFC 3339, in the future; `null` removes the expiry.
+    #[schema(format = DateTime, example = "2026-12-31T23:59:59Z")]
+    pub expires_at: Option<String>,
+    /// 1 to 2^31 - 1 human visits; `null` removes the limit. Compared at once
+    /// with the visits counted so far.
+    #[schema(minimum = 1, maximum = 2147483647, example = 1000)]
+    pub max_visits: Option<i64>,
+    /// `true` takes the link down (`410 Link.Disabled`); `false` or `null` restores it.
+    #[schema(example = true)]
+    pub disabled: Option<bool>,
+    /// Why it was disabled, at most 500 characters; shown in `GET /v1/links/{phrase}`.
+    #[schema(max_length = 500, example = "Reported as phishing")]
+    pub disabled_reason: Option<String>,
 }
 
 /// The body of `POST /v1/keys`. Missing or mistyped fields are validation

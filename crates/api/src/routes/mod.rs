@@ -5,6 +5,8 @@ mod catalogues;
 mod create_link;
 mod health;
 mod keys;
+mod list_links;
+mod manage_link;
 mod read_link;
 pub mod redirect;
 mod stats;
@@ -54,8 +56,12 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route("/v1/languages", get(catalogues::languages))
         .route("/v1/themes", get(catalogues::themes))
         .route("/v1/formats", get(catalogues::formats))
-        .route("/v1/links", post(create_link::create_link))
-        .route("/v1/links/{phrase}", get(read_link::read_link))
+        .route("/v1/links", post(create_link::create_link).get(list_links::list_links))
+        .route(
+            "/v1/links/{phrase}",
+            get(read_link::read_link).patch(manage_link::edit_link).delete(manage_link::delete_link),
+        )
+        .route("/v1/links/{phrase}/visits", delete(manage_link::erase_visits))
         .route("/v1/links/{phrase}/stats", get(stats::link_stats))
         .merge(admin_only)
         .route_layer(middleware::from_fn_with_state(state.authenticator.clone(), require_api_key))
@@ -104,8 +110,13 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
 fn cors(origins: &[HeaderValue]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins.iter().cloned()))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE, HeaderName::from_static(API_KEY_HEADER), X_REQUEST_ID.clone()])
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static(API_KEY_HEADER),
+            HeaderName::from_static(create_link::IDEMPOTENCY_KEY),
+            X_REQUEST_ID.clone(),
+        ])
         .expose_headers([header::LOCATION, header::RETRY_AFTER, API_SUPPORTED_VERSIONS.clone(), X_REQUEST_ID.clone()])
         .max_age(std::time::Duration::from_secs(600))
 }

@@ -22,7 +22,8 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store, no-cache, must
 /// Follow a link
 ///
 /// Answers `301` to the link's target and counts the visit. Nothing may cache
-/// the redirect, so that every visit reaches the service. No API key.
+/// the redirect, so that every visit reaches the service. A disabled, expired,
+/// over-limit or deleted link answers `410` with the reason. No API key.
 #[utoipa::path(
     get,
     path = "/v1/redirects/{phrase}",
@@ -39,6 +40,7 @@ const NO_STORE: HeaderValue = HeaderValue::from_static("no-store, no-cache, must
         )),
         (status = 400, response = responses::InvalidPhrase),
         (status = 404, response = responses::LinkNotFound),
+        (status = 410, response = responses::LinkGone),
         (status = 429, response = responses::TooManyRequests),
         (status = 503, response = responses::ServiceUnavailable),
     ),
@@ -105,6 +107,7 @@ pub async fn redirect(
         )),
         (status = 400, response = responses::InvalidPhrase),
         (status = 404, response = responses::LinkNotFound),
+        (status = 410, response = responses::LinkGone),
         (status = 429, response = responses::TooManyRequests),
         (status = 503, response = responses::ServiceUnavailable),
     ),

@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Utc};
-use offndat_application::{Actor, StatsQuery};
+use offndat_application::{Actor, ApplicationError, StatsQuery};
 use offndat_domain::Dimension;
 use offndat_domain::stats::{Granularity, Ranked, VisitCounts, VisitSeries};
 use serde::Serialize;
@@ -222,6 +222,7 @@ fn parse_query(raw: Option<&str>) -> Result<StatsQuery, ApiError> {
         (status = 400, response = responses::StatsBadRequest),
         (status = 401, response = responses::Unauthorized),
         (status = 404, response = responses::LinkNotFound),
+        (status = 410, response = responses::LinkDeleted),
         (status = 429, response = responses::TooManyRequests),
         (status = 503, response = responses::ServiceUnavailable),
     ),
@@ -233,7 +234,12 @@ pub async fn link_stats(
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     let query = parse_query(raw.as_deref())?;
-    let (link, series) = state.read_visit_stats.for_link(&phrase, actor.owner_scope(), query).await?;
+    let (link, series) = match state.read_visit_stats.for_link(&phrase, actor.owner_scope(), query).await {
+        Ok(found) => found,
+        // A deleted link's phrase is 410 here too, as on every route.
+        Err(ApplicationError::NotFound) => return Err(state.manage_links.missing(&phrase, &actor).await.into()),
+        Err(error) => return Err(error.into()),
+    };
     Ok(json(
         StatusCode::OK,
         &LinkStatsBody { phrase: link.phrase.into_inner(), series: series_body(&series, query.exclude_bots) },

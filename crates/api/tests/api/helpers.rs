@@ -23,7 +23,7 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub namespace: AmqpNamespace,
     /// Held so the app's Redis keys are deleted when the test ends.
-    _redis: RedisPrefix,
+    pub _redis: RedisPrefix,
     pub client: reqwest::Client,
     pub shutdown: CancellationToken,
     pub handle: JoinHandle<anyhow::Result<()>>,

@@ -23,16 +23,20 @@ const STATUSES: &[(&str, &str, &[u16])] = &[
     ("GET", "/v1/languages", &[200, 401, 408, 429, 431, 500, 503]),
     ("GET", "/v1/themes", &[200, 401, 408, 429, 431, 500, 503]),
     ("GET", "/v1/formats", &[200, 401, 408, 429, 431, 500, 503]),
-    ("POST", "/v1/links", &[201, 400, 401, 408, 413, 429, 431, 500, 503]),
-    ("GET", "/v1/links/{phrase}", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
-    ("GET", "/v1/links/{phrase}/stats", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
+    ("POST", "/v1/links", &[201, 400, 401, 408, 409, 413, 422, 429, 431, 500, 503]),
+    ("GET", "/v1/links", &[200, 400, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/links/{phrase}", &[200, 400, 401, 404, 408, 410, 429, 431, 500, 503]),
+    ("PATCH", "/v1/links/{phrase}", &[200, 400, 401, 404, 408, 410, 413, 429, 431, 500, 503]),
+    ("DELETE", "/v1/links/{phrase}", &[204, 400, 401, 404, 408, 410, 429, 431, 500, 503]),
+    ("DELETE", "/v1/links/{phrase}/visits", &[200, 400, 401, 404, 408, 410, 429, 431, 500, 503]),
+    ("GET", "/v1/links/{phrase}/stats", &[200, 400, 401, 404, 408, 410, 429, 431, 500, 503]),
     ("GET", "/v1/stats", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
     ("GET", "/v1/keys", &[200, 401, 403, 408, 429, 431, 500, 503]),
     ("POST", "/v1/keys", &[201, 400, 401, 403, 408, 409, 413, 429, 431, 500, 503]),
     ("DELETE", "/v1/keys/{name}", &[204, 401, 403, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/audit", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
-    ("GET", "/v1/redirects/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
-    ("GET", "/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/redirects/{phrase}", &[301, 400, 404, 408, 410, 429, 431, 500, 503]),
+    ("GET", "/{phrase}", &[301, 400, 404, 408, 410, 429, 431, 500, 503]),
     ("GET", "/health/live", &[200, 408, 431, 500]),
     ("GET", "/health/ready", &[200, 408, 431, 500, 503]),
     ("GET", "/health", &[200, 408, 431, 500, 503]),
@@ -283,6 +287,38 @@ async fn live_bodies_have_the_documented_shapes_and_examples() {
     let visit_schema = &resolve(&doc, &documented["schema"])["properties"]["recentVisits"]["items"];
     assert_shape(&doc, visit_schema, &link["recentVisits"][0], "a recent visit");
     assert_eq!(keys(&link["recentVisits"][0]), keys(&documented["example"]["recentVisits"][0]));
+
+    // The link-management routes: list, edit, erase.
+    let listed: Value = app.get("/v1/links").send().await.expect("request").json().await.expect("json");
+    let documented = &response(&doc, "GET", "/v1/links", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &listed, "GET /v1/links");
+    assert_eq!(keys(&listed), keys(&documented["example"]));
+    assert_eq!(keys(&listed["links"][0]), keys(&documented["example"]["links"][0]));
+    assert_eq!(keys(&listed["pagination"]), keys(&documented["example"]["pagination"]));
+    let edited = app
+        .client
+        .patch(app.url(&format!("/v1/links/{phrase}")))
+        .header("X-Offnd-Api-Key", crate::helpers::API_KEY)
+        .json(&json!({"disabled": true, "disabledReason": "testing"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(edited.status(), 200);
+    let edited: Value = edited.json().await.expect("json");
+    let documented = &response(&doc, "PATCH", "/v1/links/{phrase}", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &edited, "PATCH /v1/links/{phrase}");
+    assert_eq!(keys(&edited), keys(&documented["example"]));
+    let erased = app
+        .client
+        .delete(app.url(&format!("/v1/links/{phrase}/visits")))
+        .header("X-Offnd-Api-Key", crate::helpers::API_KEY)
+        .send()
+        .await
+        .expect("request");
+    let erased: Value = erased.json().await.expect("json");
+    let documented = &response(&doc, "DELETE", "/v1/links/{phrase}/visits", 200)["content"]["application/json"];
+    assert_shape(&doc, &documented["schema"], &erased, "DELETE /v1/links/{phrase}/visits");
+    assert_eq!(keys(&erased), keys(&documented["example"]));
 
     for path in ["/health/live", "/health/ready", "/health"] {
         let body: Value = app.client.get(app.url(path)).send().await.expect("request").json().await.expect("json");

@@ -3,11 +3,13 @@
 
 mod broker_status;
 pub mod consumer;
+mod link_changes;
 mod topology;
 
 pub(crate) use broker_status::QueueStatus;
 pub use broker_status::{BrokerStatus, ConsumerHealth};
 pub use consumer::{BatchSettings, EventConsumer};
+pub use link_changes::LinkChangeListener;
 pub use topology::{DEAD_LETTER_MAX_AGE_MS, DEAD_LETTER_MAX_LENGTH, Topology, dead_letter_arguments};
 
 use lapin::{Connection, ConnectionProperties};

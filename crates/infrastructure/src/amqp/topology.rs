@@ -3,12 +3,12 @@
 //! (before consuming) declare them, so no message is unroutable whichever starts
 //! first.
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ErrorKind, ExchangeKind};
 
-use offndat_application::events::{LINK_CREATED, LINK_VISITED};
+use offndat_application::events::{LINK_CHANGED, LINK_CREATED, LINK_VISITED};
 
 /// Most messages the dead-letter queue keeps; past it the oldest are dropped.
 pub const DEAD_LETTER_MAX_LENGTH: u32 = 100_000;
@@ -28,6 +28,9 @@ pub struct Topology {
     pub link_visited_queue: String,
     /// The worker's queue of `link.created`.
     pub link_created_queue: String,
+    /// Durable fanout exchange bound to `exchange` for `link.changed`: every API
+    /// process binds a queue of its own to it, so each gets every change.
+    pub link_changes_exchange: String,
 }
 
 impl Topology {
@@ -38,6 +41,7 @@ impl Topology {
             dead_letter_queue: format!("{namespace}.dead-letter"),
             link_visited_queue: format!("{namespace}.link-visited"),
             link_created_queue: format!("{namespace}.link-created"),
+            link_changes_exchange: format!("{namespace}.link-changes"),
         }
     }
 
@@ -107,6 +111,26 @@ impl Topology {
                 )
                 .await?;
         }
+        let fanout = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        channel
+            .exchange_declare(
+                self.link_changes_exchange.as_str().into(),
+                ExchangeKind::Fanout,
+                fanout,
+                FieldTable::default(),
+            )
+            .await?;
+        // Exchange-to-exchange: the relay publishes every event to one exchange,
+        // and `link.changed` is copied to the fanout from there.
+        channel
+            .exchange_bind(
+                self.link_changes_exchange.as_str().into(),
+                self.exchange.as_str().into(),
+                LINK_CHANGED.into(),
+                ExchangeBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         if let Err(error) = channel.close(200, "topology declared".into()).await {
             tracing::debug!(error = %error, "closing the declaring channel");
         }

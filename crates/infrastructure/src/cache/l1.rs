@@ -61,6 +61,11 @@ impl L1 {
         self.cache.invalidate(phrase);
     }
 
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
     /// Entries now (approximate; moka applies writes in batches).
     pub fn entry_count(&self) -> u64 {
         self.cache.run_pending_tasks();
@@ -123,7 +128,11 @@ mod tests {
     }
 
     fn target() -> Answer {
-        Some(RedirectTarget { link_id: Uuid::nil(), location: Bytes::from_static(b"https://example.com/") })
+        Some(RedirectTarget {
+            link_id: Uuid::nil(),
+            location: Bytes::from_static(b"https://example.com/"),
+            state: Default::default(),
+        })
     }
 
     #[test]
@@ -149,7 +158,11 @@ mod tests {
     #[test]
     fn entries_are_bounded_by_bytes() {
         let l1 = L1::new(L1Settings { max_entries: 1_000_000, max_bytes: 2_000, ..settings() });
-        let long = Some(RedirectTarget { link_id: Uuid::nil(), location: Bytes::from(vec![b'a'; 900]) });
+        let long = Some(RedirectTarget {
+            link_id: Uuid::nil(),
+            location: Bytes::from(vec![b'a'; 900]),
+            state: Default::default(),
+        });
         for i in 0..10 {
             l1.insert(format!("phrase-{i}").into(), long.clone());
         }

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands};
 use deadpool_redis::{Connection, Pool, Runtime};
 use offndat_application::ports::RedirectTarget;
+use offndat_domain::StoredState;
 use url::Url;
 use uuid::Uuid;
 
@@ -92,6 +94,19 @@ impl L2 {
         let (key, value, ttl) = (self.key(phrase), encode(target), self.settings.ttl.as_secs().max(1));
         self.bounded(|mut conn| async move {
             let () = conn.set_ex(key, value, ttl).await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Deletes `phrase` (its link changed); failures only open the breaker, and
+    /// the TTL bounds what a failed delete leaves behind.
+    pub async fn delete(&self, phrase: &str) {
+        let key = self.key(phrase);
+        // Tried even with the breaker open: a stale target in Redis outlives the
+        // breaker's cool-down, a wasted attempt does not.
+        self.bounded(|mut conn| async move {
+            let _: u64 = conn.del(key).await?;
             Ok(())
         })
         .await;
@@ -197,25 +212,58 @@ impl Breaker {
     }
 }
 
-/// `1:<link id>:<target>`: versioned so a future format is never misread.
+/// `2:<link id>:<flags>:<expires at, Unix ms, or ->:<target>`, flags being `-` or
+/// any of `D` (deleted), `X` (disabled), `L` (visit limit reached). Versioned so
+/// a format is never misread: version 1 values (`1:<id>:<target>`, written by
+/// releases that knew no link states) are treated as garbage, so a disabled link
+/// is never served from an old replica's entry; they are reloaded and replaced.
 fn encode(target: &RedirectTarget) -> Vec<u8> {
-    let mut value = format!("1:{}:", target.link_id).into_bytes();
+    let state = &target.state;
+    let mut flags = String::new();
+    for (set, flag) in [(state.deleted, 'D'), (state.disabled, 'X'), (state.limit_reached, 'L')] {
+        if set {
+            flags.push(flag);
+        }
+    }
+    if flags.is_empty() {
+        flags.push('-');
+    }
+    let expires = state.expires_at.map_or_else(|| "-".to_owned(), |at| at.timestamp_millis().to_string());
+    let mut value = format!("2:{}:{flags}:{expires}:", target.link_id).into_bytes();
     value.extend_from_slice(&target.location);
     value
 }
 
 fn decode(value: &[u8]) -> Option<RedirectTarget> {
-    let rest = value.strip_prefix(b"1:")?;
-    let (id, location) = (rest.get(..36)?, rest.get(37..)?);
-    if rest.get(36) != Some(&b':') || location.is_empty() {
+    let rest = value.strip_prefix(b"2:")?;
+    let id = rest.get(..36)?;
+    if rest.get(36) != Some(&b':') {
         return None;
     }
-    // Only what can stand in a Location header: visible ASCII.
-    if !location.iter().all(|b| (0x21..=0x7e).contains(b)) {
+    let mut fields = rest.get(37..)?.splitn(3, |b| *b == b':');
+    let (flags, expires, location) = (fields.next()?, fields.next()?, fields.next()?);
+    let mut state = StoredState::default();
+    if flags != b"-" {
+        for flag in flags {
+            match flag {
+                b'D' => state.deleted = true,
+                b'X' => state.disabled = true,
+                b'L' => state.limit_reached = true,
+                _ => return None,
+            }
+        }
+    }
+    if expires != b"-" {
+        let millis: i64 = std::str::from_utf8(expires).ok()?.parse().ok()?;
+        state.expires_at = Some(DateTime::<Utc>::from_timestamp_millis(millis)?);
+    }
+    // Only a deleted link has no target; a target is only what can stand in a
+    // Location header: visible ASCII.
+    if location.is_empty() != state.deleted || !location.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return None;
     }
     let link_id = Uuid::try_parse_ascii(id).ok()?;
-    Some(RedirectTarget { link_id, location: Bytes::copy_from_slice(location) })
+    Some(RedirectTarget { link_id, location: Bytes::copy_from_slice(location), state })
 }
 
 #[cfg(test)]
@@ -224,10 +272,32 @@ mod tests {
 
     #[test]
     fn values_round_trip_and_garbage_is_refused() {
-        let target =
-            RedirectTarget { link_id: Uuid::now_v7(), location: Bytes::from_static(b"https://example.com/a?b=c") };
+        let target = RedirectTarget {
+            link_id: Uuid::now_v7(),
+            location: Bytes::from_static(b"https://example.com/a?b=c"),
+            state: StoredState::default(),
+        };
         assert_eq!(decode(&encode(&target)), Some(target.clone()));
-        for garbage in [&b""[..], b"garbage", b"2:whatever", b"1:not-a-uuid-at-all-not-a-uuid-at-al:https://x", b"1:"] {
+        let expires_at = DateTime::<Utc>::from_timestamp_millis(1_795_000_000_123);
+        let stated = RedirectTarget {
+            state: StoredState { deleted: false, disabled: true, limit_reached: true, expires_at },
+            ..target.clone()
+        };
+        assert_eq!(decode(&encode(&stated)), Some(stated.clone()));
+        let deleted = RedirectTarget::deleted(Uuid::now_v7());
+        assert_eq!(decode(&encode(&deleted)), Some(deleted));
+        let old = format!("1:{}:https://example.com/", Uuid::now_v7());
+        assert_eq!(decode(old.as_bytes()), None, "version 1 knew no states: reloaded");
+        for garbage in [
+            &b""[..],
+            b"garbage",
+            b"2:whatever",
+            b"2:0195f6a6-7b1e-7000-8000-000000000001:Q:-:https://x",
+            b"2:0195f6a6-7b1e-7000-8000-000000000001:-:soon:https://x",
+            b"2:0195f6a6-7b1e-7000-8000-000000000001:-:-:",
+            b"2:not-a-uuid-at-all-not-a-uuid-at-al:-:-:https://x",
+            b"2:",
+        ] {
             assert_eq!(decode(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
         }
         let mut spaced = encode(&target);

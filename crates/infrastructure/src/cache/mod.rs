@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use metrics::Counter;
-use offndat_application::ports::{LinkResolver, LinkStore, RedirectTarget, StoreError};
+use offndat_application::ports::{LinkResolver, LinkStore, StoreError};
 use offndat_domain::Phrase;
 
 pub use l1::{Answer, L1, L1Settings};
@@ -90,12 +90,11 @@ impl TwoLevelCache {
             return Ok((answer, Source::L2));
         }
         let valid = Phrase::parse(phrase).map_err(|e| LoadError { unavailable: false, message: e.to_string() })?;
-        let link = self
+        let answer = self
             .store
-            .find_by_phrase(&valid)
+            .redirect_target(&valid)
             .await
             .map_err(|e| LoadError { unavailable: matches!(e, StoreError::Unavailable(_)), message: e.to_string() })?;
-        let answer = link.as_ref().map(RedirectTarget::from);
         if let (Some(l2), Some(target)) = (&self.l2, &answer) {
             // Off the request's path: a slow Redis must not delay the redirect.
             let (l2, phrase, target) = (l2.clone(), phrase.clone(), target.clone());
@@ -103,6 +102,22 @@ impl TwoLevelCache {
         }
         self.fill_l1(phrase, &answer);
         Ok((answer, Source::Db))
+    }
+
+    /// Forgets every phrase this process cached: after missing `link.changed`
+    /// events (the broker connection was lost), nothing cached can be trusted.
+    pub fn clear_l1(&self) {
+        if let Some(l1) = &self.l1 {
+            l1.clear();
+        }
+    }
+
+    /// Forgets `phrase` in L1 and in Redis.
+    pub async fn forget(&self, phrase: &str) {
+        self.invalidate(phrase);
+        if let Some(l2) = &self.l2 {
+            l2.delete(phrase).await;
+        }
     }
 
     fn fill_l1(&self, phrase: &Arc<str>, answer: &Answer) {
@@ -141,5 +156,9 @@ impl LinkResolver for TwoLevelCache {
         if let Some(l1) = &self.l1 {
             l1.invalidate(phrase);
         }
+    }
+
+    async fn evict(&self, phrase: &str) {
+        self.forget(phrase).await;
     }
 }

@@ -23,7 +23,15 @@ pub enum BootstrapError {
     Refused { url: String, source: sqlx::Error },
     #[error("migrating the database failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("migrating the database failed: {0}")]
+    MigrationLock(#[source] sqlx::Error),
 }
+
+/// The advisory lock that lets one process at a time migrate (`offndat-migrate`
+/// as bytes); sqlx's own lock is taken inside it, uncontended.
+const MIGRATION_LOCK: i64 = 0x6f66_666e_6461_746d;
+/// How often a process waiting to migrate asks for the lock again.
+const MIGRATION_LOCK_POLL: Duration = Duration::from_millis(100);
 
 /// Creates the database if missing and opens the pool. The pool connects lazily,
 /// so a later outage does not stop the process; queries then fail fast with
@@ -42,10 +50,32 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, BootstrapError> 
     Ok(pool)
 }
 
-/// Applies pending migrations. sqlx takes a PostgreSQL advisory lock around them,
-/// so replicas starting together apply each migration once.
+/// Applies pending migrations, one process at a time, so replicas starting
+/// together apply each migration once.
+///
+/// Waiting processes poll `pg_try_advisory_lock` instead of blocking in
+/// `pg_advisory_lock` (what sqlx's migrator does): a `CREATE INDEX CONCURRENTLY`
+/// in the running migration waits for every transaction holding a snapshot, and
+/// a replica blocked inside a lock statement holds one while waiting for the
+/// migrating process, a deadlock. Between polls a waiting process holds none.
 pub async fn migrate(pool: &PgPool) -> Result<(), BootstrapError> {
-    MIGRATOR.run(pool).await.map_err(BootstrapError::Migrate)
+    let mut conn = pool.acquire().await.map_err(BootstrapError::MigrationLock)?;
+    loop {
+        let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "locked!""#, MIGRATION_LOCK)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(BootstrapError::MigrationLock)?;
+        if locked {
+            break;
+        }
+        tokio::time::sleep(MIGRATION_LOCK_POLL).await;
+    }
+    let migrated = MIGRATOR.run(&mut *conn).await.map_err(BootstrapError::Migrate);
+    let unlocked = sqlx::query_scalar!(r#"SELECT pg_advisory_unlock($1) AS "unlocked!""#, MIGRATION_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(BootstrapError::MigrationLock);
+    migrated.and(unlocked.map(drop))
 }
 
 fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, BootstrapError> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offndat_application::VisitTally;
 use offndat_application::apply_events::{EventLedger, InboxMessage, LedgerError, LedgerOutcome};
-use offndat_application::events::Event;
+use offndat_application::events::{Event, LINK_CHANGED, LinkChange, LinkChangedV1};
 use offndat_domain::stats::Granularity;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -139,6 +139,8 @@ impl PgEventLedger {
                     event.links.is_empty() || event.links.iter().any(|l| counted.contains(&l.link_id))
                 }
                 Event::LinkCreated(event) => created.contains(&event.link_id),
+                // Meant for the API processes' caches; nothing to apply here.
+                Event::LinkChanged(_) => true,
             };
             if known {
                 outcome.applied += 1;
@@ -265,7 +267,7 @@ async fn count_visits(
                     entry.1 = entry.1.max(link.last_visited_at);
                 }
             }
-            Event::LinkCreated(_) => {}
+            Event::LinkCreated(_) | Event::LinkChanged(_) => {}
         }
     }
     let created: Vec<DateTime<Utc>> = fresh
@@ -350,6 +352,7 @@ async fn count_visits(
         )
         .execute(&mut *tx)
         .await?;
+        mark_visit_limits_reached(tx, &ids).await?;
     }
 
     upsert_link_rollups(tx, &rollups::link_rows(&tally, &known, Granularity::Hour), Granularity::Hour).await?;
@@ -359,6 +362,50 @@ async fn count_visits(
     let daily = rollups::service_rows(&tally, &known, &created, Granularity::Day);
     upsert_service_rollups(tx, &daily, Granularity::Day).await?;
     Ok(summaries.into_keys().collect())
+}
+
+/// Marks the links among `ids` whose human visits reached their `max_visits`
+/// (in the same transaction as the counts), and tells every API process with a
+/// `link.changed` so cached redirects stop. Counts arrive per flush, so a link
+/// may overshoot its limit by the visits of one flush window.
+async fn mark_visit_limits_reached(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<(), PgLedgerError> {
+    let reached = sqlx::query!(
+        r#"UPDATE links l SET limit_reached_at = now(), updated_at = now()
+           FROM visit_summaries s
+           WHERE l.id = ANY($1::uuid[]) AND s.link_id = l.id
+             AND l.max_visits IS NOT NULL AND l.limit_reached_at IS NULL
+             AND s.total_visits - s.bot_visits >= l.max_visits
+           RETURNING l.id, l.phrase, l.limit_reached_at AS "at!""#,
+        ids,
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if reached.is_empty() {
+        return Ok(());
+    }
+    let mut outbox_ids = Vec::with_capacity(reached.len());
+    let mut payloads = Vec::with_capacity(reached.len());
+    for link in &reached {
+        let event = Event::LinkChanged(LinkChangedV1 {
+            version: 1,
+            link_id: link.id,
+            phrase: link.phrase.clone(),
+            change: LinkChange::VisitLimitReached,
+            changed_at: link.at,
+        });
+        outbox_ids.push(Uuid::now_v7());
+        payloads.push(event.payload());
+    }
+    sqlx::query!(
+        "INSERT INTO outbox (id, event_type, payload)
+         SELECT id, $2, payload FROM UNNEST($1::uuid[], $3::jsonb[]) AS e(id, payload)",
+        &outbox_ids,
+        LINK_CHANGED,
+        &payloads,
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 async fn upsert_link_rollups(

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use offndat_application::ports::{LinkStore, StoreError};
+use offndat_application::ports::{LinkStore, RedirectTarget, StoreError};
 use offndat_domain::{Language, Link, LinkStats, Phrase, TargetUrl, Theme, Visit};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -23,14 +23,19 @@ impl PgLinkStore {
 }
 
 /// A `links` row as selected.
-struct LinkRow {
-    id: Uuid,
-    phrase: String,
-    target_url: String,
-    language_id: i16,
-    theme_id: i16,
-    created_at: DateTime<Utc>,
-    owner_key_id: Option<i64>,
+pub(super) struct LinkRow {
+    pub id: Uuid,
+    pub phrase: String,
+    pub target_url: String,
+    pub language_id: i16,
+    pub theme_id: i16,
+    pub created_at: DateTime<Utc>,
+    pub owner_key_id: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub max_visits: Option<i32>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    pub limit_reached_at: Option<DateTime<Utc>>,
 }
 
 impl TryFrom<LinkRow> for Link {
@@ -46,6 +51,11 @@ impl TryFrom<LinkRow> for Link {
             theme: Theme::from_id(row.theme_id.into()).ok_or_else(|| corrupt("theme"))?,
             created_at: row.created_at,
             owner_key_id: row.owner_key_id,
+            expires_at: row.expires_at,
+            max_visits: row.max_visits.and_then(|n| u32::try_from(n).ok()),
+            disabled: row.disabled_at.is_some(),
+            disabled_reason: row.disabled_reason,
+            limit_reached: row.limit_reached_at.is_some(),
         })
     }
 }
@@ -57,10 +67,13 @@ impl LinkStore for PgLinkStore {
         let payload = event.payload();
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // The unique index decides: a taken phrase inserts nothing, and the caller
-        // retries with a fresh one. Never check-then-insert.
+        // retries with a fresh one. Never check-then-insert. A deleted link's
+        // phrase in quarantine counts as taken.
         let inserted = sqlx::query!(
-            "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at, owner_key_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at, owner_key_id,
+                                expires_at, max_visits)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+             WHERE NOT EXISTS (SELECT 1 FROM phrase_tombstones WHERE phrase = $2 AND quarantined_until > $6)
              ON CONFLICT (phrase) DO NOTHING",
             link.id,
             link.phrase.as_str(),
@@ -69,6 +82,8 @@ impl LinkStore for PgLinkStore {
             i16::from(link.theme.id()),
             link.created_at,
             link.owner_key_id,
+            link.expires_at,
+            link.max_visits.map(|n| n as i32),
         )
         .execute(&mut *tx)
         .await
@@ -95,13 +110,27 @@ impl LinkStore for PgLinkStore {
     async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
         let row = sqlx::query_as!(
             LinkRow,
-            "SELECT id, phrase, target_url, language_id, theme_id, created_at, owner_key_id FROM links WHERE phrase = $1",
+            "SELECT id, phrase, target_url, language_id, theme_id, created_at, owner_key_id, expires_at, max_visits,
+                    disabled_at, disabled_reason, limit_reached_at
+             FROM links WHERE phrase = $1",
             phrase.as_str()
         )
         .fetch_optional(&self.pool)
         .await
         .map_err(store_error)?;
         row.map(Link::try_from).transpose()
+    }
+
+    async fn redirect_target(&self, phrase: &Phrase) -> Result<Option<RedirectTarget>, StoreError> {
+        if let Some(link) = self.find_by_phrase(phrase).await? {
+            return Ok(Some(RedirectTarget::from(&link)));
+        }
+        // Unknown phrases are the rare path (typos, scanners): one more index probe.
+        let tombstone = sqlx::query_scalar!("SELECT link_id FROM phrase_tombstones WHERE phrase = $1", phrase.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(tombstone.map(RedirectTarget::deleted))
     }
 
     async fn stats_by_phrase(&self, phrase: &Phrase, keep: u32) -> Result<Option<LinkStats>, StoreError> {

@@ -1,0 +1,6 @@
+-- no-transaction
+-- Built without blocking writes; see 20261126000002 for why one index per file.
+-- IF NOT EXISTS: an interrupted build leaves an INVALID index; drop it and
+-- migrate again.
+-- GET /v1/links for admins: newest or oldest first.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS links_created ON links (created_at DESC, id DESC);
