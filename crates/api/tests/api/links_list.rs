@@ -141,9 +141,11 @@ async fn list_queries_are_served_by_indexes() {
     let db = TestDatabase::migrated().await;
     let mut conn = db.connect().await;
     sqlx::raw_sql(
-        "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at, owner_key_id)
+        "INSERT INTO api_keys (name, role, secret_sha256)
+         SELECT 'creator-' || n, 'creator', sha256(('secret-' || n)::bytea) FROM generate_series(1, 50) AS n;
+         INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at, owner_key_id)
          SELECT gen_random_uuid(), 'phrase-' || n, 'https://site' || n || '.example/page', 0, 0,
-                now() - make_interval(secs => n), n % 50
+                now() - make_interval(secs => n), n % 50 + 1
          FROM generate_series(1, 20000) AS n;
          INSERT INTO visit_summaries (link_id, total_visits) SELECT id, (random() * 1000)::bigint FROM links;
          ANALYZE links; ANALYZE visit_summaries;",
