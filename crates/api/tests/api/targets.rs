@@ -202,4 +202,46 @@ async fn blocklist_apply_finds_the_links_it_now_matches() {
         format!("{bad}\twww.evil.example\tevil.example\n1 link(s) match the blocklist; nothing changed (--dry-run)\n")
     );
     assert!(!stdout.contains(&good));
+
+    // For real: the link is disabled with the reason, audited as the CLI's, and a
+    // second run finds nothing left to do.
+    let apply = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_offndat-api"))
+            .env_clear()
+            .env("OFFNDAT_DATABASE_URL", &db.url)
+            .env("OFFNDAT_BLOCKLIST_FILE", &file)
+            .args(["blocklist", "apply"])
+            .output()
+    };
+    let output = apply().await.expect("run");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(
+        String::from_utf8(output.stdout).expect("utf-8"),
+        format!("{bad}\twww.evil.example\tevil.example\n1 link(s) match the blocklist; 1 disabled now\n")
+    );
+    let again = apply().await.expect("run");
+    assert_eq!(String::from_utf8(again.stdout).expect("utf-8"), "0 link(s) match the blocklist; 0 disabled now\n");
+
+    let app = spawn_with(&db, &[]).await;
+    let link: serde_json::Value =
+        app.get(&format!("/v1/links/{bad}")).send().await.expect("request").json().await.expect("json");
+    assert_eq!(
+        (link["state"].as_str(), link["disabledReason"].as_str()),
+        (Some("disabled"), Some("blocklisted: evil.example"))
+    );
+    let followed = app.client.get(app.url(&format!("/v1/redirects/{bad}"))).send().await.expect("request");
+    assert_eq!(followed.status().as_u16(), 410);
+    let problem: serde_json::Value = followed.json().await.expect("json");
+    assert_eq!(problem["errors"][0]["code"], "Link.Disabled");
+    let good_link: serde_json::Value =
+        app.get(&format!("/v1/links/{good}")).send().await.expect("request").json().await.expect("json");
+    assert_eq!(good_link["state"], "active");
+    let audit: serde_json::Value = app.get("/v1/audit").send().await.expect("request").json().await.expect("json");
+    let disabled: Vec<_> =
+        audit["entries"].as_array().expect("entries").iter().filter(|e| e["action"] == "link.disabled").collect();
+    assert_eq!(disabled.len(), 1, "{audit}");
+    assert_eq!(disabled[0]["actor"], "cli");
+    assert_eq!(disabled[0]["linkPhrase"].as_str(), Some(bad.as_str()));
+    assert_eq!(disabled[0]["detail"]["reason"], "blocklisted: evil.example");
+    app.stop().await;
 }

@@ -77,7 +77,12 @@ fn state_name(state: Option<StateFilter>) -> Option<&'static str> {
 }
 
 /// Writes the audit row and the `link.changed` outbox row of a change.
-async fn record(conn: &mut PgConnection, link_id: Uuid, phrase: &Phrase, audit: &AuditEntry) -> Result<(), StoreError> {
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    link_id: Uuid,
+    phrase: &Phrase,
+    audit: &AuditEntry,
+) -> Result<(), StoreError> {
     sqlx::query!(
         "INSERT INTO audit_log (at, actor, action, link_phrase, detail) VALUES ($1, $2, $3, $4, $5)",
         audit.at,
