@@ -63,6 +63,7 @@ impl Application {
 
         let clock = Arc::new(SystemClock);
         crate::routes::redirect::describe_metrics();
+        crate::http_metrics::describe_metrics();
         let (visits, flusher) = visit_aggregator(
             PgVisitStore::new(pool.clone(), config.visit_log.visit_log),
             Arc::new(UserAgents::default()),

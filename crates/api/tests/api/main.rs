@@ -9,6 +9,7 @@ mod collisions;
 mod contract;
 mod events;
 mod helpers;
+mod metrics;
 mod openapi;
 mod protection;
 mod system;

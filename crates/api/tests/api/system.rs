@@ -45,6 +45,7 @@ pub(crate) struct System {
     database: TcpProxy,
     logs: tempfile::TempDir,
     api_port: u16,
+    worker_port: u16,
     pub(crate) client: reqwest::Client,
 }
 
@@ -58,6 +59,7 @@ impl System {
             database: TcpProxy::to_port(5432).await,
             logs: tempfile::tempdir().expect("tempdir"),
             api_port: free_port(),
+            worker_port: free_port(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
@@ -77,7 +79,7 @@ impl System {
             .env("OFFNDAT_API_KEYS", KEY)
             .env("OFFNDAT_LISTEN", format!("127.0.0.1:{}", self.api_port))
             .env("OFFNDAT_PUBLIC_BASE_URL", "http://short.test")
-            .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", self.worker_port))
             .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
             .env("OFFNDAT_RATE_LIMIT_ENABLED", "false")
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -102,6 +104,11 @@ impl System {
 
     pub(crate) fn start_worker(&self) -> Child {
         self.command("offndat-worker", "worker.log").spawn().expect("spawn worker")
+    }
+
+    /// A URL on the worker's health and metrics listener.
+    pub(crate) fn worker_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.worker_port)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -302,6 +309,9 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
         "offndat_redirect_lookups_total{source=\"l1\"}",
         "offndat_redirect_lookups_total{source=\"db\"}",
         "offndat_redirect_lookups_total{source=\"not_found\"}",
+        "offndat_links_created_total{language=\"en\",theme=\"none\"}",
+        "offndat_outbox_published_total",
+        "offndat_visit_flushes_total{outcome=\"failed\"}",
     ] {
         assert_eq!(metric(&start, name), Some(0.0), "{name} at 0 from the start:\n{start}");
     }
@@ -323,6 +333,9 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"head\"}"), Some(1.0));
     assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"prefetch\"}"), Some(1.0));
     assert_eq!(metric(&after, "offndat_orphan_visits_total"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_links_created_total{language=\"en\",theme=\"none\"}"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_links_created_total{language=\"pl\",theme=\"none\"}"), Some(0.0));
+    assert_eq!(metric(&after, "offndat_redirect_lookups_total{source=\"not_found\"}"), Some(1.0));
     assert_eq!(metric(&after, "offndat_visits_dropped_total{reason=\"shutdown\"}"), Some(0.0));
     let lookups: f64 = ["l1", "l2", "db"]
         .iter()

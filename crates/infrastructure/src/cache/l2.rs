@@ -58,6 +58,8 @@ impl L2 {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?;
+        metrics::describe_counter!("offndat_cache_l2_errors_total", "Redis commands that failed or timed out.");
+        metrics::counter!("offndat_cache_l2_errors_total").absolute(0);
         Ok(Self { pool, connection: Mutex::new(None), breaker: Breaker::new(settings.cooldown), settings })
     }
 

@@ -18,6 +18,7 @@ pub struct PgLinkStore {
 
 impl PgLinkStore {
     pub fn new(pool: PgPool) -> Self {
+        describe_metrics();
         Self { pool }
     }
 }
@@ -45,6 +46,30 @@ impl TryFrom<LinkRow> for Link {
             theme: Theme::from_id(row.theme_id.into()).ok_or_else(|| corrupt("theme"))?,
             created_at: row.created_at,
         })
+    }
+}
+
+/// Links created, by language and theme.
+pub const LINKS_CREATED_TOTAL: &str = "offndat_links_created_total";
+
+/// The `theme` label: the theme's name in snake case, stable across renames of its display text.
+fn theme_label(theme: Theme) -> &'static str {
+    match theme {
+        Theme::None => "none",
+        Theme::ProperNames => "proper_names",
+        Theme::Politicians => "politicians",
+    }
+}
+
+/// Registers `offndat_links_created_total` at zero for every language and theme,
+/// so the dashboard's panels and rates exist before the first link.
+fn describe_metrics() {
+    metrics::describe_counter!(LINKS_CREATED_TOTAL, "Links created, by language and theme.");
+    for language in Language::ALL {
+        for theme in Theme::ALL {
+            metrics::counter!(LINKS_CREATED_TOTAL, "language" => language.code(), "theme" => theme_label(theme))
+                .absolute(0);
+        }
     }
 }
 
@@ -86,7 +111,10 @@ impl LinkStore for PgLinkStore {
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(store_error)?;
+        metrics::counter!(LINKS_CREATED_TOTAL, "language" => link.language.code(), "theme" => theme_label(link.theme))
+            .increment(1);
+        Ok(())
     }
 
     async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
