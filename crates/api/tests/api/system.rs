@@ -346,3 +346,42 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     signal(&api, "-TERM");
     assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
 }
+
+#[tokio::test]
+async fn the_api_and_the_worker_started_together_on_a_fresh_database_are_ready_within_30_s() {
+    // As compose and Kubernetes start them: at once, on a database that does not exist yet.
+    let system = System::new().await;
+    let mut worker = system.start_worker();
+    let mut api = system.command("offndat-api", "api.log").spawn().expect("spawn api");
+    let ready = |url: String| {
+        let client = system.client.clone();
+        async move {
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => Err(format!("{url}: {e}")),
+            }
+        }
+    };
+    eventually(Duration::from_secs(30), "the API and the worker are ready", || async {
+        ready(system.url("/health/ready")).await?;
+        ready(system.worker_url("/health/ready")).await
+    })
+    .await;
+    assert_eq!(exit_code_now(&mut worker), None, "the worker is still running\n{}", system.dump_logs());
+
+    // And the worker does its job: a redirect is counted.
+    let phrase = system.create().await;
+    let sent = system.redirects(&phrase, 2).await;
+    system.await_visits(&phrase, sent, "after a start together").await;
+
+    signal(&worker, "-TERM");
+    assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+}
+
+/// The exit code if the process has already exited.
+fn exit_code_now(child: &mut Child) -> Option<i32> {
+    child.try_wait().expect("try_wait").map(|status| status.code().unwrap_or(-1))
+}

@@ -48,6 +48,31 @@ pub async fn migrate(pool: &PgPool) -> Result<(), BootstrapError> {
     MIGRATOR.run(pool).await.map_err(BootstrapError::Migrate)
 }
 
+/// Versions of the migrations this build carries that the database has not
+/// applied successfully (all of them before the first migration). The worker
+/// waits on this instead of migrating: the API owns the schema.
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, BootstrapError> {
+    use sqlx::migrate::{Migrate, MigrateError};
+
+    let mut connection = pool.acquire().await.map_err(|e| BootstrapError::Migrate(MigrateError::Execute(e)))?;
+    let applied = match connection.list_applied_migrations(&MIGRATOR.table_name).await {
+        Ok(applied) => applied,
+        // 42P01 undefined_table: nothing has been migrated yet.
+        Err(MigrateError::Execute(sqlx::Error::Database(e))) if e.code().as_deref() == Some("42P01") => {
+            return Ok(MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).map(|m| m.version).collect());
+        }
+        Err(error) => return Err(BootstrapError::Migrate(error)),
+    };
+    // A migration that failed half-way is recorded, but not applied.
+    let dirty = connection.dirty_version(&MIGRATOR.table_name).await.map_err(BootstrapError::Migrate)?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .filter(|version| Some(*version) == dirty || !applied.iter().any(|a| a.version == *version))
+        .collect())
+}
+
 fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, BootstrapError> {
     let options: PgConnectOptions = config.database_url.as_str().parse().map_err(BootstrapError::InvalidUrl)?;
     Ok(options
