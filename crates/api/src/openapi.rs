@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::compression::CompressionLayer;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Type};
@@ -147,6 +148,9 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(move || std::future::ready(serve_document(document.clone()))))
         .merge(docs_ui::routes())
+        // The document is ~36 KB of JSON and the reference's script far more;
+        // gzip or brotli, as the client accepts, shrink them several times.
+        .layer(CompressionLayer::new())
 }
 
 fn serve_document(document: Result<Bytes, ()>) -> Response {

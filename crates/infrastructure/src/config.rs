@@ -84,11 +84,11 @@ pub struct DatabaseConfig {
     pub database_max_connections: u32,
 
     /// How long a query waits for a free connection before failing with 503.
-    #[arg(long, env = "OFFNDAT_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "3s", global = true)]
+    #[arg(long, env = "OFFNDAT_DATABASE_ACQUIRE_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "3s", global = true)]
     pub database_acquire_timeout: Duration,
 
     /// How long start-up keeps retrying an unreachable PostgreSQL before giving up.
-    #[arg(long, env = "OFFNDAT_DATABASE_STARTUP_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s", global = true)]
+    #[arg(long, env = "OFFNDAT_DATABASE_STARTUP_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(86400)), default_value = "60s", global = true)]
     pub database_startup_timeout: Duration,
 }
 
@@ -200,7 +200,7 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
 
     /// How long shutdown waits for in-flight requests before exiting anyway.
-    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
     /// How often the visits counted in memory are written, as one event per flush
@@ -220,7 +220,7 @@ pub struct ApiConfig {
 
     /// How long a stats answer (`/v1/links/{phrase}/stats`, `/v1/stats`) is reused;
     /// counts change once per flush interval at most. `0s` turns the cache off.
-    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
+    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true)]
     pub stats_cache_ttl: Duration,
 
     #[command(flatten)]
@@ -283,16 +283,16 @@ pub struct CacheConfig {
     pub cache_l1_max_bytes: u64,
 
     /// How long a link stays in L1 at most.
-    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = humantime::parse_duration, default_value = "10m", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(2592000)), default_value = "10m", global = true)]
     pub cache_l1_ttl: Duration,
 
     /// How long an unread link stays in L1.
-    #[arg(long, env = "OFFNDAT_CACHE_L1_TIME_TO_IDLE", value_parser = humantime::parse_duration, default_value = "2m", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TIME_TO_IDLE", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(2592000)), default_value = "2m", global = true)]
     pub cache_l1_time_to_idle: Duration,
 
     /// How long an unknown phrase is remembered as unknown in L1. A link created on
     /// another replica under such a phrase is hidden there for at most this long.
-    #[arg(long, env = "OFFNDAT_CACHE_NEGATIVE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_NEGATIVE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true)]
     pub cache_negative_ttl: Duration,
 
     /// Use Redis as the shared L2 cache.
@@ -300,7 +300,7 @@ pub struct CacheConfig {
     pub cache_l2_enabled: bool,
 
     /// How long a link stays in Redis.
-    #[arg(long, env = "OFFNDAT_CACHE_L2_TTL", value_parser = humantime::parse_duration, default_value = "24h", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L2_TTL", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(31536000)), default_value = "24h", global = true)]
     pub cache_l2_ttl: Duration,
 
     /// Prefix of every Redis key this service writes.
@@ -308,16 +308,12 @@ pub struct CacheConfig {
     pub redis_key_prefix: String,
 
     /// Longest a Redis command (or connecting) may take before it counts as a miss.
-    #[arg(long, env = "OFFNDAT_REDIS_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
+    #[arg(long, env = "OFFNDAT_REDIS_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]
     pub redis_timeout: Duration,
 
     /// After a Redis failure, how long to skip Redis before trying again.
-    #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub redis_cooldown: Duration,
-
-    /// Most Redis connections (each multiplexes many commands).
-    #[arg(long, env = "OFFNDAT_REDIS_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), global = true)]
-    pub redis_pool_size: u32,
 }
 
 /// Protection of the API: rate limits (per client IP, per replica), timeouts and
@@ -341,7 +337,7 @@ pub struct LimitsConfig {
     pub rate_limit_api_per_minute: u32,
 
     /// Longest a request may take, body included, before a 408 problem.
-    #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s", global = true)]
+    #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "10s", global = true)]
     pub request_timeout: Duration,
 
     /// Largest total size of a request's headers, in bytes; more gets a 431 problem.
@@ -360,10 +356,30 @@ fn parse_flush_interval(raw: &str) -> Result<Duration, String> {
     }
 }
 
+/// A rate of tokens per second from one per 1000 s to a million per second, so
+/// the refill period `1 / rate` is a representable duration of at least 1 µs
+/// (a tiny rate made `Duration::from_secs_f64` panic).
 fn parse_positive_rate(raw: &str) -> Result<f64, String> {
     match raw.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err("must be a positive number".to_owned()),
+        Ok(rate) if (0.001..=1_000_000.0).contains(&rate) => Ok(rate),
+        _ => Err("must be a number from 0.001 to 1000000".to_owned()),
+    }
+}
+
+/// A value parser for a duration from `min` to `max` inclusive: every duration
+/// ends up added to an `Instant` or handed to a cache, where an absurd one
+/// (`2000years`) panics or overflows, and a zero timeout fails everything.
+fn duration_in(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |raw| {
+        let duration = humantime::parse_duration(raw.trim()).map_err(|e| e.to_string())?;
+        if (min..=max).contains(&duration) {
+            Ok(duration)
+        } else {
+            Err(format!("must be from {} to {}", humantime::format_duration(min), humantime::format_duration(max)))
+        }
     }
 }
 
@@ -379,11 +395,11 @@ pub struct RelayConfig {
     pub outbox_batch_size: u32,
 
     /// Fallback poll interval; NOTIFY normally wakes the relay at once.
-    #[arg(long, env = "OFFNDAT_OUTBOX_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    #[arg(long, env = "OFFNDAT_OUTBOX_POLL_INTERVAL", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub outbox_poll_interval: Duration,
 
     /// How long published rows are kept before they are pruned.
-    #[arg(long, env = "OFFNDAT_OUTBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "1h", global = true)]
+    #[arg(long, env = "OFFNDAT_OUTBOX_RETENTION", value_parser = duration_in(Duration::from_secs(60), Duration::from_secs(31536000)), default_value = "1h", global = true)]
     pub outbox_retention: Duration,
 }
 
@@ -403,15 +419,15 @@ pub struct WorkerConfig {
     pub worker_batch_size: u32,
 
     /// Longest a delivery waits for its batch to fill.
-    #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]
     pub worker_batch_timeout: Duration,
 
     /// How long applied message ids are remembered for de-duplication.
-    #[arg(long, env = "OFFNDAT_INBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "7d", global = true)]
+    #[arg(long, env = "OFFNDAT_INBOX_RETENTION", value_parser = duration_in(Duration::from_secs(60), Duration::from_secs(31536000)), default_value = "7d", global = true)]
     pub inbox_retention: Duration,
 
     /// How long SIGTERM waits for the batch in hand.
-    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
     #[command(flatten)]
@@ -479,6 +495,47 @@ mod tests {
         assert!(parse_base_url("https://offnd.at/?x=1").is_err());
         assert_eq!(base_without_slash(&parse_base_url("https://offnd.at").expect("ok")), "https://offnd.at");
         assert_eq!(base_without_slash(&parse_base_url("https://x.io/s/").expect("ok")), "https://x.io/s");
+    }
+
+    #[test]
+    fn rates_are_bounded_so_their_period_is_a_duration() {
+        assert_eq!(parse_positive_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_positive_rate("0.001"), Ok(0.001));
+        for bad in ["0", "-1", "1e-300", "1e300", "inf", "NaN", "fast"] {
+            assert_eq!(parse_positive_rate(bad), Err("must be a number from 0.001 to 1000000".to_owned()), "{bad}");
+        }
+        // Every accepted rate has a refill period `Duration::from_secs_f64` takes.
+        for rate in [0.001, 1_000_000.0] {
+            assert!(Duration::try_from_secs_f64(1.0 / rate).is_ok());
+        }
+    }
+
+    #[test]
+    fn durations_are_bounded_with_a_message_naming_the_bounds() {
+        let parse = duration_in(Duration::from_millis(1), Duration::from_secs(600));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse(" 10m "), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("0s"), Err("must be from 1ms to 10m".to_owned()));
+        assert_eq!(parse("11m"), Err("must be from 1ms to 10m".to_owned()));
+        assert_eq!(parse("2000years"), Err("must be from 1ms to 10m".to_owned()));
+        assert_eq!(parse("soon"), Err("expected number at 0".to_owned()));
+    }
+
+    #[test]
+    fn every_default_is_within_its_bounds() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Api {
+            #[command(flatten)]
+            config: ApiConfig,
+        }
+        #[derive(Parser)]
+        struct Worker {
+            #[command(flatten)]
+            config: WorkerConfig,
+        }
+        assert!(Api::try_parse_from(["api"]).is_ok());
+        assert!(Worker::try_parse_from(["worker"]).is_ok());
     }
 
     #[test]

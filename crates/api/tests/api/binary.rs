@@ -131,6 +131,52 @@ async fn an_incomplete_vocabulary_directory_fails_start_up_naming_the_path() {
 }
 
 #[tokio::test]
+async fn sigterm_while_waiting_for_postgresql_at_start_up_exits_0_promptly() {
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    // Nothing listens there: start-up keeps retrying for the default 60 s.
+    let closed = free_port();
+    let mut child = command(&db, &namespace, free_port())
+        .env("OFFNDAT_DATABASE_URL", format!("postgres://postgres@127.0.0.1:{closed}/{}", db.name))
+        .env("OFFNDAT_API_KEYS", "k")
+        .spawn()
+        .expect("spawn");
+    wait_for_line(&mut child, "PostgreSQL unreachable, retrying").await;
+    sigterm(&child);
+    // Well inside the 60 s start-up timeout: the signal, not the timeout, ended it.
+    let status =
+        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("exits on SIGTERM").expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Runs the binary with one variable set and returns its exit code and stderr.
+async fn start_with(name: &str, value: &str) -> (Option<i32>, String) {
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    let output = command(&db, &namespace, free_port()).env(name, value).output().await.expect("run");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn out_of_range_rates_and_durations_are_refused_with_their_bounds() {
+    for (name, value, flag, message) in [
+        (
+            "OFFNDAT_RATE_LIMIT_REDIRECT_PER_SECOND",
+            "1e-300",
+            "--rate-limit-redirect-per-second",
+            "must be a number from 0.001 to 1000000",
+        ),
+        ("OFFNDAT_RATE_LIMIT_REDIRECT_PER_SECOND", "0", "--rate-limit-redirect-per-second", "from 0.001 to 1000000"),
+        ("OFFNDAT_REQUEST_TIMEOUT", "0s", "--request-timeout", "must be from 1ms to 10m"),
+        ("OFFNDAT_CACHE_L1_TTL", "2000years", "--cache-l1-ttl", "must be from 1s to 30days"),
+        ("OFFNDAT_REDIS_TIMEOUT", "5h", "--redis-timeout", "must be from 1ms to 1m"),
+        ("OFFNDAT_SHUTDOWN_TIMEOUT", "soon", "--shutdown-timeout", "expected number at 0"),
+    ] {
+        let (code, stderr) = start_with(name, value).await;
+        assert_eq!(code, Some(2), "{name}={value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(message), "{name}={value}: {stderr}");
+    }
+}
+
+#[tokio::test]
 async fn invalid_configuration_fails_fast() {
     let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
     let output =

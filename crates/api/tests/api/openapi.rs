@@ -340,3 +340,27 @@ async fn the_reference_page_is_served_by_the_binary_alone() {
     let missing = app.client.get(app.url("/docs/no-such-asset.js")).send().await.expect("request");
     crate::helpers::assert_problem(missing, 404, &["General.NotFound"]).await;
 }
+
+#[tokio::test]
+async fn the_document_is_gzipped_for_clients_that_accept_it() {
+    use std::io::Read;
+
+    let (app, _db) = spawn().await;
+    let plain = app.client.get(app.url("/openapi.json")).send().await.expect("request");
+    assert_eq!(plain.status(), 200);
+    assert!(!plain.headers().contains_key("content-encoding"), "uncompressed unless asked");
+    let plain = plain.bytes().await.expect("body");
+
+    let gzipped =
+        app.client.get(app.url("/openapi.json")).header("Accept-Encoding", "gzip").send().await.expect("request");
+    assert_eq!(gzipped.status(), 200);
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["content-type"], "application/json; charset=utf-8");
+    let compressed = gzipped.bytes().await.expect("body");
+    assert!(compressed.len() * 3 < plain.len(), "{} bytes gzipped of {}", compressed.len(), plain.len());
+    let mut inflated = Vec::new();
+    flate2::read::GzDecoder::new(compressed.as_ref()).read_to_end(&mut inflated).expect("valid gzip");
+    assert_eq!(inflated, plain.as_ref(), "the same document");
+    let document: Value = serde_json::from_slice(&inflated).expect("JSON");
+    assert_eq!(document["openapi"], "3.1.0");
+}
