@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{ApiKeys, generate_key};
 use crate::rate_limit::RateLimits;
 use crate::routes::{RouterConfig, router};
+use crate::server::{self, ConnectionLimits};
 use crate::short_url::ShortUrls;
 use crate::state::{AppState, Services};
 
@@ -53,6 +54,13 @@ impl Application {
                 HeaderValue::from_str(o.trim()).with_context(|| format!("OFFNDAT_CORS_ORIGINS: invalid origin `{o}`"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        if config.limits.http_idle_timeout <= config.limits.request_timeout {
+            anyhow::bail!(
+                "OFFNDAT_HTTP_IDLE_TIMEOUT ({:?}) must exceed OFFNDAT_REQUEST_TIMEOUT ({:?}): a request still being answered would be cut off",
+                config.limits.http_idle_timeout,
+                config.limits.request_timeout
+            );
+        }
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
         let api_keys = api_keys(&config);
 
@@ -158,14 +166,18 @@ impl Application {
         });
         tracing::info!(%address, public_base_url = %config.public_base_url, "offndat-api listening");
 
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let limits = ConnectionLimits {
+            header_read_timeout: config.limits.http_header_read_timeout,
+            idle_timeout: config.limits.http_idle_timeout,
+            max_connections: config.limits.http_max_connections as usize,
+        };
+        let serve = server::serve(listener, router, limits, shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(config.shutdown_timeout).await;
         };
         let served = tokio::select! {
-            result = serve => result.context("serving HTTP"),
+            () = serve => Ok(()),
             () = deadline => {
                 tracing::warn!(timeout = ?config.shutdown_timeout, "in-flight requests did not finish in time");
                 Ok(())

@@ -340,6 +340,24 @@ pub struct LimitsConfig {
     #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "10s", global = true)]
     pub request_timeout: Duration,
 
+    /// Longest the server waits for a request's headers in full, from when it
+    /// starts waiting: a client trickling headers is closed, and so is a kept-alive
+    /// HTTP/1.1 connection idle this long (the wait for the next request starts
+    /// when a response is sent).
+    #[arg(long, env = "OFFNDAT_HTTP_HEADER_READ_TIMEOUT", value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(300)), default_value = "10s", global = true)]
+    pub http_header_read_timeout: Duration,
+
+    /// Longest a connection's read or write may wait without progress before the
+    /// connection is closed: a client that stops sending its body or reading the
+    /// answer, or a quiet HTTP/2 connection. Must exceed `OFFNDAT_REQUEST_TIMEOUT`.
+    #[arg(long, env = "OFFNDAT_HTTP_IDLE_TIMEOUT", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(3600)), default_value = "60s", global = true)]
+    pub http_idle_timeout: Duration,
+
+    /// Most client connections open at once; more wait in the kernel's accept
+    /// queue until one closes. Keep it below the process's file descriptor limit.
+    #[arg(long, env = "OFFNDAT_HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub http_max_connections: u32,
+
     /// Largest total size of a request's headers, in bytes; more gets a 431 problem.
     #[arg(long, env = "OFFNDAT_MAX_HEADER_BYTES", default_value_t = 16 * 1024, global = true)]
     pub max_header_bytes: usize,

@@ -6,6 +6,7 @@ mod binary;
 mod cache;
 mod catalogues;
 mod collisions;
+mod connections;
 mod contract;
 mod events;
 mod helpers;
