@@ -230,6 +230,7 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
             &config.messaging.redis_url,
             L2Settings {
                 ttl: settings.cache_l2_ttl,
+                negative_ttl: settings.cache_negative_ttl,
                 key_prefix: settings.redis_key_prefix.clone(),
                 timeout: settings.redis_timeout,
                 cooldown: settings.redis_cooldown,

@@ -83,6 +83,7 @@ impl Fixture {
     fn l2(&self, url: &str) -> Arc<L2> {
         let settings = L2Settings {
             ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(30),
             key_prefix: self.redis.prefix.clone(),
             timeout: Duration::from_millis(100),
             cooldown: Duration::from_millis(300),
@@ -156,6 +157,34 @@ async fn a_created_link_replaces_a_remembered_unknown_after_invalidation() {
     assert_eq!(resolve(&cache, "not-yet-there").await, None, "remembered as unknown");
     cache.invalidate("not-yet-there");
     assert_eq!(resolve(&cache, "not-yet-there").await.as_deref(), Some("https://example.com/now"));
+}
+
+#[tokio::test]
+async fn unknown_phrases_are_remembered_in_redis_until_a_link_is_created_under_them() {
+    let fixture = Fixture::new().await;
+    // Two processes without L1: only Redis can spare the second a query.
+    let (first, second) = (fixture.cache(false, Some(REDIS)), fixture.cache(false, Some(REDIS)));
+    assert_eq!(resolve(&first, "never-made-walrus").await, None);
+    assert_eq!(fixture.finds(), 1);
+    let stored = eventually(Duration::from_secs(5), "the unknown phrase written to Redis", || async {
+        fixture.redis.get("link:never-made-walrus").await.ok_or_else(|| "absent".to_owned())
+    })
+    .await;
+    assert_eq!(stored, b"1:-");
+    assert_eq!(resolve(&second, "never-made-walrus").await, None);
+    assert_eq!(fixture.finds(), 1, "the other process was answered by Redis");
+
+    // Creating the link forgets the remembered unknown in Redis too.
+    fixture.link("never-made-walrus", "https://example.com/made").await;
+    second.invalidate("never-made-walrus");
+    eventually(Duration::from_secs(5), "the remembered unknown deleted", || async {
+        match fixture.redis.get("link:never-made-walrus").await {
+            None => Ok(()),
+            Some(value) => Err(String::from_utf8_lossy(&value).into_owned()),
+        }
+    })
+    .await;
+    assert_eq!(resolve(&first, "never-made-walrus").await.as_deref(), Some("https://example.com/made"));
 }
 
 #[tokio::test]

@@ -18,6 +18,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct L2Settings {
     pub ttl: Duration,
+    /// How long a phrase known to name no link is remembered; zero: not at all.
+    pub negative_ttl: Duration,
     pub key_prefix: String,
     pub timeout: Duration,
     pub cooldown: Duration,
@@ -27,6 +29,8 @@ pub struct L2Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L2Lookup {
     Hit(RedirectTarget),
+    /// The phrase was looked up in PostgreSQL lately and names no link.
+    Absent,
     Miss,
     /// A value that is not ours or is damaged: treated as a miss and overwritten.
     Garbage,
@@ -80,7 +84,11 @@ impl L2 {
             })
             .await;
         match result {
-            Some(Some(value)) => decode(&value).map_or(L2Lookup::Garbage, L2Lookup::Hit),
+            Some(Some(value)) => match decode(&value) {
+                Some(Some(target)) => L2Lookup::Hit(target),
+                Some(None) => L2Lookup::Absent,
+                None => L2Lookup::Garbage,
+            },
             Some(None) => L2Lookup::Miss,
             None => L2Lookup::Unavailable,
         }
@@ -94,6 +102,35 @@ impl L2 {
         let (key, value, ttl) = (self.key(phrase), encode(target), self.settings.ttl.as_secs().max(1));
         self.bounded(|mut conn| async move {
             let () = conn.set_ex(key, value, ttl).await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Remembers that `phrase` names no link, for the negative TTL: a flood of
+    /// unknown phrases spread over many replicas then reaches PostgreSQL once per
+    /// phrase and TTL, not once per replica.
+    pub async fn set_absent(&self, phrase: &str) {
+        if self.breaker.is_open() || self.settings.negative_ttl.is_zero() {
+            return;
+        }
+        let ttl_ms = u64::try_from(self.settings.negative_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let key = self.key(phrase);
+        self.bounded(|mut conn| async move {
+            let () = conn.pset_ex(key, ABSENT, ttl_ms).await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Forgets `phrase` (a link was just created under it).
+    pub async fn delete(&self, phrase: &str) {
+        if self.breaker.is_open() {
+            return;
+        }
+        let key = self.key(phrase);
+        self.bounded(|mut conn| async move {
+            let _: u64 = conn.del(key).await?;
             Ok(())
         })
         .await;
@@ -199,6 +236,9 @@ impl Breaker {
     }
 }
 
+/// The value of a phrase known to name no link.
+const ABSENT: &[u8] = b"1:-";
+
 /// `1:<link id>:<target>`: versioned so a future format is never misread.
 fn encode(target: &RedirectTarget) -> Vec<u8> {
     let mut value = format!("1:{}:", target.link_id).into_bytes();
@@ -206,7 +246,16 @@ fn encode(target: &RedirectTarget) -> Vec<u8> {
     value
 }
 
-fn decode(value: &[u8]) -> Option<RedirectTarget> {
+/// `Some(Some(_))` a link, `Some(None)` a phrase known to name none, `None` a
+/// value that is not ours.
+fn decode(value: &[u8]) -> Option<Option<RedirectTarget>> {
+    if value == ABSENT {
+        return Some(None);
+    }
+    decode_target(value).map(Some)
+}
+
+fn decode_target(value: &[u8]) -> Option<RedirectTarget> {
     let rest = value.strip_prefix(b"1:")?;
     let (id, location) = (rest.get(..36)?, rest.get(37..)?);
     if rest.get(36) != Some(&b':') || location.is_empty() {
@@ -228,7 +277,9 @@ mod tests {
     fn values_round_trip_and_garbage_is_refused() {
         let target =
             RedirectTarget { link_id: Uuid::now_v7(), location: Bytes::from_static(b"https://example.com/a?b=c") };
-        assert_eq!(decode(&encode(&target)), Some(target.clone()));
+        assert_eq!(decode(&encode(&target)), Some(Some(target.clone())));
+        assert_eq!(decode(ABSENT), Some(None));
+        assert_eq!(decode(b"1:-x"), None);
         for garbage in [&b""[..], b"garbage", b"2:whatever", b"1:not-a-uuid-at-all-not-a-uuid-at-al:https://x", b"1:"] {
             assert_eq!(decode(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
         }
