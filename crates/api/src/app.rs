@@ -37,6 +37,8 @@ pub struct Application {
     relay: Option<OutboxRelay>,
     rate_limits: Option<Arc<RateLimits>>,
     pool: PgPool,
+    /// Redirect lookups' own pool (statement timeout).
+    lookups: PgPool,
     config: ApiConfig,
 }
 
@@ -97,7 +99,12 @@ impl Application {
             )
         });
 
-        let store = Arc::new(PgLinkStore::new(pool.clone()));
+        let lookups = postgres::lookup_pool(
+            &config.database,
+            config.database_lookup_connections,
+            config.database_lookup_timeout,
+        )?;
+        let store = Arc::new(PgLinkStore::new(pool.clone()).with_lookup_pool(lookups.clone()));
         let cache = Arc::new(link_cache(&config, store.clone())?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
         let state = AppState::new(Services {
@@ -136,7 +143,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
-        Ok(Self { listener, router, flusher, relay, rate_limits, pool, config })
+        Ok(Self { listener, router, flusher, relay, rate_limits, pool, lookups, config })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -149,7 +156,7 @@ impl Application {
     /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, rate_limits, pool, config } = self;
+        let Self { listener, router, flusher, relay, rate_limits, pool, lookups, config } = self;
         let address = listener.local_addr()?;
         let stop_flushing = CancellationToken::new();
         let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));
@@ -197,6 +204,7 @@ impl Application {
         {
             tracing::error!("the outbox relay panicked");
         }
+        lookups.close().await;
         pool.close().await;
         tracing::info!("offndat-api stopped");
         served

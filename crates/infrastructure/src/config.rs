@@ -223,6 +223,17 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true)]
     pub stats_cache_ttl: Duration,
 
+    /// PostgreSQL cancels a redirect lookup (a phrase not in the caches) running
+    /// longer than this; the redirect then answers 503.
+    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_TIMEOUT", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)), default_value = "1s", global = true)]
+    pub database_lookup_timeout: Duration,
+
+    /// Connections of the separate pool redirect lookups use, on top of
+    /// `OFFNDAT_DATABASE_MAX_CONNECTIONS`: a flood of unknown phrases can take
+    /// these, never the ones creates and stats need.
+    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub database_lookup_connections: u32,
+
     #[command(flatten)]
     pub visit_log: VisitLogConfig,
 

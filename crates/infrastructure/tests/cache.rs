@@ -261,3 +261,37 @@ async fn redis_down_at_start_and_mid_traffic_never_fails_a_lookup() {
     traffic.await.expect("traffic");
     assert!(fixture.finds() > before, "fell back to PostgreSQL");
 }
+
+#[tokio::test]
+async fn a_redirect_lookup_past_its_statement_timeout_fails_as_unavailable() {
+    use offndat_infrastructure::config::DatabaseConfig;
+    use sqlx::Connection;
+
+    let db = TestDatabase::migrated().await;
+    let config = DatabaseConfig {
+        database_url: Url::parse(&db.url).expect("url"),
+        database_max_connections: 2,
+        database_acquire_timeout: Duration::from_secs(5),
+        database_startup_timeout: Duration::from_secs(5),
+    };
+    let pool = offndat_infrastructure::postgres::connect(&config).await.expect("pool");
+    let lookups =
+        offndat_infrastructure::postgres::lookup_pool(&config, 2, Duration::from_millis(200)).expect("lookups");
+    let store = PgLinkStore::new(pool).with_lookup_pool(lookups);
+    let phrase = Phrase::parse("locked-out-walrus").expect("phrase");
+    assert!(store.find_by_phrase(&phrase).await.expect("lookup").is_none());
+
+    // A migration-like lock on the table: the lookup waits for it until
+    // PostgreSQL cancels the statement.
+    let mut locker = db.connect().await;
+    let mut lock = locker.begin().await.expect("begin");
+    sqlx::raw_sql("LOCK TABLE links IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.expect("lock");
+    match store.find_by_phrase(&phrase).await {
+        Err(StoreError::Unavailable(error)) => {
+            assert!(error.to_string().contains("canceling statement due to statement timeout"), "{error}")
+        }
+        other => panic!("expected the statement timeout as Unavailable, got {other:?}"),
+    }
+    lock.rollback().await.expect("unlock");
+    assert!(store.find_by_phrase(&phrase).await.expect("lookup after the lock").is_none());
+}

@@ -42,6 +42,26 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, BootstrapError> 
     Ok(pool)
 }
 
+/// A second, smaller pool for redirect lookups, on which PostgreSQL cancels any
+/// statement running past `statement_timeout`. Apart from the main pool, a flood
+/// of unknown phrases cannot take the connections creates and stats need (a
+/// bulkhead), and a locked or slow table fails lookups fast instead of piling
+/// them up. Call after [`connect`], which creates the database.
+pub fn lookup_pool(
+    config: &DatabaseConfig,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> Result<PgPool, BootstrapError> {
+    let options = connect_options(config)?
+        .options([("statement_timeout", format!("{}ms", statement_timeout.as_millis().max(1)))]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.database_acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options))
+}
+
 /// Applies pending migrations. sqlx takes a PostgreSQL advisory lock around them,
 /// so replicas starting together apply each migration once.
 pub async fn migrate(pool: &PgPool) -> Result<(), BootstrapError> {

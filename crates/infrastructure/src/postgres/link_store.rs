@@ -14,12 +14,22 @@ use offndat_application::events::{Event, LinkCreatedV1, RecentVisit};
 #[derive(Debug, Clone)]
 pub struct PgLinkStore {
     pool: PgPool,
+    /// Where `find_by_phrase` runs: the main pool unless a lookup pool (with a
+    /// statement timeout) is given.
+    lookups: PgPool,
 }
 
 impl PgLinkStore {
     pub fn new(pool: PgPool) -> Self {
         describe_metrics();
-        Self { pool }
+        Self { lookups: pool.clone(), pool }
+    }
+
+    /// Runs redirect lookups (`find_by_phrase`) on `lookups`, a pool of their own
+    /// (see [`super::lookup_pool`]).
+    pub fn with_lookup_pool(mut self, lookups: PgPool) -> Self {
+        self.lookups = lookups;
+        self
     }
 }
 
@@ -123,7 +133,7 @@ impl LinkStore for PgLinkStore {
             "SELECT id, phrase, target_url, language_id, theme_id, created_at FROM links WHERE phrase = $1",
             phrase.as_str()
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.lookups)
         .await
         .map_err(store_error)?;
         row.map(Link::try_from).transpose()

@@ -9,7 +9,7 @@ mod rollups;
 mod stats_store;
 mod visit_store;
 
-pub use bootstrap::{BootstrapError, connect, migrate, pending_migrations};
+pub use bootstrap::{BootstrapError, connect, lookup_pool, migrate, pending_migrations};
 pub use errors::is_unavailable;
 pub use event_ledger::{PgEventLedger, PgLedgerError};
 pub use link_store::PgLinkStore;
