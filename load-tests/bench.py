@@ -303,7 +303,7 @@ class Bench:
         self.links_file = self.work / "links.tsv"
         self.namespace = f"bench-{stamp.lower()}-{secrets.token_hex(2)}"
         self.redis_prefix = f"{self.namespace}:"
-        self.api_key = "bench-" + secrets.token_hex(12)
+        self.api_key = "bench-" + secrets.token_hex(16)
         self.api: Proc | None = None
         self.worker: Proc | None = None
         self.ceiling: Proc | None = None

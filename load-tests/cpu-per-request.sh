@@ -36,7 +36,7 @@ name="cpu_$(date +%s)_$$"
 log="$(mktemp)"
 env -i PATH="$PATH" \
     OFFNDAT_LISTEN="127.0.0.1:$port" OFFNDAT_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
-    OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key \
+    OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key OFFNDAT_DEVELOPMENT_MODE=true \
     OFFNDAT_RATE_LIMIT_ENABLED=false OFFNDAT_OUTBOX_RELAY_ENABLED=false OFFNDAT_CACHE_L2_ENABLED=false \
     OFFNDAT_LOG=info OFFNDAT_LOG_FORMAT=json "$@" \
     "$binary" >"$log" 2>&1 &

@@ -64,7 +64,9 @@ impl Application {
             );
         }
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
-        let api_keys = api_keys(&config);
+        offndat_infrastructure::config::check_api_keys(&config.api_keys, config.development_mode)
+            .map_err(anyhow::Error::msg)?;
+        let api_keys = api_keys(&config)?;
 
         let pool = postgres::connect(&config.database).await?;
         if config.migrate_on_start {
@@ -252,17 +254,38 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
     Ok(TwoLevelCache::new(l1, l2, store))
 }
 
-/// The configured keys, or a generated one, logged once, so nothing is open by
-/// default and a bare start still gives a usable service.
-fn api_keys(config: &ApiConfig) -> ApiKeys {
-    if config.api_keys.iter().all(|k| k.expose().is_empty()) {
-        let key = generate_key();
-        tracing::warn!(
-            api_key = %key,
-            "no API key configured (OFFNDAT_API_KEYS); generated one for this process, shown only here"
-        );
-        ApiKeys::new([key.as_str()])
-    } else {
-        ApiKeys::new(config.api_keys.iter().map(|k| k.expose().as_str()))
+/// The configured keys, or a generated one written to a file only this user can
+/// read, so nothing is open by default and a bare start still gives a usable
+/// service. The key itself never goes to the log stream, which log shippers copy
+/// far and wide; the log says where it is.
+fn api_keys(config: &ApiConfig) -> anyhow::Result<ApiKeys> {
+    if !config.api_keys.iter().all(|k| k.expose().is_empty()) {
+        return Ok(ApiKeys::new(config.api_keys.iter().map(|k| k.expose().as_str())));
     }
+    let key = generate_key();
+    let path = config
+        .generated_api_key_file
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("offndat-api-{}.key", std::process::id())));
+    write_owner_only(&path, &key).with_context(|| {
+        format!("writing the generated API key to {} (OFFNDAT_GENERATED_API_KEY_FILE)", path.display())
+    })?;
+    tracing::warn!(
+        api_key_file = %path.display(),
+        "no API key configured (OFFNDAT_API_KEYS); generated one for this process and wrote it to the file, readable by this user only"
+    );
+    Ok(ApiKeys::new([key.as_str()]))
+}
+
+/// Writes `secret` to `path`, created (or truncated) with mode 0600 before any
+/// byte is written.
+fn write_owner_only(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // An existing file keeps its mode on open: tighten it before writing.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")
 }

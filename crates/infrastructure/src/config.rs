@@ -170,10 +170,23 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8090", value_parser = parse_base_url, global = true)]
     pub public_base_url: Url,
 
-    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`. When none is set a
-    /// random key is generated at start and logged once.
+    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`, each at least 32
+    /// characters and none a placeholder from deploy/ (unless
+    /// `OFFNDAT_DEVELOPMENT_MODE`). When none is set a random key is generated at
+    /// start and written to `OFFNDAT_GENERATED_API_KEY_FILE`, never to the log.
     #[arg(long, env = "OFFNDAT_API_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
     pub api_keys: Vec<Secret<String>>,
+
+    /// Where a generated API key is written (created readable by its owner only,
+    /// replaced if present). Default: `offndat-api-<pid>.key` in the temporary
+    /// directory.
+    #[arg(long, env = "OFFNDAT_GENERATED_API_KEY_FILE", global = true)]
+    pub generated_api_key_file: Option<PathBuf>,
+
+    /// Development mode: accepts short API keys and the placeholders of deploy/
+    /// (`local-dev-key`). Never in production.
+    #[arg(long, env = "OFFNDAT_DEVELOPMENT_MODE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub development_mode: bool,
 
     /// Load vocabularies from this directory (same layout as the built-in ones)
     /// instead of the built-in lists.
@@ -472,6 +485,44 @@ pub struct WorkerConfig {
     pub log: LogConfig,
 }
 
+/// Shortest API key accepted outside development mode: 32 characters of a
+/// generated key (`openssl rand -hex 32` gives 64) are beyond guessing.
+pub const MIN_API_KEY_CHARS: usize = 32;
+
+/// API keys shipped in deploy/ as placeholders; they are public, so never keys.
+pub const PLACEHOLDER_API_KEYS: &[&str] = &["local-dev-key", "CHANGE-ME-api-key"];
+
+/// Refuses configured API keys that are short or placeholders, unless in
+/// development mode; one message per key, naming it by position only.
+pub fn check_api_keys(keys: &[Secret<String>], development_mode: bool) -> Result<(), String> {
+    if development_mode {
+        return Ok(());
+    }
+    let problems: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, key)| {
+            let key = key.expose();
+            let n = i + 1;
+            if PLACEHOLDER_API_KEYS.contains(&key.as_str()) || key.to_ascii_lowercase().contains("change-me") {
+                Some(format!("key {n} is a placeholder from the deployment files"))
+            } else if key.chars().count() < MIN_API_KEY_CHARS {
+                Some(format!("key {n} has {} characters, fewer than {MIN_API_KEY_CHARS}", key.chars().count()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "OFFNDAT_API_KEYS: {}; use random keys (`openssl rand -hex 32`), or OFFNDAT_DEVELOPMENT_MODE=true on a development machine",
+            problems.join("; ")
+        ))
+    }
+}
+
 /// A public base URL: absolute http(s), no query or fragment; kept without a
 /// trailing slash so `<base>/<phrase>` joins cleanly.
 pub fn parse_base_url(raw: &str) -> Result<Url, String> {
@@ -565,6 +616,44 @@ mod tests {
         }
         assert!(Api::try_parse_from(["api"]).is_ok());
         assert!(Worker::try_parse_from(["worker"]).is_ok());
+    }
+
+    #[test]
+    fn short_and_placeholder_api_keys_are_refused_outside_development_mode() {
+        let keys = |raw: &[&str]| raw.iter().map(|k| Secret::new((*k).to_owned())).collect::<Vec<_>>();
+        let long = "a".repeat(MIN_API_KEY_CHARS);
+        assert_eq!(check_api_keys(&keys(&[&long]), false), Ok(()));
+        assert_eq!(check_api_keys(&keys(&["short", "local-dev-key"]), true), Ok(()));
+        assert_eq!(
+            check_api_keys(
+                &keys(&[&long, "short", "local-dev-key", "CHANGE-ME-api-key-but-longer-than-32-chars"]),
+                false
+            ),
+            Err("OFFNDAT_API_KEYS: key 2 has 5 characters, fewer than 32; \
+                 key 3 is a placeholder from the deployment files; \
+                 key 4 is a placeholder from the deployment files; \
+                 use random keys (`openssl rand -hex 32`), or OFFNDAT_DEVELOPMENT_MODE=true on a development machine"
+                .to_owned())
+        );
+    }
+
+    #[test]
+    fn every_api_key_placeholder_in_deploy_is_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut found = Vec::new();
+        for file in ["deploy/kubernetes/secret.yaml", "docker-compose.yaml"] {
+            let text = std::fs::read_to_string(root.join(file)).expect(file);
+            for line in text.lines().filter(|l| l.trim_start().starts_with("OFFNDAT_API_KEYS:")) {
+                let value = line.split_once(':').map(|(_, v)| v.trim().trim_matches('"')).unwrap_or_default();
+                // `${OFFNDAT_API_KEYS:-default}` in compose: the default is the placeholder.
+                let value = value.rsplit(":-").next().unwrap_or(value).trim_end_matches('}');
+                found.push(value.to_owned());
+            }
+        }
+        assert_eq!(found.len(), 2, "{found:?}");
+        for placeholder in found {
+            assert!(check_api_keys(&[Secret::new(placeholder.clone())], false).is_err(), "{placeholder}");
+        }
     }
 
     #[test]

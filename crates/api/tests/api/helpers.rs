@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const API_KEY: &str = "test-key-1";
-pub const OTHER_API_KEY: &str = "test-key-2";
+pub const API_KEY: &str = "test-key-1-0123456789abcdef0123456789";
+pub const OTHER_API_KEY: &str = "test-key-2-0123456789abcdef0123456789";
 pub const PUBLIC_BASE: &str = "http://short.test";
 
 /// A running app.

@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{AmqpNamespace, TestDatabase, eventually};
 
-pub(crate) const KEY: &str = "system-key";
+pub(crate) const KEY: &str = "system-key-0123456789abcdef0123456789";
 const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn add((a, b): (i64, i64), (c, d): (i64, i64)) -> (i64, i64) {
