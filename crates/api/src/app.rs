@@ -1,6 +1,7 @@
 //! The composition root: builds adapters, use cases and the router from the
 //! configuration, binds the listener, and serves until shutdown.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -32,6 +33,9 @@ use crate::state::{AppState, Services};
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// `OFFNDAT_OPS_LISTEN`: health detail and metrics.
+    ops_listener: TcpListener,
+    ops_router: Router,
     router: Router,
     flusher: VisitFlusher,
     relay: Option<OutboxRelay>,
@@ -131,6 +135,7 @@ impl Application {
             pool: pool.clone(),
         });
         let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
+        let ops_router = crate::routes::ops_router(state.clone());
         let router = router(
             state,
             &RouterConfig {
@@ -145,7 +150,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
-        Ok(Self { listener, router, flusher, relay, rate_limits, pool, lookups, config })
+        let ops_listener = TcpListener::bind(config.ops_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (OFFNDAT_OPS_LISTEN)", config.ops_listen))?;
+        Ok(Self { listener, ops_listener, ops_router, router, flusher, relay, rate_limits, pool, lookups, config })
     }
 
     /// The bound address (the real port when configured with port 0).
@@ -153,12 +161,18 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The bound address of the operations listener.
+    pub fn ops_addr(&self) -> std::io::Result<SocketAddr> {
+        self.ops_listener.local_addr()
+    }
+
     /// Serves until `shutdown` is cancelled, then, in order: stops accepting and lets
     /// in-flight requests finish (up to the shutdown timeout), flushes the visit
     /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, rate_limits, pool, lookups, config } = self;
+        let Self { listener, ops_listener, ops_router, router, flusher, relay, rate_limits, pool, lookups, config } =
+            self;
         let address = listener.local_addr()?;
         let stop_flushing = CancellationToken::new();
         let flusher = tokio::spawn(flusher.run(stop_flushing.clone()));
@@ -173,7 +187,15 @@ impl Application {
                 }
             })
         });
-        tracing::info!(%address, public_base_url = %config.public_base_url, "offndat-api listening");
+        let ops_address = ops_listener.local_addr()?;
+        tracing::info!(%address, %ops_address, public_base_url = %config.public_base_url, "offndat-api listening");
+        // Health and metrics stay up while the public listener drains, and stop last.
+        let stop_ops = CancellationToken::new();
+        let mut ops = tokio::spawn(
+            axum::serve(ops_listener, ops_router)
+                .with_graceful_shutdown(stop_ops.clone().cancelled_owned())
+                .into_future(),
+        );
 
         let limits = ConnectionLimits {
             header_read_timeout: config.limits.http_header_read_timeout,
@@ -205,6 +227,11 @@ impl Application {
             && relay.await.is_err()
         {
             tracing::error!("the outbox relay panicked");
+        }
+        stop_ops.cancel();
+        // A scraper's kept-alive connection must not hold the exit.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut ops).await.is_err() {
+            ops.abort();
         }
         lookups.close().await;
         pool.close().await;

@@ -42,9 +42,6 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/redirects/{phrase}"),
     ("GET", "/{phrase}"),
     ("GET", "/health/live"),
-    ("GET", "/health/ready"),
-    ("GET", "/health"),
-    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
 ];

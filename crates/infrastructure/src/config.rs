@@ -162,9 +162,15 @@ impl fmt::Debug for MessagingConfig {
 /// Settings of the API binary.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiConfig {
-    /// Address the API listens on.
+    /// Address the API listens on: the v1 API, short URLs, `/health/live`, the
+    /// OpenAPI document and `/docs`.
     #[arg(long, env = "OFFNDAT_LISTEN", default_value = "127.0.0.1:8090", global = true)]
     pub listen: SocketAddr,
+
+    /// Address of the operations endpoints (`/health/live`, `/health/ready`,
+    /// `/health`, `/metrics`): for probes and Prometheus, never the internet.
+    #[arg(long, env = "OFFNDAT_OPS_LISTEN", default_value = "127.0.0.1:8092", global = true)]
+    pub ops_listen: SocketAddr,
 
     /// Base of the short URLs handed out (`<base>/<phrase>`); targets under it are refused.
     #[arg(long, env = "OFFNDAT_PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8090", value_parser = parse_base_url, global = true)]

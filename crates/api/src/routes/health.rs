@@ -12,7 +12,9 @@ use crate::openapi::schemas;
 use crate::response::json;
 use crate::state::AppState;
 
-crate::openapi::document!(HealthApi: live, ready, detail, metrics);
+// Only liveness is on the public listener (and in its OpenAPI document); the
+// rest is on the operations listener, described in docs/operations.md.
+crate::openapi::document!(HealthApi: live);
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 

@@ -21,6 +21,8 @@ fn command(db: &TestDatabase, namespace: &AmqpNamespace, port: u16) -> Command {
         .env_clear()
         .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
         .env("OFFNDAT_LISTEN", format!("127.0.0.1:{port}"))
+        // Not the default 8092: tests run side by side.
+        .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
         .env("OFFNDAT_PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env("OFFNDAT_DATABASE_URL", &db.url)
         .stdout(Stdio::piped())

@@ -107,7 +107,7 @@ async fn every_metric_in_the_docs_dashboard_and_alerts_is_exported_from_the_star
             response.text().await.map_err(|e| e.to_string())
         }
     };
-    let api_page = page(system.url("/metrics")).await.expect("API metrics");
+    let api_page = page(system.ops_url("/metrics")).await.expect("API metrics");
     let worker_page =
         eventually(Duration::from_secs(30), "the worker serves /metrics", || page(system.worker_url("/metrics"))).await;
     let exported: BTreeSet<String> = exported(&api_page).into_iter().chain(exported(&worker_page)).collect();

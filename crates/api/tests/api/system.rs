@@ -46,6 +46,7 @@ pub(crate) struct System {
     logs: tempfile::TempDir,
     api_port: u16,
     worker_port: u16,
+    ops_port: u16,
     pub(crate) client: reqwest::Client,
 }
 
@@ -60,6 +61,7 @@ impl System {
             logs: tempfile::tempdir().expect("tempdir"),
             api_port: free_port(),
             worker_port: free_port(),
+            ops_port: free_port(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
@@ -78,6 +80,7 @@ impl System {
             .env("OFFNDAT_AMQP_NAMESPACE", &self.namespace.name)
             .env("OFFNDAT_API_KEYS", KEY)
             .env("OFFNDAT_LISTEN", format!("127.0.0.1:{}", self.api_port))
+            .env("OFFNDAT_OPS_LISTEN", format!("127.0.0.1:{}", self.ops_port))
             .env("OFFNDAT_PUBLIC_BASE_URL", "http://short.test")
             .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", self.worker_port))
             .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
@@ -91,7 +94,7 @@ impl System {
 
     pub(crate) async fn start_api(&self) -> Child {
         let child = self.command("offndat-api", "api.log").spawn().expect("spawn api");
-        let url = self.url("/health/ready");
+        let url = self.ops_url("/health/ready");
         eventually(Duration::from_secs(60), "the API answers", || async {
             match self.client.get(&url).send().await {
                 Ok(r) if r.status() == 200 => Ok(()),
@@ -104,6 +107,11 @@ impl System {
 
     pub(crate) fn start_worker(&self) -> Child {
         self.command("offndat-worker", "worker.log").spawn().expect("spawn worker")
+    }
+
+    /// A URL on the API's operations listener (health detail, metrics).
+    pub(crate) fn ops_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ops_port)
     }
 
     /// A URL on the worker's health and metrics listener.
@@ -296,7 +304,7 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     let system = System::new().await;
     let mut api = system.start_api().await;
     let metrics = || async {
-        system.client.get(system.url("/metrics")).send().await.expect("metrics").text().await.expect("text")
+        system.client.get(system.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text")
     };
     let start = metrics().await;
     for name in [
@@ -364,7 +372,7 @@ async fn the_api_and_the_worker_started_together_on_a_fresh_database_are_ready_w
         }
     };
     eventually(Duration::from_secs(30), "the API and the worker are ready", || async {
-        ready(system.url("/health/ready")).await?;
+        ready(system.ops_url("/health/ready")).await?;
         ready(system.worker_url("/health/ready")).await
     })
     .await;
