@@ -92,13 +92,15 @@ LABEL org.opencontainers.image.title="offndat" \
 # Containers listen on every interface; logs are JSON lines for the log pipeline.
 # Everything else is configured with OFFNDAT_* variables (docs/configuration.md).
 ENV OFFNDAT_LISTEN=0.0.0.0:8090 \
+    OFFNDAT_OPS_LISTEN=0.0.0.0:8092 \
     OFFNDAT_WORKER_LISTEN=0.0.0.0:8091 \
     OFFNDAT_LOG_FORMAT=json
 
 USER 10001:10001
 WORKDIR /
-# 8090: offndat-api (HTTP, /health/*, /metrics); 8091: offndat-worker (/health/*, /metrics).
-EXPOSE 8090 8091
+# 8090: offndat-api (HTTP API, /health/live); 8092: offndat-api operations (/health/*,
+# /metrics); 8091: offndat-worker (/health/*, /metrics).
+EXPOSE 8090 8091 8092
 # Both binaries drain and exit 0 on SIGTERM (the API within OFFNDAT_SHUTDOWN_TIMEOUT,
 # 30 s by default, plus up to ~10 s for the visit buffer and outbox relay): give
 # them a stop timeout above that (compose stop_grace_period, Kubernetes

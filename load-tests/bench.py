@@ -303,11 +303,12 @@ class Bench:
         self.links_file = self.work / "links.tsv"
         self.namespace = f"bench-{stamp.lower()}-{secrets.token_hex(2)}"
         self.redis_prefix = f"{self.namespace}:"
-        self.api_key = "bench-" + secrets.token_hex(12)
+        self.api_key = "bench-" + secrets.token_hex(16)
         self.api: Proc | None = None
         self.worker: Proc | None = None
         self.ceiling: Proc | None = None
         self.api_addr = ""
+        self.api_ops_addr = ""
         self.api_config = "default"
         self.worker_addr = f"127.0.0.1:{free_port()}"
         self.ceiling_addr = f"127.0.0.1:{free_port()}"
@@ -431,6 +432,7 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OFFNDAT_")}
         env.update({
             "OFFNDAT_LISTEN": self.api_addr,
+            "OFFNDAT_OPS_LISTEN": self.api_ops_addr,
             "OFFNDAT_PUBLIC_BASE_URL": f"http://{self.api_addr}",
             "OFFNDAT_DATABASE_URL": self.cfg.database_url,
             "OFFNDAT_API_KEYS": self.api_key,
@@ -457,10 +459,11 @@ class Bench:
             self.api_stops.append({"config": self.api_config, **self.api.stop()})
             self.api = None
         self.api_addr = f"127.0.0.1:{free_port()}"
+        self.api_ops_addr = f"127.0.0.1:{free_port()}"
         self.api_config = config
         self.api = Proc("offndat-api", [str(self.cfg.target / "offndat-api")], self.api_env(extra),
                         self.work / "api.log")
-        took = wait_ready(self.api, f"http://{self.api_addr}/health/ready")
+        took = wait_ready(self.api, f"http://{self.api_ops_addr}/health/ready")
         log(f"API ({config}) ready on {self.api_addr} in {took:.1f}s (pid {self.api.pid})")
 
     def start_worker(self) -> None:
@@ -478,7 +481,7 @@ class Bench:
 
     def api_metrics(self) -> dict[str, float]:
         try:
-            return parse_metrics(http_get(f"http://{self.api_addr}/metrics")[1])
+            return parse_metrics(http_get(f"http://{self.api_ops_addr}/metrics")[1])
         except OSError:
             return {}
 

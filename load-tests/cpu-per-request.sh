@@ -32,11 +32,12 @@ binary="${CARGO_TARGET_DIR:-$repo/target}/release/offndat-api"
 command -v wrk >/dev/null || { echo "cpu-per-request.sh: wrk not found (apt-get install wrk)" >&2; exit 2; }
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ops_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 name="cpu_$(date +%s)_$$"
 log="$(mktemp)"
 env -i PATH="$PATH" \
-    OFFNDAT_LISTEN="127.0.0.1:$port" OFFNDAT_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
-    OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key \
+    OFFNDAT_LISTEN="127.0.0.1:$port" OFFNDAT_OPS_LISTEN="127.0.0.1:$ops_port" OFFNDAT_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
+    OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key OFFNDAT_DEVELOPMENT_MODE=true \
     OFFNDAT_RATE_LIMIT_ENABLED=false OFFNDAT_OUTBOX_RELAY_ENABLED=false OFFNDAT_CACHE_L2_ENABLED=false \
     OFFNDAT_LOG=info OFFNDAT_LOG_FORMAT=json "$@" \
     "$binary" >"$log" 2>&1 &
@@ -50,7 +51,7 @@ trap cleanup EXIT
 
 ready=0
 for _ in $(seq 1 150); do
-    curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && { ready=1; break; }
+    curl -sf "http://127.0.0.1:$ops_port/health/ready" >/dev/null && { ready=1; break; }
     kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.2
 done

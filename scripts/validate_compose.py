@@ -229,6 +229,7 @@ def check(compose: dict, root: Path) -> None:
     api_env, worker_env = env_of(services["api"]), env_of(services["worker"])
     expect = {
         ("api", "OFFNDAT_LISTEN"): "0.0.0.0:8090",
+        ("api", "OFFNDAT_OPS_LISTEN"): "0.0.0.0:8092",
         ("api", "OFFNDAT_MIGRATE_ON_START"): "false",
         ("api", "OFFNDAT_LOG_FORMAT"): "json",
         ("worker", "OFFNDAT_WORKER_LISTEN"): "0.0.0.0:8091",
@@ -304,7 +305,7 @@ def check_prometheus(path: Path) -> None:
             if sd.get("type") == "A":
                 for name in sd.get("names") or []:
                     found[name] = sd.get("port")
-    for name, port in (("api", 8090), ("worker", 8091)):
+    for name, port in (("api", 8092), ("worker", 8091)):
         if found.get(name) != port:
             problem(f"{path}: needs dns_sd_configs type A on {name!r} port {port} (every replica), found {found}")
 

@@ -285,7 +285,8 @@ def check_kubernetes(documents: list[dict]) -> None:
     secret = {**(secret_doc.get("stringData") or {}), **(secret_doc.get("data") or {})}
     secrets = {d["metadata"]["name"] for d in documents if d.get("kind") == "Secret"}
 
-    expect = {"OFFNDAT_LISTEN": "0.0.0.0:8090", "OFFNDAT_WORKER_LISTEN": "0.0.0.0:8091",
+    expect = {"OFFNDAT_LISTEN": "0.0.0.0:8090", "OFFNDAT_OPS_LISTEN": "0.0.0.0:8092",
+              "OFFNDAT_WORKER_LISTEN": "0.0.0.0:8091",
               "OFFNDAT_MIGRATE_ON_START": "false", "OFFNDAT_LOG_FORMAT": "json"}
     for k, v in expect.items():
         if config.get(k) != v:
@@ -312,7 +313,8 @@ def check_kubernetes(documents: list[dict]) -> None:
     worker = find(documents, "Deployment", "offndat-worker")
     job = find(documents, "Job", "offndat-migrate")
     if api:
-        check_workload(api, documents, config, secrets, port=8090, probes=True, shutdown=shutdown)
+        # Probes and metrics on the operations listener, not the public port.
+        check_workload(api, documents, config, secrets, port=8092, probes=True, shutdown=shutdown)
         command = api["spec"]["template"]["spec"]["containers"][0].get("command") or []
         if command[:1] != ["offndat-api"] or "migrate" in command:
             problem(f"Deployment offndat-api: command must be offndat-api (serve), is {command}")

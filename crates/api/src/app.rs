@@ -1,6 +1,7 @@
 //! The composition root: builds adapters, use cases and the router from the
 //! configuration, binds the listener, and serves until shutdown.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -33,12 +34,16 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{ApiKeys, Authenticator, generate_key};
 use crate::rate_limit::RateLimits;
 use crate::routes::{RouterConfig, router};
+use crate::server::{self, ConnectionLimits};
 use crate::short_url::ShortUrls;
 use crate::state::{AppState, Services};
 
 /// A built application, bound to its port, not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// `OFFNDAT_OPS_LISTEN`: health detail and metrics.
+    ops_listener: TcpListener,
+    ops_router: Router,
     router: Router,
     flusher: VisitFlusher,
     relay: Option<OutboxRelay>,
@@ -47,6 +52,8 @@ pub struct Application {
     stored_keys: (Arc<StoredKeys>, PgKeyStore, StoredKeySettings),
     blocklist: Option<Arc<FileBlocklist>>,
     pool: PgPool,
+    /// Redirect lookups' own pool (statement timeout).
+    lookups: PgPool,
     config: ApiConfig,
 }
 
@@ -67,8 +74,17 @@ impl Application {
                 HeaderValue::from_str(o.trim()).with_context(|| format!("OFFNDAT_CORS_ORIGINS: invalid origin `{o}`"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        if config.limits.http_idle_timeout <= config.limits.request_timeout {
+            anyhow::bail!(
+                "OFFNDAT_HTTP_IDLE_TIMEOUT ({:?}) must exceed OFFNDAT_REQUEST_TIMEOUT ({:?}): a request still being answered would be cut off",
+                config.limits.http_idle_timeout,
+                config.limits.request_timeout
+            );
+        }
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
-        let api_keys = api_keys(&config);
+        offndat_infrastructure::config::check_api_keys(&config.api_keys, config.development_mode)
+            .map_err(anyhow::Error::msg)?;
+        let api_keys = api_keys(&config)?;
         let policy = target_policy(&config)?;
         if config.access.keys_max_staleness < config.access.keys_refresh_interval * 2 {
             anyhow::bail!(
@@ -95,6 +111,7 @@ impl Application {
 
         let clock = Arc::new(SystemClock);
         crate::routes::redirect::describe_metrics();
+        crate::http_metrics::describe_metrics();
         let (visits, flusher) = visit_aggregator(
             PgVisitStore::new(pool.clone(), config.visit_log.visit_log),
             Arc::new(UserAgents::default()),
@@ -120,7 +137,12 @@ impl Application {
             )
         });
 
-        let store = Arc::new(PgLinkStore::new(pool.clone()));
+        let lookups = postgres::lookup_pool(
+            &config.database,
+            config.database_lookup_connections,
+            config.database_lookup_timeout,
+        )?;
+        let store = Arc::new(PgLinkStore::new(pool.clone()).with_lookup_pool(lookups.clone()));
         let cache = Arc::new(link_cache(&config, store.clone())?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
         let link_changes = LinkChangeListener {
@@ -170,6 +192,7 @@ impl Application {
             pool: pool.clone(),
         });
         let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
+        let ops_router = crate::routes::ops_router(state.clone());
         let router = router(
             state,
             &RouterConfig {
@@ -184,8 +207,13 @@ impl Application {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_LISTEN)", config.listen))?;
+        let ops_listener = TcpListener::bind(config.ops_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (OFFNDAT_OPS_LISTEN)", config.ops_listen))?;
         Ok(Self {
             listener,
+            ops_listener,
+            ops_router,
             router,
             flusher,
             relay,
@@ -194,6 +222,7 @@ impl Application {
             stored_keys: (stored_keys, key_store, key_settings),
             blocklist,
             pool,
+            lookups,
             config,
         })
     }
@@ -203,13 +232,31 @@ impl Application {
         self.listener.local_addr()
     }
 
+    /// The bound address of the operations listener.
+    pub fn ops_addr(&self) -> std::io::Result<SocketAddr> {
+        self.ops_listener.local_addr()
+    }
+
     /// Serves until `shutdown` is cancelled, then, in order: stops accepting and lets
     /// in-flight requests finish (up to the shutdown timeout), flushes the visit
     /// aggregator into the database, lets the relay publish what is pending, and closes
     /// the pool.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { listener, router, flusher, relay, link_changes, rate_limits, stored_keys, blocklist, pool, config } =
-            self;
+        let Self {
+            listener,
+            ops_listener,
+            ops_router,
+            router,
+            flusher,
+            relay,
+            link_changes,
+            rate_limits,
+            stored_keys,
+            blocklist,
+            pool,
+            lookups,
+            config,
+        } = self;
         let background_stop = CancellationToken::new();
         let (keys, key_store, key_settings) = stored_keys;
         let key_refresher = tokio::spawn(keys.run(key_store, key_settings, background_stop.clone()));
@@ -233,16 +280,28 @@ impl Application {
                 }
             })
         });
-        tracing::info!(%address, public_base_url = %config.public_base_url, "offndat-api listening");
+        let ops_address = ops_listener.local_addr()?;
+        tracing::info!(%address, %ops_address, public_base_url = %config.public_base_url, "offndat-api listening");
+        // Health and metrics stay up while the public listener drains, and stop last.
+        let stop_ops = CancellationToken::new();
+        let mut ops = tokio::spawn(
+            axum::serve(ops_listener, ops_router)
+                .with_graceful_shutdown(stop_ops.clone().cancelled_owned())
+                .into_future(),
+        );
 
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let serve = axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let limits = ConnectionLimits {
+            header_read_timeout: config.limits.http_header_read_timeout,
+            idle_timeout: config.limits.http_idle_timeout,
+            max_connections: config.limits.http_max_connections as usize,
+        };
+        let serve = server::serve(listener, router, limits, shutdown.clone().cancelled_owned());
         let deadline = async {
             shutdown.cancelled().await;
             tokio::time::sleep(config.shutdown_timeout).await;
         };
         let served = tokio::select! {
-            result = serve => result.context("serving HTTP"),
+            () = serve => Ok(()),
             () = deadline => {
                 tracing::warn!(timeout = ?config.shutdown_timeout, "in-flight requests did not finish in time");
                 Ok(())
@@ -274,6 +333,12 @@ impl Application {
         {
             tracing::error!("the outbox relay panicked");
         }
+        stop_ops.cancel();
+        // A scraper's kept-alive connection must not hold the exit.
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut ops).await.is_err() {
+            ops.abort();
+        }
+        lookups.close().await;
         pool.close().await;
         tracing::info!("offndat-api stopped");
         served
@@ -307,6 +372,7 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
             &config.messaging.redis_url,
             L2Settings {
                 ttl: settings.cache_l2_ttl,
+                negative_ttl: settings.cache_negative_ttl,
                 key_prefix: settings.redis_key_prefix.clone(),
                 timeout: settings.redis_timeout,
                 cooldown: settings.redis_cooldown,
@@ -328,17 +394,38 @@ fn target_policy(config: &ApiConfig) -> anyhow::Result<TargetPolicy> {
         .allow_private(config.access.allow_private_targets))
 }
 
-/// The configured keys, or a generated one, logged once, so nothing is open by
-/// default and a bare start still gives a usable service.
-fn api_keys(config: &ApiConfig) -> ApiKeys {
-    if config.api_keys.iter().all(|k| k.expose().is_empty()) {
-        let key = generate_key();
-        tracing::warn!(
-            api_key = %key,
-            "no API key configured (OFFNDAT_API_KEYS); generated one for this process, shown only here"
-        );
-        ApiKeys::new([key.as_str()])
-    } else {
-        ApiKeys::new(config.api_keys.iter().map(|k| k.expose().as_str()))
+/// The configured keys, or a generated one written to a file only this user can
+/// read, so nothing is open by default and a bare start still gives a usable
+/// service. The key itself never goes to the log stream, which log shippers copy
+/// far and wide; the log says where it is.
+fn api_keys(config: &ApiConfig) -> anyhow::Result<ApiKeys> {
+    if !config.api_keys.iter().all(|k| k.expose().is_empty()) {
+        return Ok(ApiKeys::new(config.api_keys.iter().map(|k| k.expose().as_str())));
     }
+    let key = generate_key();
+    let path = config
+        .generated_api_key_file
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("offndat-api-{}.key", std::process::id())));
+    write_owner_only(&path, &key).with_context(|| {
+        format!("writing the generated API key to {} (OFFNDAT_GENERATED_API_KEY_FILE)", path.display())
+    })?;
+    tracing::warn!(
+        api_key_file = %path.display(),
+        "no API key configured (OFFNDAT_API_KEYS); generated one for this process and wrote it to the file, readable by this user only"
+    );
+    Ok(ApiKeys::new([key.as_str()]))
+}
+
+/// Writes `secret` to `path`, created (or truncated) with mode 0600 before any
+/// byte is written.
+fn write_owner_only(path: &std::path::Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    // An existing file keeps its mode on open: tighten it before writing.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")
 }

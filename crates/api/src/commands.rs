@@ -18,9 +18,17 @@ use tokio_util::sync::CancellationToken;
 use crate::app::Application;
 use crate::cli::{BlocklistCommand, KeysCommand};
 
-/// Serves until `shutdown` is cancelled, then drains and returns.
+/// Serves until `shutdown` is cancelled, then drains and returns. Start-up may
+/// wait for PostgreSQL for `OFFNDAT_DATABASE_STARTUP_TIMEOUT`; a signal meanwhile
+/// is a clean stop, not something to sit out.
 pub async fn serve(config: ApiConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let app = Application::build(config).await?;
+    let app = tokio::select! {
+        app = Application::build(config) => app?,
+        () = shutdown.cancelled() => {
+            tracing::info!("shutdown signal during start-up; stopped before serving");
+            return Ok(());
+        }
+    };
     app.run(shutdown).await
 }
 

@@ -98,6 +98,29 @@ pub fn route(response: &Response) -> &str {
     response.extensions().get::<RouteTag>().map_or("unmatched", |RouteTag(m)| m.as_str())
 }
 
+/// The series the dashboard reads most, registered at zero at start so
+/// `/metrics` has `http_requests_total` and the duration buckets before the
+/// first request: redirects found and not found, links created.
+pub fn describe_metrics() {
+    metrics::describe_counter!("http_requests_total", "HTTP requests answered, by method, matched route and status.");
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by method and matched route."
+    );
+    for (method, route, status) in
+        [("GET", "/{phrase}", 301_u16), ("GET", "/{phrase}", 404), ("POST", "/v1/links", 201)]
+    {
+        let key = (method, intern(route), status);
+        let handles = (
+            metrics::counter!("http_requests_total", "method" => key.0, "route" => key.1, "status" => status.to_string()),
+            metrics::histogram!("http_request_duration_seconds", "method" => key.0, "route" => key.1),
+        );
+        handles.0.absolute(0);
+        HANDLES.write().unwrap_or_else(|e| e.into_inner()).entry(key).or_insert(handles);
+    }
+}
+
 /// Records one finished request.
 pub fn record(method: &Method, started: Instant, response: &Response) {
     let route = route(response);

@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod request_context;
 pub mod response;
 pub mod routes;
+pub mod server;
 pub mod short_url;
 pub mod state;
 

@@ -88,11 +88,11 @@ pub struct DatabaseConfig {
     pub database_max_connections: u32,
 
     /// How long a query waits for a free connection before failing with 503.
-    #[arg(long, env = "OFFNDAT_DATABASE_ACQUIRE_TIMEOUT", value_parser = humantime::parse_duration, default_value = "3s", global = true)]
+    #[arg(long, env = "OFFNDAT_DATABASE_ACQUIRE_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "3s", global = true)]
     pub database_acquire_timeout: Duration,
 
     /// How long start-up keeps retrying an unreachable PostgreSQL before giving up.
-    #[arg(long, env = "OFFNDAT_DATABASE_STARTUP_TIMEOUT", value_parser = humantime::parse_duration, default_value = "60s", global = true)]
+    #[arg(long, env = "OFFNDAT_DATABASE_STARTUP_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(86400)), default_value = "60s", global = true)]
     pub database_startup_timeout: Duration,
 }
 
@@ -166,18 +166,37 @@ impl fmt::Debug for MessagingConfig {
 /// Settings of the API binary.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiConfig {
-    /// Address the API listens on.
+    /// Address the API listens on: the v1 API, short URLs, `/health/live`, the
+    /// OpenAPI document and `/docs`.
     #[arg(long, env = "OFFNDAT_LISTEN", default_value = "127.0.0.1:8090", global = true)]
     pub listen: SocketAddr,
+
+    /// Address of the operations endpoints (`/health/live`, `/health/ready`,
+    /// `/health`, `/metrics`): for probes and Prometheus, never the internet.
+    #[arg(long, env = "OFFNDAT_OPS_LISTEN", default_value = "127.0.0.1:8092", global = true)]
+    pub ops_listen: SocketAddr,
 
     /// Base of the short URLs handed out (`<base>/<phrase>`); targets under it are refused.
     #[arg(long, env = "OFFNDAT_PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8090", value_parser = parse_base_url, global = true)]
     pub public_base_url: Url,
 
-    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`. When none is set a
-    /// random key is generated at start and logged once.
+    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`, each at least 32
+    /// characters and none a placeholder from deploy/ (unless
+    /// `OFFNDAT_DEVELOPMENT_MODE`). When none is set a random key is generated at
+    /// start and written to `OFFNDAT_GENERATED_API_KEY_FILE`, never to the log.
     #[arg(long, env = "OFFNDAT_API_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
     pub api_keys: Vec<Secret<String>>,
+
+    /// Where a generated API key is written (created readable by its owner only,
+    /// replaced if present). Default: `offndat-api-<pid>.key` in the temporary
+    /// directory.
+    #[arg(long, env = "OFFNDAT_GENERATED_API_KEY_FILE", global = true)]
+    pub generated_api_key_file: Option<PathBuf>,
+
+    /// Development mode: accepts short API keys and the placeholders of deploy/
+    /// (`local-dev-key`). Never in production.
+    #[arg(long, env = "OFFNDAT_DEVELOPMENT_MODE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub development_mode: bool,
 
     /// Load vocabularies from this directory (same layout as the built-in ones)
     /// instead of the built-in lists.
@@ -207,7 +226,7 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
 
     /// How long shutdown waits for in-flight requests before exiting anyway.
-    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
     /// How often the visits counted in memory are written, as one event per flush
@@ -227,13 +246,24 @@ pub struct ApiConfig {
 
     /// How long a stats answer (`/v1/links/{phrase}/stats`, `/v1/stats`) is reused;
     /// counts change once per flush interval at most. `0s` turns the cache off.
-    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
+    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true)]
     pub stats_cache_ttl: Duration,
 
     /// Days a deleted link's phrase is not issued again (generated or chosen); it
     /// answers `410 Link.Deleted` meanwhile.
     #[arg(long, env = "OFFNDAT_PHRASE_QUARANTINE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500), global = true)]
     pub phrase_quarantine_days: u32,
+
+    /// PostgreSQL cancels a redirect lookup (a phrase not in the caches) running
+    /// longer than this; the redirect then answers 503.
+    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_TIMEOUT", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)), default_value = "1s", global = true)]
+    pub database_lookup_timeout: Duration,
+
+    /// Connections of the separate pool redirect lookups use, on top of
+    /// `OFFNDAT_DATABASE_MAX_CONNECTIONS`: a flood of unknown phrases can take
+    /// these, never the ones creates and stats need.
+    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub database_lookup_connections: u32,
 
     #[command(flatten)]
     pub visit_log: VisitLogConfig,
@@ -297,16 +327,16 @@ pub struct CacheConfig {
     /// How long a link stays in L1 at most. Edits, disables and deletes reach every
     /// replica's L1 within a second through `link.changed`; while RabbitMQ is
     /// down this caps how long a replica may still serve the old answer.
-    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = humantime::parse_duration, default_value = "60s", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TTL", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(2592000)), default_value = "60s", global = true)]
     pub cache_l1_ttl: Duration,
 
     /// How long an unread link stays in L1.
-    #[arg(long, env = "OFFNDAT_CACHE_L1_TIME_TO_IDLE", value_parser = humantime::parse_duration, default_value = "2m", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L1_TIME_TO_IDLE", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(2592000)), default_value = "2m", global = true)]
     pub cache_l1_time_to_idle: Duration,
 
     /// How long an unknown phrase is remembered as unknown in L1. A link created on
     /// another replica under such a phrase is hidden there for at most this long.
-    #[arg(long, env = "OFFNDAT_CACHE_NEGATIVE_TTL", value_parser = humantime::parse_duration, default_value = "2s", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_NEGATIVE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true)]
     pub cache_negative_ttl: Duration,
 
     /// Use Redis as the shared L2 cache.
@@ -314,7 +344,7 @@ pub struct CacheConfig {
     pub cache_l2_enabled: bool,
 
     /// How long a link stays in Redis.
-    #[arg(long, env = "OFFNDAT_CACHE_L2_TTL", value_parser = humantime::parse_duration, default_value = "24h", global = true)]
+    #[arg(long, env = "OFFNDAT_CACHE_L2_TTL", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(31536000)), default_value = "24h", global = true)]
     pub cache_l2_ttl: Duration,
 
     /// Prefix of every Redis key this service writes.
@@ -322,16 +352,12 @@ pub struct CacheConfig {
     pub redis_key_prefix: String,
 
     /// Longest a Redis command (or connecting) may take before it counts as a miss.
-    #[arg(long, env = "OFFNDAT_REDIS_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
+    #[arg(long, env = "OFFNDAT_REDIS_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]
     pub redis_timeout: Duration,
 
     /// After a Redis failure, how long to skip Redis before trying again.
-    #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub redis_cooldown: Duration,
-
-    /// Most Redis connections (each multiplexes many commands).
-    #[arg(long, env = "OFFNDAT_REDIS_POOL_SIZE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), global = true)]
-    pub redis_pool_size: u32,
 }
 
 /// Protection of the API: rate limits (per client IP, per replica), timeouts and
@@ -355,8 +381,26 @@ pub struct LimitsConfig {
     pub rate_limit_api_per_minute: u32,
 
     /// Longest a request may take, body included, before a 408 problem.
-    #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10s", global = true)]
+    #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "10s", global = true)]
     pub request_timeout: Duration,
+
+    /// Longest the server waits for a request's headers in full, from when it
+    /// starts waiting: a client trickling headers is closed, and so is a kept-alive
+    /// HTTP/1.1 connection idle this long (the wait for the next request starts
+    /// when a response is sent).
+    #[arg(long, env = "OFFNDAT_HTTP_HEADER_READ_TIMEOUT", value_parser = duration_in(Duration::from_millis(100), Duration::from_secs(300)), default_value = "10s", global = true)]
+    pub http_header_read_timeout: Duration,
+
+    /// Longest a connection's read or write may wait without progress before the
+    /// connection is closed: a client that stops sending its body or reading the
+    /// answer, or a quiet HTTP/2 connection. Must exceed `OFFNDAT_REQUEST_TIMEOUT`.
+    #[arg(long, env = "OFFNDAT_HTTP_IDLE_TIMEOUT", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(3600)), default_value = "60s", global = true)]
+    pub http_idle_timeout: Duration,
+
+    /// Most client connections open at once; more wait in the kernel's accept
+    /// queue until one closes. Keep it below the process's file descriptor limit.
+    #[arg(long, env = "OFFNDAT_HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
+    pub http_max_connections: u32,
 
     /// Largest total size of a request's headers, in bytes; more gets a 431 problem.
     #[arg(long, env = "OFFNDAT_MAX_HEADER_BYTES", default_value_t = 16 * 1024, global = true)]
@@ -374,10 +418,30 @@ fn parse_flush_interval(raw: &str) -> Result<Duration, String> {
     }
 }
 
+/// A rate of tokens per second from one per 1000 s to a million per second, so
+/// the refill period `1 / rate` is a representable duration of at least 1 µs
+/// (a tiny rate made `Duration::from_secs_f64` panic).
 fn parse_positive_rate(raw: &str) -> Result<f64, String> {
     match raw.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err("must be a positive number".to_owned()),
+        Ok(rate) if (0.001..=1_000_000.0).contains(&rate) => Ok(rate),
+        _ => Err("must be a number from 0.001 to 1000000".to_owned()),
+    }
+}
+
+/// A value parser for a duration from `min` to `max` inclusive: every duration
+/// ends up added to an `Instant` or handed to a cache, where an absurd one
+/// (`2000years`) panics or overflows, and a zero timeout fails everything.
+pub(crate) fn duration_in(
+    min: Duration,
+    max: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |raw| {
+        let duration = humantime::parse_duration(raw.trim()).map_err(|e| e.to_string())?;
+        if (min..=max).contains(&duration) {
+            Ok(duration)
+        } else {
+            Err(format!("must be from {} to {}", humantime::format_duration(min), humantime::format_duration(max)))
+        }
     }
 }
 
@@ -393,11 +457,11 @@ pub struct RelayConfig {
     pub outbox_batch_size: u32,
 
     /// Fallback poll interval; NOTIFY normally wakes the relay at once.
-    #[arg(long, env = "OFFNDAT_OUTBOX_POLL_INTERVAL", value_parser = humantime::parse_duration, default_value = "5s", global = true)]
+    #[arg(long, env = "OFFNDAT_OUTBOX_POLL_INTERVAL", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub outbox_poll_interval: Duration,
 
     /// How long published rows are kept before they are pruned.
-    #[arg(long, env = "OFFNDAT_OUTBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "1h", global = true)]
+    #[arg(long, env = "OFFNDAT_OUTBOX_RETENTION", value_parser = duration_in(Duration::from_secs(60), Duration::from_secs(31536000)), default_value = "1h", global = true)]
     pub outbox_retention: Duration,
 }
 
@@ -417,7 +481,7 @@ pub struct WorkerConfig {
     pub worker_batch_size: u32,
 
     /// Longest a delivery waits for its batch to fill.
-    #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = humantime::parse_duration, default_value = "50ms", global = true)]
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]
     pub worker_batch_timeout: Duration,
 
     /// Largest message body the worker reads; larger ones are dead-lettered unread.
@@ -431,11 +495,11 @@ pub struct WorkerConfig {
     pub worker_max_visits_per_link: u64,
 
     /// How long applied message ids are remembered for de-duplication.
-    #[arg(long, env = "OFFNDAT_INBOX_RETENTION", value_parser = humantime::parse_duration, default_value = "7d", global = true)]
+    #[arg(long, env = "OFFNDAT_INBOX_RETENTION", value_parser = duration_in(Duration::from_secs(60), Duration::from_secs(31536000)), default_value = "7d", global = true)]
     pub inbox_retention: Duration,
 
     /// How long SIGTERM waits for the batch in hand.
-    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "30s", global = true)]
+    #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
     #[command(flatten)]
@@ -449,6 +513,44 @@ pub struct WorkerConfig {
 
     #[command(flatten)]
     pub log: LogConfig,
+}
+
+/// Shortest API key accepted outside development mode: 32 characters of a
+/// generated key (`openssl rand -hex 32` gives 64) are beyond guessing.
+pub const MIN_API_KEY_CHARS: usize = 32;
+
+/// API keys shipped in deploy/ as placeholders; they are public, so never keys.
+pub const PLACEHOLDER_API_KEYS: &[&str] = &["local-dev-key", "CHANGE-ME-api-key"];
+
+/// Refuses configured API keys that are short or placeholders, unless in
+/// development mode; one message per key, naming it by position only.
+pub fn check_api_keys(keys: &[Secret<String>], development_mode: bool) -> Result<(), String> {
+    if development_mode {
+        return Ok(());
+    }
+    let problems: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .filter_map(|(i, key)| {
+            let key = key.expose();
+            let n = i + 1;
+            if PLACEHOLDER_API_KEYS.contains(&key.as_str()) || key.to_ascii_lowercase().contains("change-me") {
+                Some(format!("key {n} is a placeholder from the deployment files"))
+            } else if key.chars().count() < MIN_API_KEY_CHARS {
+                Some(format!("key {n} has {} characters, fewer than {MIN_API_KEY_CHARS}", key.chars().count()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "OFFNDAT_API_KEYS: {}; use random keys (`openssl rand -hex 32`), or OFFNDAT_DEVELOPMENT_MODE=true on a development machine",
+            problems.join("; ")
+        ))
+    }
 }
 
 /// A public base URL: absolute http(s), no query or fragment; kept without a
@@ -503,6 +605,85 @@ mod tests {
         assert!(parse_base_url("https://offnd.at/?x=1").is_err());
         assert_eq!(base_without_slash(&parse_base_url("https://offnd.at").expect("ok")), "https://offnd.at");
         assert_eq!(base_without_slash(&parse_base_url("https://x.io/s/").expect("ok")), "https://x.io/s");
+    }
+
+    #[test]
+    fn rates_are_bounded_so_their_period_is_a_duration() {
+        assert_eq!(parse_positive_rate("0.5"), Ok(0.5));
+        assert_eq!(parse_positive_rate("0.001"), Ok(0.001));
+        for bad in ["0", "-1", "1e-300", "1e300", "inf", "NaN", "fast"] {
+            assert_eq!(parse_positive_rate(bad), Err("must be a number from 0.001 to 1000000".to_owned()), "{bad}");
+        }
+        // Every accepted rate has a refill period `Duration::from_secs_f64` takes.
+        for rate in [0.001, 1_000_000.0] {
+            assert!(Duration::try_from_secs_f64(1.0 / rate).is_ok());
+        }
+    }
+
+    #[test]
+    fn durations_are_bounded_with_a_message_naming_the_bounds() {
+        let parse = duration_in(Duration::from_millis(1), Duration::from_secs(600));
+        assert_eq!(parse("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse(" 10m "), Ok(Duration::from_secs(600)));
+        assert_eq!(parse("0s"), Err("must be from 1ms to 10m".to_owned()));
+        assert_eq!(parse("11m"), Err("must be from 1ms to 10m".to_owned()));
+        assert_eq!(parse("2000years"), Err("must be from 1ms to 10m".to_owned()));
+        assert_eq!(parse("soon"), Err("expected number at 0".to_owned()));
+    }
+
+    #[test]
+    fn every_default_is_within_its_bounds() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Api {
+            #[command(flatten)]
+            config: ApiConfig,
+        }
+        #[derive(Parser)]
+        struct Worker {
+            #[command(flatten)]
+            config: WorkerConfig,
+        }
+        assert!(Api::try_parse_from(["api"]).is_ok());
+        assert!(Worker::try_parse_from(["worker"]).is_ok());
+    }
+
+    #[test]
+    fn short_and_placeholder_api_keys_are_refused_outside_development_mode() {
+        let keys = |raw: &[&str]| raw.iter().map(|k| Secret::new((*k).to_owned())).collect::<Vec<_>>();
+        let long = "a".repeat(MIN_API_KEY_CHARS);
+        assert_eq!(check_api_keys(&keys(&[&long]), false), Ok(()));
+        assert_eq!(check_api_keys(&keys(&["short", "local-dev-key"]), true), Ok(()));
+        assert_eq!(
+            check_api_keys(
+                &keys(&[&long, "short", "local-dev-key", "CHANGE-ME-api-key-but-longer-than-32-chars"]),
+                false
+            ),
+            Err("OFFNDAT_API_KEYS: key 2 has 5 characters, fewer than 32; \
+                 key 3 is a placeholder from the deployment files; \
+                 key 4 is a placeholder from the deployment files; \
+                 use random keys (`openssl rand -hex 32`), or OFFNDAT_DEVELOPMENT_MODE=true on a development machine"
+                .to_owned())
+        );
+    }
+
+    #[test]
+    fn every_api_key_placeholder_in_deploy_is_refused() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut found = Vec::new();
+        for file in ["deploy/kubernetes/secret.yaml", "docker-compose.yaml"] {
+            let text = std::fs::read_to_string(root.join(file)).expect(file);
+            for line in text.lines().filter(|l| l.trim_start().starts_with("OFFNDAT_API_KEYS:")) {
+                let value = line.split_once(':').map(|(_, v)| v.trim().trim_matches('"')).unwrap_or_default();
+                // `${OFFNDAT_API_KEYS:-default}` in compose: the default is the placeholder.
+                let value = value.rsplit(":-").next().unwrap_or(value).trim_end_matches('}');
+                found.push(value.to_owned());
+            }
+        }
+        assert_eq!(found.len(), 2, "{found:?}");
+        for placeholder in found {
+            assert!(check_api_keys(&[Secret::new(placeholder.clone())], false).is_err(), "{placeholder}");
+        }
     }
 
     #[test]

@@ -68,10 +68,22 @@ pub struct OutboxRelay {
 /// The name the relay reports its broker connection under in health checks.
 pub const RELAY_STATUS_NAME: &str = "outbox-relay";
 
+/// Registers the relay's metrics at zero, so rates and the "relay failing" alert
+/// have a series before the first event.
+fn describe_metrics() {
+    metrics::describe_counter!("offndat_outbox_published_total", "Outbox rows published to RabbitMQ and confirmed.");
+    metrics::counter!("offndat_outbox_published_total").absolute(0);
+    metrics::describe_counter!("offndat_outbox_relay_errors_total", "Relay failures; it retries with backoff.");
+    metrics::counter!("offndat_outbox_relay_errors_total").absolute(0);
+    metrics::describe_gauge!("offndat_outbox_pending", "Unpublished outbox rows in the database.");
+    metrics::gauge!("offndat_outbox_pending").increment(0.0);
+}
+
 impl OutboxRelay {
     pub fn new(pool: PgPool, settings: RelaySettings) -> Self {
         let status = BrokerStatus::default();
         status.set(RELAY_STATUS_NAME, QueueStatus::Disconnected("not connected yet".to_owned()));
+        describe_metrics();
         Self { pool, settings, status }
     }
 

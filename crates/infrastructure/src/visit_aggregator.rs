@@ -328,7 +328,11 @@ fn describe_metrics() {
     metrics::describe_counter!("offndat_orphan_visits_total", "Requests for phrases that name no link.");
     metrics::counter!("offndat_orphan_visits_total").absolute(0);
     metrics::describe_gauge!("offndat_visit_pending_links", "Links with counted visits not yet written.");
+    metrics::gauge!("offndat_visit_pending_links").increment(0.0);
     metrics::describe_counter!("offndat_visit_flushes_total", "Flushes of the visit aggregator, by outcome.");
+    for outcome in ["written", "failed"] {
+        metrics::counter!("offndat_visit_flushes_total", "outcome" => outcome).absolute(0);
+    }
 }
 
 impl VisitFlusher {

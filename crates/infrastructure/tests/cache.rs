@@ -89,6 +89,7 @@ impl Fixture {
     fn l2(&self, url: &str) -> Arc<L2> {
         let settings = L2Settings {
             ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(30),
             key_prefix: self.redis.prefix.clone(),
             timeout: Duration::from_millis(100),
             cooldown: Duration::from_millis(300),
@@ -165,6 +166,34 @@ async fn a_created_link_replaces_a_remembered_unknown_after_invalidation() {
 }
 
 #[tokio::test]
+async fn unknown_phrases_are_remembered_in_redis_until_a_link_is_created_under_them() {
+    let fixture = Fixture::new().await;
+    // Two processes without L1: only Redis can spare the second a query.
+    let (first, second) = (fixture.cache(false, Some(REDIS)), fixture.cache(false, Some(REDIS)));
+    assert_eq!(resolve(&first, "never-made-walrus").await, None);
+    assert_eq!(fixture.finds(), 1);
+    let stored = eventually(Duration::from_secs(5), "the unknown phrase written to Redis", || async {
+        fixture.redis.get("link:never-made-walrus").await.ok_or_else(|| "absent".to_owned())
+    })
+    .await;
+    assert_eq!(stored, b"1:-");
+    assert_eq!(resolve(&second, "never-made-walrus").await, None);
+    assert_eq!(fixture.finds(), 1, "the other process was answered by Redis");
+
+    // Creating the link forgets the remembered unknown in Redis too.
+    fixture.link("never-made-walrus", "https://example.com/made").await;
+    second.invalidate("never-made-walrus");
+    eventually(Duration::from_secs(5), "the remembered unknown deleted", || async {
+        match fixture.redis.get("link:never-made-walrus").await {
+            None => Ok(()),
+            Some(value) => Err(String::from_utf8_lossy(&value).into_owned()),
+        }
+    })
+    .await;
+    assert_eq!(resolve(&first, "never-made-walrus").await.as_deref(), Some("https://example.com/made"));
+}
+
+#[tokio::test]
 async fn misses_fill_redis_and_redis_answers_other_processes() {
     let fixture = Fixture::new().await;
     let id = fixture.link("shared-grumpy-walrus", "https://example.com/shared").await;
@@ -237,4 +266,38 @@ async fn redis_down_at_start_and_mid_traffic_never_fails_a_lookup() {
     proxy.disable();
     traffic.await.expect("traffic");
     assert!(fixture.finds() > before, "fell back to PostgreSQL");
+}
+
+#[tokio::test]
+async fn a_redirect_lookup_past_its_statement_timeout_fails_as_unavailable() {
+    use offndat_infrastructure::config::DatabaseConfig;
+    use sqlx::Connection;
+
+    let db = TestDatabase::migrated().await;
+    let config = DatabaseConfig {
+        database_url: Url::parse(&db.url).expect("url"),
+        database_max_connections: 2,
+        database_acquire_timeout: Duration::from_secs(5),
+        database_startup_timeout: Duration::from_secs(5),
+    };
+    let pool = offndat_infrastructure::postgres::connect(&config).await.expect("pool");
+    let lookups =
+        offndat_infrastructure::postgres::lookup_pool(&config, 2, Duration::from_millis(200)).expect("lookups");
+    let store = PgLinkStore::new(pool).with_lookup_pool(lookups);
+    let phrase = Phrase::parse("locked-out-walrus").expect("phrase");
+    assert!(store.find_by_phrase(&phrase).await.expect("lookup").is_none());
+
+    // A migration-like lock on the table: the lookup waits for it until
+    // PostgreSQL cancels the statement.
+    let mut locker = db.connect().await;
+    let mut lock = locker.begin().await.expect("begin");
+    sqlx::raw_sql("LOCK TABLE links IN ACCESS EXCLUSIVE MODE").execute(&mut *lock).await.expect("lock");
+    match store.find_by_phrase(&phrase).await {
+        Err(StoreError::Unavailable(error)) => {
+            assert!(error.to_string().contains("canceling statement due to statement timeout"), "{error}")
+        }
+        other => panic!("expected the statement timeout as Unavailable, got {other:?}"),
+    }
+    lock.rollback().await.expect("unlock");
+    assert!(store.find_by_phrase(&phrase).await.expect("lookup after the lock").is_none());
 }

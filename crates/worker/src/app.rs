@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use axum::Router;
+use backon::{ExponentialBuilder, Retryable};
 use offndat_infrastructure::amqp::consumer::describe_metrics;
 use offndat_infrastructure::amqp::{BatchSettings, BrokerStatus, EventConsumer, Topology};
 use offndat_infrastructure::config::WorkerConfig;
@@ -21,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::{self, HealthState};
+use crate::health::{self, HealthState, SchemaStatus};
 
 /// A built worker, its HTTP listener bound, not yet consuming.
 pub struct Worker {
@@ -30,14 +31,15 @@ pub struct Worker {
     pool: PgPool,
     prune: PruneRecords,
     consumers: Vec<EventConsumer>,
+    schema: SchemaStatus,
     config: WorkerConfig,
 }
 
 impl Worker {
-    /// Opens the pool (waiting for PostgreSQL up to its start-up timeout), checks
-    /// the schema, prepares the consumers and binds the listener. Any error here is
-    /// a start-up failure with one clear line. The broker is not needed yet:
-    /// consumers connect, and keep retrying, once running.
+    /// Opens the pool (waiting for PostgreSQL up to its start-up timeout), prepares
+    /// the consumers and binds the listener. Any error here is a start-up failure
+    /// with one clear line. Neither the broker nor the schema is needed yet: `run`
+    /// waits for the migrations and consumers keep retrying the broker.
     pub async fn build(config: WorkerConfig) -> anyhow::Result<Self> {
         let metrics = telemetry::metrics_handle();
         describe_metrics();
@@ -52,17 +54,6 @@ impl Worker {
 
         let pool = postgres::connect(&config.database).await?;
         let store = PgEventLedger::new(pool.clone());
-        // The API owns migrations; a worker started against an unmigrated database
-        // says so instead of failing on every message.
-        let missing = store.missing_tables().await.context("checking the database schema")?;
-        if !missing.is_empty() {
-            bail!(
-                "database {} lacks table(s) {}: the API applies migrations, start it (or run `offndat-api migrate`) first",
-                config.database.redacted_url(),
-                missing.join(", ")
-            );
-        }
-
         let ledger: Arc<dyn EventLedger> = Arc::new(store);
         let apply = ApplyEvents::new(ledger.clone());
         let prune = PruneRecords::new(
@@ -97,8 +88,10 @@ impl Worker {
         let listener = TcpListener::bind(config.worker_listen)
             .await
             .with_context(|| format!("cannot listen on {} (OFFNDAT_WORKER_LISTEN)", config.worker_listen))?;
-        let router = health::router(HealthState { ledger: ledger.clone(), broker: status, metrics });
-        Ok(Self { listener, router, pool, prune, consumers, config })
+        let schema = SchemaStatus::default();
+        let router =
+            health::router(HealthState { ledger: ledger.clone(), broker: status, metrics, schema: schema.clone() });
+        Ok(Self { listener, router, pool, prune, consumers, schema, config })
     }
 
     /// The bound address of the health and metrics server (the real port when
@@ -114,6 +107,27 @@ impl Worker {
         let address = self.local_addr()?;
         tracing::info!(%address, namespace = %self.config.messaging.amqp_namespace, "offndat-worker listening");
 
+        // The server outlives the consumers, so health stays observable while draining.
+        let stop_serving = CancellationToken::new();
+        let serve =
+            axum::serve(self.listener, self.router).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
+        let mut server = tokio::spawn(async move { serve.await });
+
+        // Started together with the API on a fresh database (compose, Kubernetes),
+        // the tables come a moment later: live but not ready until they do.
+        tokio::select! {
+            () = wait_for_migrations(&self.pool, &self.schema) => {}
+            () = shutdown.cancelled() => {
+                stop_serving.cancel();
+                if tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+                    server.abort();
+                }
+                self.pool.close().await;
+                tracing::info!("offndat-worker stopped before the schema was ready");
+                return Ok(());
+            }
+        }
+
         let mut consumers = JoinSet::new();
         for consumer in self.consumers {
             consumers.spawn(consumer.run(shutdown.clone()));
@@ -122,12 +136,6 @@ impl Worker {
         let pruner = tokio::spawn(prune_periodically(self.prune.clone(), Pruned::Inbox, inbox_every, shutdown.clone()));
         let visit_pruner =
             tokio::spawn(prune_periodically(self.prune, Pruned::VisitLog, Duration::from_secs(60), shutdown.clone()));
-        // The server outlives the consumers, so health stays observable while draining.
-        let stop_serving = CancellationToken::new();
-        let serve =
-            axum::serve(self.listener, self.router).with_graceful_shutdown(stop_serving.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { serve.await });
-
         let mut server_ended = false;
         let failure = tokio::select! {
             // Consumers end on their own only after shutdown, which then wins.
@@ -183,6 +191,38 @@ impl Worker {
                 Ok(())
             }
         }
+    }
+}
+
+/// Waits, with capped exponential backoff, until every migration this build
+/// carries is applied (the API applies them), reporting what is missing to the
+/// readiness endpoint meanwhile.
+async fn wait_for_migrations(pool: &PgPool, schema: &SchemaStatus) {
+    let check = || async {
+        match postgres::pending_migrations(pool).await {
+            Ok(pending) if pending.is_empty() => Ok(()),
+            Ok(pending) => Err(format!(
+                "waiting for {} migration(s) (the API applies them, or `offndat-api migrate`), first {}",
+                pending.len(),
+                pending[0]
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times();
+    let waited = check
+        .retry(backoff)
+        .notify(|problem: &String, retry_in: Duration| {
+            schema.set_waiting(problem);
+            tracing::warn!(problem = %problem, retry_in_ms = retry_in.as_millis() as u64, "database schema not ready");
+        })
+        .await;
+    if waited.is_ok() {
+        schema.set_ready();
     }
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use offndat_infrastructure::amqp::{BrokerStatus, ConsumerHealth};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use offndat_application::apply_events::EventLedger;
 use serde_json::{Map, Value, json};
@@ -24,6 +24,33 @@ pub(crate) struct HealthState {
     pub ledger: Arc<dyn EventLedger>,
     pub broker: BrokerStatus,
     pub metrics: PrometheusHandle,
+    pub schema: SchemaStatus,
+}
+
+/// Whether the database has the schema this build needs: until the migrations
+/// are applied the worker is live but not ready, and says what it waits for.
+#[derive(Clone)]
+pub(crate) struct SchemaStatus(Arc<RwLock<Option<String>>>);
+
+impl Default for SchemaStatus {
+    fn default() -> Self {
+        Self(Arc::new(RwLock::new(Some("schema not checked yet".to_owned()))))
+    }
+}
+
+impl SchemaStatus {
+    pub(crate) fn set_waiting(&self, problem: &str) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Some(problem.to_owned());
+    }
+
+    pub(crate) fn set_ready(&self) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// What is missing, or `None` once the schema is there.
+    fn problem(&self) -> Option<String> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 pub(crate) fn router(state: HealthState) -> Router {
@@ -43,8 +70,11 @@ async fn live() -> Response {
 /// The worker can do its job: PostgreSQL answers and every consumer is connected.
 async fn ready(State(state): State<HealthState>) -> Response {
     let mut failing = Map::new();
-    if let Err(error) = check_postgres(&state).await {
-        failing.insert("postgres".to_owned(), Value::String(error));
+    match (check_postgres(&state).await, state.schema.problem()) {
+        (Err(error), _) | (Ok(_), Some(error)) => {
+            failing.insert("postgres".to_owned(), Value::String(error));
+        }
+        (Ok(_), None) => {}
     }
     if !state.broker.is_up() {
         failing.insert("rabbitmq".to_owned(), Value::String(broker_problem(&state.broker)));
@@ -59,9 +89,10 @@ async fn ready(State(state): State<HealthState>) -> Response {
 
 /// Every dependency with its state and latency.
 async fn detail(State(state): State<HealthState>) -> Response {
-    let postgres = match check_postgres(&state).await {
-        Ok(latency) => json!({ "status": "up", "latencyMs": millis(latency) }),
-        Err(error) => json!({ "status": "down", "error": error }),
+    let postgres = match (check_postgres(&state).await, state.schema.problem()) {
+        (Ok(latency), None) => json!({ "status": "up", "latencyMs": millis(latency) }),
+        (Ok(_), Some(problem)) => json!({ "status": "down", "error": problem }),
+        (Err(error), _) => json!({ "status": "down", "error": error }),
     };
     let consumers: Map<String, Value> = state
         .broker

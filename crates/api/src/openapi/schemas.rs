@@ -274,8 +274,9 @@ pub struct DependencyHealth {
     /// Round-trip time of the check, when it was measured and succeeded.
     #[schema(example = 0.42)]
     pub latency_ms: Option<f64>,
-    /// Why it is `down`.
-    #[schema(example = "Connection refused (os error 111)")]
+    /// Why it is `down`, in fixed words: `unreachable`, `no answer within 2s`,
+    /// `not connected` (the driver's own text goes to the log at debug).
+    #[schema(example = "unreachable")]
     pub error: Option<String>,
 }
 

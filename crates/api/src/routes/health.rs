@@ -12,7 +12,9 @@ use crate::openapi::schemas;
 use crate::response::json;
 use crate::state::AppState;
 
-crate::openapi::document!(HealthApi: live, ready, detail, metrics);
+// Only liveness is on the public listener (and in its OpenAPI document); the
+// rest is on the operations listener, described in docs/operations.md.
+crate::openapi::document!(HealthApi: live);
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -86,7 +88,7 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         (status = 200, description = "`ready`, or `degraded` when Redis or RabbitMQ is away.", body = schemas::HealthDetail,
             example = json!({"status": "degraded", "dependencies": {
                 "postgres": {"status": "up", "latencyMs": 0.42},
-                "redis": {"status": "down", "error": "Connection refused (os error 111)"},
+                "redis": {"status": "down", "error": "unreachable"},
                 "rabbitmq": {"status": "up"}}})),
         (status = 503, description = "`not ready`: PostgreSQL is away (a JSON body, not a problem).",
             body = schemas::HealthDetail,
@@ -126,25 +128,41 @@ fn report(check: Result<Option<Duration>, String>) -> serde_json::Value {
     }
 }
 
+// The answers say what is wrong in fixed words: raw driver errors name hosts,
+// ports, users and versions, which are nobody's business outside; they go to
+// the log at debug instead (health is probed every few seconds).
+
+/// A dependency that answers no more.
+const UNREACHABLE: &str = "unreachable";
+
 async fn check_postgres(state: &AppState) -> Result<Duration, String> {
     let started = Instant::now();
     match tokio::time::timeout(CHECK_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool)).await {
         Ok(Ok(_)) => Ok(started.elapsed()),
-        Ok(Err(error)) => Err(error.to_string()),
+        Ok(Err(error)) => {
+            tracing::debug!(dependency = "postgres", error = %error, "health check failed");
+            Err(UNREACHABLE.to_owned())
+        }
         Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
     }
 }
 
 /// `None` when L2 is turned off.
 async fn check_redis(state: &AppState) -> Option<Result<Duration, String>> {
-    Some(state.cache.l2()?.ping().await)
+    Some(state.cache.l2()?.ping().await.map_err(|error| {
+        tracing::debug!(dependency = "redis", error = %error, "health check failed");
+        UNREACHABLE.to_owned()
+    }))
 }
 
 /// The outbox relay's connection; `Ok` when the relay is turned off.
 fn check_rabbitmq(state: &AppState) -> Result<(), String> {
     use offndat_infrastructure::amqp::ConsumerHealth;
     match state.broker.consumers().into_values().next() {
-        Some(ConsumerHealth::Down(error)) => Err(error),
+        Some(ConsumerHealth::Down(error)) => {
+            tracing::debug!(dependency = "rabbitmq", error = %error, "health check failed");
+            Err("not connected".to_owned())
+        }
         _ => Ok(()),
     }
 }

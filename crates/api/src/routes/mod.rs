@@ -83,12 +83,8 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         short_urls = short_urls.route_layer(rate_limit::layer(&limits.redirects));
     }
 
-    // Operator endpoints: never rate limited, never behind a key.
-    let public = Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/health", get(health::detail))
-        .route("/metrics", get(health::metrics));
+    // Liveness only: dependency detail and metrics are on the operations listener.
+    let public = Router::new().route("/health/live", get(health::live));
 
     let context = RequestContextConfig { max_header_bytes: config.max_header_bytes };
     authenticated
@@ -102,6 +98,18 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .route_layer(TagRouteLayer)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestContextLayer(context))
+        .with_state(state)
+}
+
+/// The operations endpoints, served on `OFFNDAT_OPS_LISTEN` apart from the public
+/// listener: never rate limited, never behind a key, never on the internet.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/health", get(health::detail))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::RouteNotFound })
         .with_state(state)
 }
 

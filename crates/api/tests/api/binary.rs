@@ -21,6 +21,8 @@ fn command(db: &TestDatabase, namespace: &AmqpNamespace, port: u16) -> Command {
         .env_clear()
         .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
         .env("OFFNDAT_LISTEN", format!("127.0.0.1:{port}"))
+        // Not the default 8092: tests run side by side.
+        .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
         .env("OFFNDAT_PUBLIC_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env("OFFNDAT_DATABASE_URL", &db.url)
         .stdout(Stdio::piped())
@@ -55,11 +57,22 @@ fn sigterm(child: &Child) {
 async fn serves_with_a_generated_key_and_exits_0_on_sigterm() {
     let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
     let port = free_port();
-    let mut child = command(&db, &namespace, port).spawn().expect("spawn");
-    let line = wait_for_line(&mut child, "api_key=").await;
-    let key = line.split("api_key=").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("key").to_owned();
-    assert_eq!(key.len(), 64, "{line}");
-    wait_for_line(&mut child, "listening").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("generated.key");
+    let mut child =
+        command(&db, &namespace, port).env("OFFNDAT_GENERATED_API_KEY_FILE", &key_file).spawn().expect("spawn");
+    let line = wait_for_line(&mut child, "api_key_file=").await;
+    assert!(line.contains(&key_file.display().to_string()), "{line}");
+    let key = std::fs::read_to_string(&key_file).expect("key file").trim_end().to_owned();
+    assert_eq!(key.len(), 64);
+    assert!(!line.contains(&key), "the key stays out of the log: {line}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).expect("metadata").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+    }
+    let rest = wait_for_line(&mut child, "listening").await;
+    assert!(!rest.contains(&key));
 
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
     let base = format!("http://127.0.0.1:{port}");
@@ -128,6 +141,68 @@ async fn an_incomplete_vocabulary_directory_fails_start_up_naming_the_path() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let line = stderr.lines().find(|l| l.starts_with("offndat-api:")).expect("one error line");
     assert!(line.contains(&missing.display().to_string()), "{line}");
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_for_postgresql_at_start_up_exits_0_promptly() {
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    // Nothing listens there: start-up keeps retrying for the default 60 s.
+    let closed = free_port();
+    let mut child = command(&db, &namespace, free_port())
+        .env("OFFNDAT_DATABASE_URL", format!("postgres://postgres@127.0.0.1:{closed}/{}", db.name))
+        .env("OFFNDAT_API_KEYS", "sigterm-key-0123456789abcdef0123456789")
+        .spawn()
+        .expect("spawn");
+    wait_for_line(&mut child, "PostgreSQL unreachable, retrying").await;
+    sigterm(&child);
+    // Well inside the 60 s start-up timeout: the signal, not the timeout, ended it.
+    let status =
+        tokio::time::timeout(Duration::from_secs(20), child.wait()).await.expect("exits on SIGTERM").expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Runs the binary with one variable set and returns its exit code and stderr.
+async fn start_with(name: &str, value: &str) -> (Option<i32>, String) {
+    let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
+    let output = command(&db, &namespace, free_port()).env(name, value).output().await.expect("run");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn out_of_range_rates_and_durations_are_refused_with_their_bounds() {
+    for (name, value, flag, message) in [
+        (
+            "OFFNDAT_RATE_LIMIT_REDIRECT_PER_SECOND",
+            "1e-300",
+            "--rate-limit-redirect-per-second",
+            "must be a number from 0.001 to 1000000",
+        ),
+        ("OFFNDAT_RATE_LIMIT_REDIRECT_PER_SECOND", "0", "--rate-limit-redirect-per-second", "from 0.001 to 1000000"),
+        ("OFFNDAT_REQUEST_TIMEOUT", "0s", "--request-timeout", "must be from 1ms to 10m"),
+        ("OFFNDAT_CACHE_L1_TTL", "2000years", "--cache-l1-ttl", "must be from 1s to 30days"),
+        ("OFFNDAT_REDIS_TIMEOUT", "5h", "--redis-timeout", "must be from 1ms to 1m"),
+        ("OFFNDAT_SHUTDOWN_TIMEOUT", "soon", "--shutdown-timeout", "expected number at 0"),
+    ] {
+        let (code, stderr) = start_with(name, value).await;
+        assert_eq!(code, Some(2), "{name}={value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(message), "{name}={value}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn short_and_placeholder_api_keys_are_refused_outside_development_mode() {
+    for (keys, problem) in [
+        ("short-key", "key 1 has 9 characters, fewer than 32"),
+        ("local-dev-key", "key 1 is a placeholder from the deployment files"),
+        ("CHANGE-ME-api-key", "key 1 is a placeholder from the deployment files"),
+    ] {
+        let (code, stderr) = start_with("OFFNDAT_API_KEYS", keys).await;
+        assert_eq!(code, Some(1), "{keys}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with(&format!("offndat-api: OFFNDAT_API_KEYS: {problem};")), "{keys}: {stderr}");
+        assert!(stderr.contains("OFFNDAT_DEVELOPMENT_MODE=true"), "{stderr}");
+        assert!(!stderr.contains(keys), "the key is not echoed: {stderr}");
+    }
 }
 
 #[tokio::test]

@@ -249,7 +249,7 @@ async fn a_stalled_database_loses_no_visit_and_costs_one_flush() {
 /// `offndat_visits_dropped_total` as /metrics shows it (process-wide, so other
 /// tests in this binary count too: they drop nothing either).
 async fn dropped(app: &TestApp) -> u64 {
-    let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(text.contains("offndat_visits_dropped_total"), "registered from the start");
     text.lines()
         .filter(|l| l.starts_with("offndat_visits_dropped_total"))

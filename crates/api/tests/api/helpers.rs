@@ -14,13 +14,15 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const API_KEY: &str = "test-key-1";
-pub const OTHER_API_KEY: &str = "test-key-2";
+pub const API_KEY: &str = "test-key-1-0123456789abcdef0123456789";
+pub const OTHER_API_KEY: &str = "test-key-2-0123456789abcdef0123456789";
 pub const PUBLIC_BASE: &str = "http://short.test";
 
 /// A running app.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The operations listener: `/health`, `/health/ready`, `/metrics`.
+    pub ops_address: SocketAddr,
     pub namespace: AmqpNamespace,
     /// Held so the app's Redis keys are deleted when the test ends.
     pub _redis: RedisPrefix,
@@ -32,6 +34,11 @@ pub struct TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// A URL on the operations listener.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ops_address)
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -81,6 +88,7 @@ pub fn config(db: &TestDatabase, namespace: &AmqpNamespace, redis: &RedisPrefix,
         // Tests come from one IP; the protection tests turn limits back on.
         "--rate-limit-enabled=false".to_owned(),
         "--listen=127.0.0.1:0".to_owned(),
+        "--ops-listen=127.0.0.1:0".to_owned(),
         format!("--public-base-url={PUBLIC_BASE}"),
         format!("--database-url={}", db.url),
         format!("--api-keys={API_KEY},{OTHER_API_KEY}"),
@@ -100,11 +108,12 @@ pub async fn spawn_in(db: &TestDatabase, namespace: AmqpNamespace, extra: &[&str
     let redis = RedisPrefix::new();
     let app = Application::build(config(db, &namespace, &redis, extra)).await.expect("app builds");
     let address = app.local_addr().expect("bound");
+    let ops_address = app.ops_addr().expect("bound");
     let shutdown = CancellationToken::new();
     let handle = tokio::spawn(app.run(shutdown.clone()));
     let client =
         reqwest::Client::builder().redirect(Policy::none()).timeout(Duration::from_secs(30)).build().expect("client");
-    TestApp { address, namespace, _redis: redis, client, shutdown, handle }
+    TestApp { address, ops_address, namespace, _redis: redis, client, shutdown, handle }
 }
 
 /// A worker running in this process on an app's database and namespace, so a

@@ -19,6 +19,7 @@ use crate::links_support::{create, delete, patch, phrase_of};
 /// A second process sharing the first one's database, Redis prefix and namespace.
 struct Replica {
     address: SocketAddr,
+    ops_address: SocketAddr,
     client: reqwest::Client,
     shutdown: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
@@ -28,10 +29,11 @@ impl Replica {
     async fn spawn(db: &TestDatabase, namespace: &AmqpNamespace, redis: &RedisPrefix, extra: &[&str]) -> Self {
         let app = Application::build(config(db, namespace, redis, extra)).await.expect("app builds");
         let address = app.local_addr().expect("bound");
+        let ops_address = app.ops_addr().expect("bound");
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(app.run(shutdown.clone()));
         let client = reqwest::Client::builder().redirect(Policy::none()).build().expect("client");
-        Self { address, client, shutdown, handle }
+        Self { address, ops_address, client, shutdown, handle }
     }
 
     /// Status and `Location` or error code of following `phrase`.
@@ -67,6 +69,7 @@ async fn writer(db: &TestDatabase, namespace: &AmqpNamespace, redis: &RedisPrefi
     let app = Replica::spawn(db, namespace, redis, &[]).await;
     crate::helpers::TestApp {
         address: app.address,
+        ops_address: app.ops_address,
         namespace: AmqpNamespace { name: namespace.name.clone() },
         _redis: RedisPrefix { prefix: redis.prefix.clone() },
         client: app.client,

@@ -151,7 +151,7 @@ async fn http_metrics_are_labelled_by_route_not_path() {
         app.client.get(app.url(&format!("/{phrase}"))).send().await.expect("request");
     }
     app.client.get(app.url("/a/b/c/d")).send().await.expect("request");
-    let text = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(
         text.lines().any(|l| l.starts_with("http_requests_total{")
             && l.contains("route=\"/{phrase}\"")
@@ -161,4 +161,36 @@ async fn http_metrics_are_labelled_by_route_not_path() {
     assert!(text.contains("route=\"unmatched\""), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket{"), "histogram buckets exported");
     assert!(!text.contains("first-unknown-one"), "raw paths never become labels");
+}
+
+#[tokio::test]
+async fn operations_routes_are_on_their_own_listener_and_only_liveness_is_public() {
+    let db = TestDatabase::new();
+    let app = spawn_with(&db, &[]).await;
+    // One segment is a phrase to the short-URL route; two match no route.
+    for (path, codes) in [
+        ("/metrics", &["Link.NotFound"][..]),
+        ("/health", &["Link.NotFound"]),
+        ("/health/ready", &["General.NotFound"]),
+    ] {
+        let public = app.client.get(app.url(path)).send().await.expect("public");
+        assert_problem(public, 404, codes).await;
+    }
+    let live = app.client.get(app.url("/health/live")).send().await.expect("live");
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.text().await.expect("body"), r#"{"status":"live"}"#);
+
+    for path in ["/health/live", "/health/ready"] {
+        let ops = app.client.get(app.ops_url(path)).send().await.expect("ops");
+        assert_eq!(ops.status(), 200, "{path}");
+    }
+    let ready = app.client.get(app.ops_url("/health/ready")).send().await.expect("ready");
+    assert_eq!(ready.text().await.expect("body"), r#"{"status":"ready"}"#);
+    let metrics = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics");
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.expect("text").contains("offndat_redirect_lookups_total{source=\"db\"}"));
+    let health: serde_json::Value =
+        app.client.get(app.ops_url("/health")).send().await.expect("h").json().await.expect("j");
+    assert_eq!(health["dependencies"]["postgres"]["status"], "up", "{health}");
+    app.stop().await;
 }

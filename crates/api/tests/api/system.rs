@@ -17,7 +17,7 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{AmqpNamespace, TestDatabase, eventually};
 
-pub(crate) const KEY: &str = "system-key";
+pub(crate) const KEY: &str = "system-key-0123456789abcdef0123456789";
 const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn add((a, b): (i64, i64), (c, d): (i64, i64)) -> (i64, i64) {
@@ -45,6 +45,8 @@ pub(crate) struct System {
     database: TcpProxy,
     logs: tempfile::TempDir,
     api_port: u16,
+    worker_port: u16,
+    ops_port: u16,
     pub(crate) client: reqwest::Client,
 }
 
@@ -58,6 +60,8 @@ impl System {
             database: TcpProxy::to_port(5432).await,
             logs: tempfile::tempdir().expect("tempdir"),
             api_port: free_port(),
+            worker_port: free_port(),
+            ops_port: free_port(),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
@@ -76,8 +80,9 @@ impl System {
             .env("OFFNDAT_AMQP_NAMESPACE", &self.namespace.name)
             .env("OFFNDAT_API_KEYS", KEY)
             .env("OFFNDAT_LISTEN", format!("127.0.0.1:{}", self.api_port))
+            .env("OFFNDAT_OPS_LISTEN", format!("127.0.0.1:{}", self.ops_port))
             .env("OFFNDAT_PUBLIC_BASE_URL", "http://short.test")
-            .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", self.worker_port))
             .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
             .env("OFFNDAT_RATE_LIMIT_ENABLED", "false")
             .envs(self.env.iter().map(|(name, value)| (name, value)))
@@ -89,7 +94,7 @@ impl System {
 
     pub(crate) async fn start_api(&self) -> Child {
         let child = self.command("offndat-api", "api.log").spawn().expect("spawn api");
-        let url = self.url("/health/ready");
+        let url = self.ops_url("/health/ready");
         eventually(Duration::from_secs(60), "the API answers", || async {
             match self.client.get(&url).send().await {
                 Ok(r) if r.status() == 200 => Ok(()),
@@ -102,6 +107,16 @@ impl System {
 
     pub(crate) fn start_worker(&self) -> Child {
         self.command("offndat-worker", "worker.log").spawn().expect("spawn worker")
+    }
+
+    /// A URL on the API's operations listener (health detail, metrics).
+    pub(crate) fn ops_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.ops_port)
+    }
+
+    /// A URL on the worker's health and metrics listener.
+    pub(crate) fn worker_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.worker_port)
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
@@ -289,7 +304,7 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     let system = System::new().await;
     let mut api = system.start_api().await;
     let metrics = || async {
-        system.client.get(system.url("/metrics")).send().await.expect("metrics").text().await.expect("text")
+        system.client.get(system.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text")
     };
     let start = metrics().await;
     for name in [
@@ -302,6 +317,9 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
         "offndat_redirect_lookups_total{source=\"l1\"}",
         "offndat_redirect_lookups_total{source=\"db\"}",
         "offndat_redirect_lookups_total{source=\"not_found\"}",
+        "offndat_links_created_total{language=\"en\",theme=\"none\"}",
+        "offndat_outbox_published_total",
+        "offndat_visit_flushes_total{outcome=\"failed\"}",
     ] {
         assert_eq!(metric(&start, name), Some(0.0), "{name} at 0 from the start:\n{start}");
     }
@@ -323,6 +341,9 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"head\"}"), Some(1.0));
     assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"prefetch\"}"), Some(1.0));
     assert_eq!(metric(&after, "offndat_orphan_visits_total"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_links_created_total{language=\"en\",theme=\"none\"}"), Some(1.0));
+    assert_eq!(metric(&after, "offndat_links_created_total{language=\"pl\",theme=\"none\"}"), Some(0.0));
+    assert_eq!(metric(&after, "offndat_redirect_lookups_total{source=\"not_found\"}"), Some(1.0));
     assert_eq!(metric(&after, "offndat_visits_dropped_total{reason=\"shutdown\"}"), Some(0.0));
     let lookups: f64 = ["l1", "l2", "db"]
         .iter()
@@ -332,4 +353,43 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     assert!(metric(&after, "offndat_visit_flushes_total{outcome=\"written\"}").is_some_and(|n| n >= 1.0));
     signal(&api, "-TERM");
     assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+}
+
+#[tokio::test]
+async fn the_api_and_the_worker_started_together_on_a_fresh_database_are_ready_within_30_s() {
+    // As compose and Kubernetes start them: at once, on a database that does not exist yet.
+    let system = System::new().await;
+    let mut worker = system.start_worker();
+    let mut api = system.command("offndat-api", "api.log").spawn().expect("spawn api");
+    let ready = |url: String| {
+        let client = system.client.clone();
+        async move {
+            match client.get(&url).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) => Err(format!("{url}: {} {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => Err(format!("{url}: {e}")),
+            }
+        }
+    };
+    eventually(Duration::from_secs(30), "the API and the worker are ready", || async {
+        ready(system.ops_url("/health/ready")).await?;
+        ready(system.worker_url("/health/ready")).await
+    })
+    .await;
+    assert_eq!(exit_code_now(&mut worker), None, "the worker is still running\n{}", system.dump_logs());
+
+    // And the worker does its job: a redirect is counted.
+    let phrase = system.create().await;
+    let sent = system.redirects(&phrase, 2).await;
+    system.await_visits(&phrase, sent, "after a start together").await;
+
+    signal(&worker, "-TERM");
+    assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
+    signal(&api, "-TERM");
+    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+}
+
+/// The exit code if the process has already exited.
+fn exit_code_now(child: &mut Child) -> Option<i32> {
+    child.try_wait().expect("try_wait").map(|status| status.code().unwrap_or(-1))
 }

@@ -98,6 +98,7 @@ impl EventConsumer {
         apply: ApplyEvents,
         status: BrokerStatus,
     ) -> Self {
+        register_queue_metrics(&queue);
         Self { amqp_url, connection_name, topology, queue, settings, apply, status }
     }
 
@@ -378,6 +379,19 @@ pub fn describe_metrics() {
         metrics::Unit::Seconds,
         "Time from a batch's first delivery until it is settled."
     );
+}
+
+/// Every outcome of `queue` at zero and its batch histogram, so `/metrics` and the
+/// dashboard have them before the first message.
+fn register_queue_metrics(queue: &str) {
+    for outcome in ["applied", "duplicate", "skipped", "dead_lettered"] {
+        metrics::counter!(MESSAGES_TOTAL, "queue" => queue.to_owned(), "outcome" => outcome).absolute(0);
+    }
+    for outcome in ["counted", "skipped"] {
+        metrics::counter!(VISITS_TOTAL, "outcome" => outcome).absolute(0);
+    }
+    // A registered histogram renders its (empty) buckets before its first sample.
+    let _ = metrics::histogram!(BATCH_DURATION_SECONDS, "queue" => queue.to_owned());
 }
 
 /// A delivery as a message the ledger can apply, or why it cannot be one.

@@ -20,6 +20,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone)]
 pub struct L2Settings {
     pub ttl: Duration,
+    /// How long a phrase known to name no link is remembered; zero: not at all.
+    pub negative_ttl: Duration,
     pub key_prefix: String,
     pub timeout: Duration,
     pub cooldown: Duration,
@@ -29,6 +31,8 @@ pub struct L2Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum L2Lookup {
     Hit(RedirectTarget),
+    /// The phrase was looked up in PostgreSQL lately and names no link.
+    Absent,
     Miss,
     /// A value that is not ours or is damaged: treated as a miss and overwritten.
     Garbage,
@@ -60,6 +64,8 @@ impl L2 {
             .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?;
+        metrics::describe_counter!("offndat_cache_l2_errors_total", "Redis commands that failed or timed out.");
+        metrics::counter!("offndat_cache_l2_errors_total").absolute(0);
         Ok(Self { pool, connection: Mutex::new(None), breaker: Breaker::new(settings.cooldown), settings })
     }
 
@@ -80,7 +86,11 @@ impl L2 {
             })
             .await;
         match result {
-            Some(Some(value)) => decode(&value).map_or(L2Lookup::Garbage, L2Lookup::Hit),
+            Some(Some(value)) => match decode(&value) {
+                Some(Some(target)) => L2Lookup::Hit(target),
+                Some(None) => L2Lookup::Absent,
+                None => L2Lookup::Garbage,
+            },
             Some(None) => L2Lookup::Miss,
             None => L2Lookup::Unavailable,
         }
@@ -94,6 +104,22 @@ impl L2 {
         let (key, value, ttl) = (self.key(phrase), encode(target), self.settings.ttl.as_secs().max(1));
         self.bounded(|mut conn| async move {
             let () = conn.set_ex(key, value, ttl).await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Remembers that `phrase` names no link, for the negative TTL: a flood of
+    /// unknown phrases spread over many replicas then reaches PostgreSQL once per
+    /// phrase and TTL, not once per replica.
+    pub async fn set_absent(&self, phrase: &str) {
+        if self.breaker.is_open() || self.settings.negative_ttl.is_zero() {
+            return;
+        }
+        let ttl_ms = u64::try_from(self.settings.negative_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let key = self.key(phrase);
+        self.bounded(|mut conn| async move {
+            let () = conn.pset_ex(key, ABSENT, ttl_ms).await?;
             Ok(())
         })
         .await;
@@ -212,6 +238,10 @@ impl Breaker {
     }
 }
 
+/// The value of a phrase known to name no link (in the version-2 namespace, so a
+/// release that reads version 1 only takes it for garbage and reloads).
+const ABSENT: &[u8] = b"2:-";
+
 /// `2:<link id>:<flags>:<expires at, Unix ms, or ->:<target>`, flags being `-` or
 /// any of `D` (deleted), `X` (disabled), `L` (visit limit reached). Versioned so
 /// a format is never misread: version 1 values (`1:<id>:<target>`, written by
@@ -234,7 +264,16 @@ fn encode(target: &RedirectTarget) -> Vec<u8> {
     value
 }
 
-fn decode(value: &[u8]) -> Option<RedirectTarget> {
+/// `Some(Some(_))` a link, `Some(None)` a phrase known to name none, `None` a
+/// value that is not ours.
+fn decode(value: &[u8]) -> Option<Option<RedirectTarget>> {
+    if value == ABSENT {
+        return Some(None);
+    }
+    decode_target(value).map(Some)
+}
+
+fn decode_target(value: &[u8]) -> Option<RedirectTarget> {
     let rest = value.strip_prefix(b"2:")?;
     let id = rest.get(..36)?;
     if rest.get(36) != Some(&b':') {
@@ -277,15 +316,17 @@ mod tests {
             location: Bytes::from_static(b"https://example.com/a?b=c"),
             state: StoredState::default(),
         };
-        assert_eq!(decode(&encode(&target)), Some(target.clone()));
+        assert_eq!(decode(&encode(&target)), Some(Some(target.clone())));
+        assert_eq!(decode(ABSENT), Some(None));
+        assert_eq!(decode(b"2:-x"), None);
         let expires_at = DateTime::<Utc>::from_timestamp_millis(1_795_000_000_123);
         let stated = RedirectTarget {
             state: StoredState { deleted: false, disabled: true, limit_reached: true, expires_at },
             ..target.clone()
         };
-        assert_eq!(decode(&encode(&stated)), Some(stated.clone()));
+        assert_eq!(decode(&encode(&stated)), Some(Some(stated.clone())));
         let deleted = RedirectTarget::deleted(Uuid::now_v7());
-        assert_eq!(decode(&encode(&deleted)), Some(deleted));
+        assert_eq!(decode(&encode(&deleted)), Some(Some(deleted)));
         let old = format!("1:{}:https://example.com/", Uuid::now_v7());
         assert_eq!(decode(old.as_bytes()), None, "version 1 knew no states: reloaded");
         for garbage in [
@@ -297,6 +338,7 @@ mod tests {
             b"2:0195f6a6-7b1e-7000-8000-000000000001:-:-:",
             b"2:not-a-uuid-at-all-not-a-uuid-at-al:-:-:https://x",
             b"2:",
+            b"1:-",
         ] {
             assert_eq!(decode(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
         }

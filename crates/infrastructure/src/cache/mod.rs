@@ -1,6 +1,6 @@
 //! The two-level redirect cache: L1 in this process (moka), L2 in Redis, then
 //! PostgreSQL. A miss fills the levels above it; concurrent misses for one phrase
-//! make one load; unknown phrases are remembered briefly in L1 only.
+//! make one load; unknown phrases are remembered briefly in both levels.
 
 mod l1;
 mod l2;
@@ -82,12 +82,16 @@ impl TwoLevelCache {
 
     /// L2, then PostgreSQL; fills L2 (in the background) and L1.
     async fn load(&self, phrase: &Arc<str>) -> LoadResult {
-        if let Some(l2) = &self.l2
-            && let L2Lookup::Hit(target) = l2.get(phrase).await
-        {
-            let answer = Some(target);
-            self.fill_l1(phrase, &answer);
-            return Ok((answer, Source::L2));
+        if let Some(l2) = &self.l2 {
+            let answer = match l2.get(phrase).await {
+                L2Lookup::Hit(target) => Some(Some(target)),
+                L2Lookup::Absent => Some(None),
+                L2Lookup::Miss | L2Lookup::Garbage | L2Lookup::Unavailable => None,
+            };
+            if let Some(answer) = answer {
+                self.fill_l1(phrase, &answer);
+                return Ok((answer, Source::L2));
+            }
         }
         let valid = Phrase::parse(phrase).map_err(|e| LoadError { unavailable: false, message: e.to_string() })?;
         let answer = self
@@ -95,10 +99,15 @@ impl TwoLevelCache {
             .redirect_target(&valid)
             .await
             .map_err(|e| LoadError { unavailable: matches!(e, StoreError::Unavailable(_)), message: e.to_string() })?;
-        if let (Some(l2), Some(target)) = (&self.l2, &answer) {
+        if let Some(l2) = &self.l2 {
             // Off the request's path: a slow Redis must not delay the redirect.
-            let (l2, phrase, target) = (l2.clone(), phrase.clone(), target.clone());
-            tokio::spawn(async move { l2.set(&phrase, &target).await });
+            let (l2, phrase, answer) = (l2.clone(), phrase.clone(), answer.clone());
+            tokio::spawn(async move {
+                match answer {
+                    Some(target) => l2.set(&phrase, &target).await,
+                    None => l2.set_absent(&phrase).await,
+                }
+            });
         }
         self.fill_l1(phrase, &answer);
         Ok((answer, Source::Db))
@@ -155,6 +164,13 @@ impl LinkResolver for TwoLevelCache {
     fn invalidate(&self, phrase: &str) {
         if let Some(l1) = &self.l1 {
             l1.invalidate(phrase);
+        }
+        // Redis may remember the phrase as unknown: the new link must not wait out
+        // the negative TTL. Outside a runtime (never in the service) only L1 is
+        // forgotten.
+        if let (Some(l2), Ok(runtime)) = (&self.l2, tokio::runtime::Handle::try_current()) {
+            let (l2, phrase) = (l2.clone(), phrase.to_owned());
+            runtime.spawn(async move { l2.delete(&phrase).await });
         }
     }
 

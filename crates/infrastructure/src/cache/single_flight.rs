@@ -32,19 +32,28 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
             let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
             flights.entry(key.clone()).or_default().clone()
         };
+        // Forgets the flight however this call ends, cancellation included: a
+        // first caller dropped mid-load (a client gone away) must not leave its
+        // entry behind for good, or a flood of unknown phrases grows the map.
+        let guard = Landing { flights: &self.flights, key, cell };
         let mut ran = false;
-        let value = cell
+        let value = guard
+            .cell
             .get_or_init(|| {
                 ran = true;
                 load()
             })
             .await
             .clone();
-        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
-        if flights.get(&key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
-            flights.remove(&key);
-        }
+        drop(guard);
         (value, ran)
+    }
+
+    /// Callers waiting on the flight of `key` (the one running its load included).
+    #[cfg(test)]
+    pub fn callers(&self, key: &K) -> usize {
+        let flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        flights.get(key).map_or(0, |cell| Arc::strong_count(cell) - 1)
     }
 
     /// Loads in flight right now.
@@ -54,10 +63,29 @@ impl<K: Hash + Eq + Clone, V: Clone> SingleFlight<K, V> {
     }
 }
 
+/// One caller's hold on a flight; dropping it removes the flight from the map
+/// once it has a value, or when no other caller is left to take the load over.
+struct Landing<'a, K: Hash + Eq, V> {
+    flights: &'a Mutex<HashMap<K, Arc<OnceCell<V>>>>,
+    key: K,
+    cell: Arc<OnceCell<V>>,
+}
+
+impl<K: Hash + Eq, V> Drop for Landing<'_, K, V> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(|e| e.into_inner());
+        // Clones of the cell are made under this lock: two references are the
+        // map's and this caller's, so nobody else waits on it.
+        let ours = flights.get(&self.key).is_some_and(|current| Arc::ptr_eq(current, &self.cell));
+        if ours && (self.cell.initialized() || Arc::strong_count(&self.cell) == 2) {
+            flights.remove(&self.key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     use super::*;
 
@@ -80,10 +108,9 @@ mod tests {
             }));
         }
         // Every task is waiting on the one load before it may finish.
-        while flights.in_flight() == 0 || runs.load(Ordering::SeqCst) == 0 {
+        while flights.callers(&"k".to_owned()) < 50 || runs.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
         gate_tx.send(true).expect("open");
         let mut ran = 0;
         for task in tasks {
@@ -101,5 +128,68 @@ mod tests {
         let flights = SingleFlight::<&str, u32>::default();
         assert_eq!(flights.run("k", || async { 1 }).await, (1, true));
         assert_eq!(flights.run("k", || async { 2 }).await, (2, true));
+    }
+
+    #[tokio::test]
+    async fn a_first_caller_cancelled_mid_load_leaves_no_entry() {
+        let flights = Arc::new(SingleFlight::<&str, u32>::default());
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let first = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run("unknown", || async move {
+                        let _ = started_tx.send(());
+                        // A lookup that never answers: the caller goes away first.
+                        std::future::pending::<u32>().await
+                    })
+                    .await
+            }
+        });
+        started_rx.await.expect("the load started");
+        assert_eq!(flights.in_flight(), 1);
+        first.abort();
+        assert!(first.await.expect_err("cancelled").is_cancelled());
+        assert_eq!(flights.in_flight(), 0, "the cancelled flight is forgotten");
+        assert_eq!(flights.run("unknown", || async { 7 }).await, (7, true), "and the next caller loads afresh");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_takes_over_when_the_first_caller_is_cancelled() {
+        let flights = Arc::new(SingleFlight::<&str, u32>::default());
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let first = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run("k", || async move {
+                        let _ = started_tx.send(());
+                        std::future::pending::<u32>().await
+                    })
+                    .await
+            }
+        });
+        started_rx.await.expect("the load started");
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let second = tokio::spawn({
+            let flights = flights.clone();
+            async move {
+                flights
+                    .run("k", || async move {
+                        let _ = gate_rx.await;
+                        9
+                    })
+                    .await
+            }
+        });
+        while flights.callers(&"k") < 2 {
+            tokio::task::yield_now().await;
+        }
+        first.abort();
+        assert!(first.await.expect_err("cancelled").is_cancelled());
+        assert_eq!(flights.in_flight(), 1, "kept for the waiter");
+        gate_tx.send(()).expect("open");
+        assert_eq!(second.await.expect("second"), (9, true), "the waiter ran the load");
+        assert_eq!(flights.in_flight(), 0);
     }
 }

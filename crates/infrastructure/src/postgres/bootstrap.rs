@@ -50,6 +50,26 @@ pub async fn connect(config: &DatabaseConfig) -> Result<PgPool, BootstrapError> 
     Ok(pool)
 }
 
+/// A second, smaller pool for redirect lookups, on which PostgreSQL cancels any
+/// statement running past `statement_timeout`. Apart from the main pool, a flood
+/// of unknown phrases cannot take the connections creates and stats need (a
+/// bulkhead), and a locked or slow table fails lookups fast instead of piling
+/// them up. Call after [`connect`], which creates the database.
+pub fn lookup_pool(
+    config: &DatabaseConfig,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> Result<PgPool, BootstrapError> {
+    let options = connect_options(config)?
+        .options([("statement_timeout", format!("{}ms", statement_timeout.as_millis().max(1)))]);
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(0)
+        .acquire_timeout(config.database_acquire_timeout)
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .connect_lazy_with(options))
+}
+
 /// Applies pending migrations, one process at a time, so replicas starting
 /// together apply each migration once.
 ///
@@ -76,6 +96,31 @@ pub async fn migrate(pool: &PgPool) -> Result<(), BootstrapError> {
         .await
         .map_err(BootstrapError::MigrationLock);
     migrated.and(unlocked.map(drop))
+}
+
+/// Versions of the migrations this build carries that the database has not
+/// applied successfully (all of them before the first migration). The worker
+/// waits on this instead of migrating: the API owns the schema.
+pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, BootstrapError> {
+    use sqlx::migrate::{Migrate, MigrateError};
+
+    let mut connection = pool.acquire().await.map_err(|e| BootstrapError::Migrate(MigrateError::Execute(e)))?;
+    let applied = match connection.list_applied_migrations(&MIGRATOR.table_name).await {
+        Ok(applied) => applied,
+        // 42P01 undefined_table: nothing has been migrated yet.
+        Err(MigrateError::Execute(sqlx::Error::Database(e))) if e.code().as_deref() == Some("42P01") => {
+            return Ok(MIGRATOR.iter().filter(|m| !m.migration_type.is_down_migration()).map(|m| m.version).collect());
+        }
+        Err(error) => return Err(BootstrapError::Migrate(error)),
+    };
+    // A migration that failed half-way is recorded, but not applied.
+    let dirty = connection.dirty_version(&MIGRATOR.table_name).await.map_err(BootstrapError::Migrate)?;
+    Ok(MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .filter(|version| Some(*version) == dirty || !applied.iter().any(|a| a.version == *version))
+        .collect())
 }
 
 fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, BootstrapError> {

@@ -2,10 +2,20 @@
 
 use offndat_application::ports::StoreError;
 
-/// Connection-level failures are `Unavailable` (worth a 503 and a retry); the rest
-/// are `Other`.
+/// Connection-level failures and statements cancelled by their timeout are
+/// `Unavailable` (worth a 503 and a retry); the rest are `Other`.
 pub(crate) fn store_error(error: sqlx::Error) -> StoreError {
-    if is_unavailable(&error) { StoreError::Unavailable(Box::new(error)) } else { StoreError::Other(Box::new(error)) }
+    if is_unavailable(&error) || is_statement_timeout(&error) {
+        StoreError::Unavailable(Box::new(error))
+    } else {
+        StoreError::Other(Box::new(error))
+    }
+}
+
+/// 57014 query_canceled: here, PostgreSQL's `statement_timeout` (a database too
+/// slow or locked right now), not a fault of the statement.
+fn is_statement_timeout(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("57014"))
 }
 
 /// Whether `error` means "PostgreSQL cannot be reached right now".

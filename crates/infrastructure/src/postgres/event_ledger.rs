@@ -71,28 +71,6 @@ impl PgEventLedger {
         Ok(())
     }
 
-    /// The tables the ledger needs that the database lacks. The worker does not
-    /// migrate (the API owns the schema), so it checks instead.
-    pub async fn missing_tables(&self) -> Result<Vec<&'static str>, PgLedgerError> {
-        let present = sqlx::query!(
-            r#"SELECT to_regclass('inbox') IS NOT NULL AS "inbox!",
-                      to_regclass('visit_summaries') IS NOT NULL AS "visit_summaries!",
-                      to_regclass('links') IS NOT NULL AS "links!",
-                      to_regclass('link_visits_hourly') IS NOT NULL AS "rollups!""#
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok([
-            ("inbox", present.inbox),
-            ("visit_summaries", present.visit_summaries),
-            ("links", present.links),
-            ("link_visits_hourly", present.rollups),
-        ]
-        .into_iter()
-        .filter_map(|(table, exists)| (!exists).then_some(table))
-        .collect())
-    }
-
     /// Applies `messages` in one transaction: records their ids in the inbox and
     /// applies only the ones not seen before. Set-based (arrays and `UNNEST`), so
     /// the number of statements does not grow with the batch.

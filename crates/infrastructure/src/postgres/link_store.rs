@@ -14,11 +14,22 @@ use offndat_application::events::{Event, LinkCreatedV1, RecentVisit};
 #[derive(Debug, Clone)]
 pub struct PgLinkStore {
     pool: PgPool,
+    /// Where `find_by_phrase` runs: the main pool unless a lookup pool (with a
+    /// statement timeout) is given.
+    lookups: PgPool,
 }
 
 impl PgLinkStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        describe_metrics();
+        Self { lookups: pool.clone(), pool }
+    }
+
+    /// Runs redirect lookups (`find_by_phrase`) on `lookups`, a pool of their own
+    /// (see [`super::lookup_pool`]).
+    pub fn with_lookup_pool(mut self, lookups: PgPool) -> Self {
+        self.lookups = lookups;
+        self
     }
 }
 
@@ -57,6 +68,30 @@ impl TryFrom<LinkRow> for Link {
             disabled_reason: row.disabled_reason,
             limit_reached: row.limit_reached_at.is_some(),
         })
+    }
+}
+
+/// Links created, by language and theme.
+pub const LINKS_CREATED_TOTAL: &str = "offndat_links_created_total";
+
+/// The `theme` label: the theme's name in snake case, stable across renames of its display text.
+fn theme_label(theme: Theme) -> &'static str {
+    match theme {
+        Theme::None => "none",
+        Theme::ProperNames => "proper_names",
+        Theme::Politicians => "politicians",
+    }
+}
+
+/// Registers `offndat_links_created_total` at zero for every language and theme,
+/// so the dashboard's panels and rates exist before the first link.
+fn describe_metrics() {
+    metrics::describe_counter!(LINKS_CREATED_TOTAL, "Links created, by language and theme.");
+    for language in Language::ALL {
+        for theme in Theme::ALL {
+            metrics::counter!(LINKS_CREATED_TOTAL, "language" => language.code(), "theme" => theme_label(theme))
+                .absolute(0);
+        }
     }
 }
 
@@ -104,7 +139,10 @@ impl LinkStore for PgLinkStore {
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)
+        tx.commit().await.map_err(store_error)?;
+        metrics::counter!(LINKS_CREATED_TOTAL, "language" => link.language.code(), "theme" => theme_label(link.theme))
+            .increment(1);
+        Ok(())
     }
 
     async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
@@ -115,7 +153,7 @@ impl LinkStore for PgLinkStore {
              FROM links WHERE phrase = $1",
             phrase.as_str()
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.lookups)
         .await
         .map_err(store_error)?;
         row.map(Link::try_from).transpose()

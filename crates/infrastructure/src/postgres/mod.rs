@@ -15,7 +15,7 @@ mod takedowns;
 mod visit_store;
 
 pub use audit_log::PgAuditLog;
-pub use bootstrap::{BootstrapError, connect, migrate};
+pub use bootstrap::{BootstrapError, connect, lookup_pool, migrate, pending_migrations};
 pub use errors::is_unavailable;
 pub use event_ledger::{PgEventLedger, PgLedgerError};
 pub use idempotency::PgIdempotencyStore;

@@ -4,7 +4,7 @@
 use offndat_test_support::{AmqpNamespace, TestDatabase, eventually};
 use uuid::Uuid;
 
-use crate::helpers::{DEADLINE, Publisher, WorkerProcess, insert_link, wait_ready, worker_command};
+use crate::helpers::{DEADLINE, Publisher, WorkerProcess, insert_link, wait_ready};
 
 const ALL_VISITS: &str = "SELECT COALESCE(SUM(total_visits), 0)::bigint FROM visit_summaries";
 
@@ -82,17 +82,49 @@ async fn a_worker_killed_mid_stream_and_restarted_counts_every_visit_exactly_onc
 }
 
 #[tokio::test]
-async fn a_database_without_the_schema_fails_start_up_with_one_clear_line() {
+async fn on_a_database_without_the_schema_it_is_live_not_ready_until_migrations_are_applied() {
     // Not migrated: the worker creates the database but must not migrate it.
     let db = TestDatabase::new();
     let namespace = AmqpNamespace::new();
-    let output = tokio::time::timeout(DEADLINE, worker_command(&db.url, &namespace.name, &[]).output())
-        .await
-        .expect("exits in time")
-        .expect("runs");
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(stderr.contains("lacks table(s) inbox, visit_summaries, links"), "{stderr}");
-    assert!(stderr.contains("offndat-api migrate"), "{stderr}");
+    let mut worker = WorkerProcess::start(&db, &namespace, &[]).await;
+    let client = reqwest::Client::new();
+    let live = client.get(worker.url("/health/live")).send().await.expect("live");
+    assert_eq!(live.status(), 200);
+    let waiting = eventually(DEADLINE, "the worker reports the missing migrations", || async {
+        let response = client.get(worker.url("/health/ready")).send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        let problem = body["postgres"].as_str().unwrap_or_default().to_owned();
+        if status == 503 && problem.starts_with("waiting for") { Ok(body) } else { Err(format!("{status} {body}")) }
+    })
+    .await;
+    let migrations = offndat_infrastructure::postgres::MIGRATOR.iter().count();
+    assert_eq!(waiting["status"], "not ready");
+    assert!(
+        waiting["postgres"].as_str().expect("text").starts_with(&format!(
+            "waiting for {migrations} migration(s) (the API applies them, or `offndat-api migrate`), first "
+        )),
+        "{waiting}"
+    );
+
+    let mut conn = db.connect().await;
+    offndat_infrastructure::postgres::MIGRATOR.run(&mut conn).await.expect("migrate");
+    wait_ready(&client, &worker.url("/health/ready")).await;
+    worker.signal("TERM").await;
+    assert_eq!(worker.exit_code().await, Some(0));
+}
+
+#[tokio::test]
+async fn sigterm_while_waiting_for_the_schema_exits_zero() {
+    let db = TestDatabase::new();
+    let namespace = AmqpNamespace::new();
+    let mut worker = WorkerProcess::start(&db, &namespace, &[]).await;
+    let client = reqwest::Client::new();
+    eventually(DEADLINE, "not ready", || async {
+        let response = client.get(worker.url("/health/ready")).send().await.map_err(|e| e.to_string())?;
+        if response.status() == 503 { Ok(()) } else { Err(response.status().to_string()) }
+    })
+    .await;
+    worker.signal("TERM").await;
+    assert_eq!(worker.exit_code().await, Some(0), "output: {:?}", worker.output.lock().expect("lock"));
 }
