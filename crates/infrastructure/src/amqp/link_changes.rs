@@ -28,6 +28,9 @@ pub struct LinkChangeListener {
 /// then live until `OFFNDAT_CACHE_L1_TTL`).
 const CONNECTED: &str = "offndat_link_change_listener_connected";
 
+const ERRORS: &str = "offndat_link_change_listener_errors_total";
+const APPLIED: &str = "offndat_link_changes_applied_total";
+
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -36,12 +39,17 @@ impl LinkChangeListener {
     /// Meanwhile L1 entries expire by their TTL, which bounds staleness.
     pub async fn run(self, stop: CancellationToken) {
         metrics::gauge!(CONNECTED).set(0.0);
+        // At zero from the start, so dashboards and alerts see them before anything happened.
+        metrics::describe_counter!(ERRORS, "Disconnections of the link.changed listener.");
+        metrics::counter!(ERRORS).absolute(0);
+        metrics::describe_counter!(APPLIED, "link.changed events applied to this process's caches.");
+        metrics::counter!(APPLIED).absolute(0);
         let mut delay = BACKOFF_MIN;
         loop {
             match self.session(&stop, &mut delay).await {
                 Ok(()) => break,
                 Err(error) => {
-                    metrics::counter!("offndat_link_change_listener_errors_total").increment(1);
+                    metrics::counter!(ERRORS).increment(1);
                     tracing::warn!(error = %error, retry_in_ms = delay.as_millis() as u64,
                         "link change listener disconnected; cached links expire by OFFNDAT_CACHE_L1_TTL meanwhile");
                 }
@@ -113,7 +121,7 @@ impl LinkChangeListener {
                 // Redis too: the writer deleted it already, but a load that read
                 // the old row just before the commit may have written it back.
                 self.cache.forget(&change.phrase).await;
-                metrics::counter!("offndat_link_changes_applied_total").increment(1);
+                metrics::counter!(APPLIED).increment(1);
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "ignoring an unreadable link.changed message"),
