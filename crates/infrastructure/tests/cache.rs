@@ -176,7 +176,7 @@ async fn unknown_phrases_are_remembered_in_redis_until_a_link_is_created_under_t
         fixture.redis.get("link:never-made-walrus").await.ok_or_else(|| "absent".to_owned())
     })
     .await;
-    assert_eq!(stored, b"1:-");
+    assert_eq!(stored, b"2:-");
     assert_eq!(resolve(&second, "never-made-walrus").await, None);
     assert_eq!(fixture.finds(), 1, "the other process was answered by Redis");
 

@@ -38,6 +38,14 @@ fn audit(change: LinkChange) -> AuditEntry {
 async fn another_owners_link_is_missing_to_a_creator() {
     let db = TestDatabase::migrated().await;
     let pool = PgPoolOptions::new().max_connections(4).connect(&db.url).await.expect("pool");
+    // Owners are stored keys (links.owner_key_id references api_keys).
+    sqlx::raw_sql(
+        "INSERT INTO api_keys (id, name, role, secret_sha256) OVERRIDING SYSTEM VALUE
+         VALUES (7, 'creator-7', 'creator', sha256('seven')), (8, 'creator-8', 'creator', sha256('eight'))",
+    )
+    .execute(&pool)
+    .await
+    .expect("keys");
     let links = PgLinkStore::new(pool.clone());
     let admin = PgLinkAdminStore::new(pool);
     let (mine, theirs) = (link("mine-link", 7), link("theirs-link", 8));
