@@ -110,6 +110,7 @@ impl Application {
             metrics,
             short_urls: ShortUrls::new(&config.public_base_url),
             api_keys,
+            web_create: config.web_create,
             pool: pool.clone(),
         });
         let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);

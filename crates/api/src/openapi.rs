@@ -38,6 +38,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/links/{phrase}"),
     ("GET", "/v1/links/{phrase}/stats"),
     ("GET", "/v1/stats"),
+    ("GET", "/v1/links/{phrase}/qr.svg"),
+    ("GET", "/v1/links/{phrase}/qr.png"),
     ("GET", "/v1/redirects/{phrase}"),
     ("GET", "/{phrase}"),
     ("GET", "/health/live"),
@@ -81,6 +83,8 @@ pub struct StatsApi;
 pub struct RedirectApi;
 /// The operations of `routes::health`.
 pub struct HealthApi;
+/// The operations of `pages::qr`.
+pub struct QrApi;
 
 /// The parts of the document that belong to no single route.
 #[derive(OpenApi)]
@@ -104,6 +108,7 @@ pub struct HealthApi;
             responses::Unauthorized,
             responses::LinkNotFound,
             responses::StatsBadRequest,
+            responses::QrBadRequest,
             responses::RequestTimeout,
             responses::PayloadTooLarge,
             responses::TooManyRequests,
@@ -117,6 +122,7 @@ pub struct HealthApi;
     tags(
         (name = "Catalogues", description = "The languages, themes and formats a phrase can be drawn in."),
         (name = "Links", description = "Create links and read their visit statistics."),
+        (name = "QR codes", description = "QR codes of short URLs, for print and for phones. No API key."),
         (name = "Redirects", description = "Follow a link; every visit is counted."),
         (name = "Operations", description = "Health checks and Prometheus metrics for operators."),
         (name = "Documentation", description = "This document and its interactive reference."),
@@ -134,6 +140,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(StatsApi::openapi());
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());
+    doc.merge(QrApi::openapi());
     CrossCutting.modify(&mut doc);
     doc
 }

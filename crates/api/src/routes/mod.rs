@@ -1,4 +1,4 @@
-//! The router: v1 routes, short URLs, health, and the layers around them.
+//! The router: v1 routes, short URLs, pages, health, and the layers around them.
 
 mod catalogues;
 mod create_link;
@@ -21,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::auth::{API_KEY_HEADER, require_api_key};
 use crate::error::ApiError;
 use crate::http_metrics::TagRouteLayer;
+use crate::pages::{self, HtmlErrorsLayer};
 use crate::rate_limit::{self, RateLimits};
 use crate::request_context::{API_SUPPORTED_VERSIONS, RequestContextConfig, RequestContextLayer, X_REQUEST_ID};
 use crate::state::AppState;
@@ -67,6 +68,9 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         redirects = redirects.route_layer(rate_limit::layer(&limits.redirects));
         short_urls = short_urls.route_layer(rate_limit::layer(&limits.redirects));
     }
+    // People follow short URLs in browsers: an unknown phrase or a spent limit
+    // gets a page when HTML was asked for (API clients keep the problem body).
+    short_urls = short_urls.route_layer(HtmlErrorsLayer);
 
     // Operator endpoints: never rate limited, never behind a key.
     let public = Router::new()
@@ -80,10 +84,12 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .merge(redirects)
         .merge(public)
         .merge(crate::openapi::routes())
+        .merge(pages::qr::routes(config.rate_limits.as_ref()))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(cors(&config.cors_origins))
         .merge(short_urls)
+        .merge(pages::routes(config.rate_limits.as_ref(), config.request_timeout))
         .route_layer(TagRouteLayer)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestContextLayer(context))

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod binary;
+mod browser;
 mod cache;
 mod catalogues;
 mod collisions;
@@ -10,6 +11,7 @@ mod contract;
 mod events;
 mod helpers;
 mod openapi;
+mod pages;
 mod protection;
 mod system;
 mod traces;

@@ -26,6 +26,8 @@ const STATUSES: &[(&str, &str, &[u16])] = &[
     ("GET", "/v1/links/{phrase}", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/links/{phrase}/stats", &[200, 400, 401, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/stats", &[200, 400, 401, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/links/{phrase}/qr.svg", &[200, 400, 404, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/links/{phrase}/qr.png", &[200, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/redirects/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/{phrase}", &[301, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/health/live", &[200, 408, 431, 500]),
@@ -180,8 +182,9 @@ async fn every_route_documents_every_status_it_can_answer_with() {
             }
         }
 
-        // The API key is required exactly where the contract says.
-        let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/redirects/");
+        // The API key is required exactly where the contract says; QR codes hold
+        // only the public short URL and need none.
+        let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/redirects/") && !path.contains("/qr.");
         let security = &operation(&doc, method, path)["security"];
         if authenticated {
             assert_eq!(security, &json!([{"apiKey": []}]), "{method} {path}");
