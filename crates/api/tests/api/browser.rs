@@ -67,15 +67,21 @@ async fn target_site() -> String {
     format!("http://{address}/landing")
 }
 
-async fn evaluate(page: &Page, expression: &str) -> Value {
+/// The value of `expression` in the page, awaited if it is a promise; an error
+/// while the page is between documents (its context is gone) is returned.
+async fn try_evaluate(page: &Page, expression: &str) -> Result<Value, String> {
     let params = EvaluateParams::builder()
         .expression(expression)
         .await_promise(true)
         .return_by_value(true)
         .build()
-        .expect("evaluate params");
-    let result = page.evaluate_expression(params).await.unwrap_or_else(|e| panic!("{expression}: {e}"));
-    result.value().cloned().unwrap_or(Value::Null)
+        .map_err(|e| e.to_string())?;
+    let result = page.evaluate_expression(params).await.map_err(|e| format!("{expression}: {e}"))?;
+    Ok(result.value().cloned().unwrap_or(Value::Null))
+}
+
+async fn evaluate(page: &Page, expression: &str) -> Value {
+    try_evaluate(page, expression).await.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Runs axe-core in the page and fails on any serious or critical violation.
@@ -110,8 +116,9 @@ async fn every_variant(page: &Page, axe: &str, name: &str) {
     let dir = repository().join("docs/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshots dir");
     for (width_name, dimensions) in [("desktop", DESKTOP), ("phone", PHONE)] {
-        size(page, dimensions).await;
         for dark in [false, true] {
+            // Set every time: a full-page screenshot clears the device metrics.
+            size(page, dimensions).await;
             scheme(page, dark).await;
             let variant = format!("{name}-{width_name}-{}", if dark { "dark" } else { "light" });
             accessible(page, axe, &variant).await;
@@ -151,7 +158,6 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
         .no_sandbox()
         .user_data_dir(profile.path())
         .viewport(Viewport { width: DESKTOP.0, height: DESKTOP.1, ..Viewport::default() })
-        .arg(format!("--user-agent={USER_AGENT}"))
         .arg("--disable-gpu")
         .arg("--disable-dev-shm-usage")
         .launch_timeout(Duration::from_secs(60))
@@ -161,8 +167,9 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
 
     // The home page, its form filled in and sent.
-    let page = browser.new_page(format!("{base}/")).await.expect("home page");
-    page.wait_for_navigation().await.expect("home loads");
+    let page = browser.new_page("about:blank").await.expect("a tab");
+    page.set_user_agent(USER_AGENT).await.expect("user agent");
+    page.goto(format!("{base}/")).await.expect("home page");
     assert_eq!(page.get_title().await.expect("title").as_deref(), Some("Make a short link · offndat"));
     every_variant(&page, &axe, "home").await;
     page.find_element("#targetUrl")
@@ -180,7 +187,7 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     // The result: the short URL, a working copy button (the script ran under the
     // page's policy) and the QR code.
     let short_url = eventually(Duration::from_secs(20), "the result page", || async {
-        match evaluate(&page, "document.getElementById('short-url')?.value ?? ''").await {
+        match try_evaluate(&page, "document.getElementById('short-url')?.value ?? ''").await? {
             Value::String(url) if !url.is_empty() => Ok(url),
             other => Err(other.to_string()),
         }
@@ -188,7 +195,13 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     .await;
     assert!(short_url.starts_with(&format!("{base}/")), "{short_url}");
     assert_eq!(evaluate(&page, "document.querySelector('button.copy').hidden").await, false, "copy.js did not run");
-    assert_eq!(evaluate(&page, "document.querySelector('img.qr').naturalWidth > 0").await, true, "QR image");
+    eventually(Duration::from_secs(10), "the QR image loads", || async {
+        match try_evaluate(&page, "document.querySelector('img.qr').naturalWidth").await? {
+            Value::Number(width) if width.as_u64().is_some_and(|w| w > 0) => Ok(()),
+            other => Err(other.to_string()),
+        }
+    })
+    .await;
     accessible(&page, &axe, "created-desktop-light").await;
     size(&page, PHONE).await;
     page.save_screenshot(
@@ -208,7 +221,7 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     // Following the short URL lands on the target.
     page.goto(short_url.as_str()).await.expect("follow the short URL");
     eventually(Duration::from_secs(20), "the target page", || async {
-        match evaluate(&page, "document.title").await {
+        match try_evaluate(&page, "document.title").await? {
             Value::String(title) if title == "Target" => Ok(()),
             other => Err(other.to_string()),
         }
@@ -220,11 +233,12 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     page.goto(stats_url.as_str()).await.expect("stats page");
     eventually(Duration::from_secs(30), "the chart counts the visit", || async {
         page.reload().await.map_err(|e| e.to_string())?;
-        let visits = evaluate(&page, "document.getElementById('chart-hours')?.dataset.visits").await;
+        let visits = try_evaluate(&page, "document.getElementById('chart-hours')?.dataset.visits").await?;
         if visits == "1" { Ok(()) } else { Err(visits.to_string()) }
     })
     .await;
-    assert_eq!(evaluate(&page, "document.getElementById('human-visits').textContent").await, "1");
+    let agents = evaluate(&page, "[...document.querySelectorAll('td.ua')].map(td => td.textContent)").await;
+    assert_eq!(evaluate(&page, "document.getElementById('human-visits').textContent").await, "1", "{agents}");
     assert_eq!(evaluate(&page, "document.querySelectorAll('#chart-hours rect.human').length").await, 1);
     every_variant(&page, &axe, "stats").await;
 
