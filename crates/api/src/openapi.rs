@@ -26,10 +26,11 @@ use crate::error::ApiError;
 use crate::response::JSON_UTF8;
 use crate::state::AppState;
 
-/// Every operation the router serves, as `(method, path)` with OpenAPI path
+/// Every API operation the router serves, as `(method, path)` with OpenAPI path
 /// templates. Kept by hand on purpose: the tests check it against both the
 /// document and the running router, which is what catches a route added to one
-/// and forgotten in the other.
+/// and forgotten in the other. The pages for people (`/`, `/s/{phrase}`,
+/// `/assets/…`, see `crate::pages`) answer HTML, not the API, and are left out.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/languages"),
     ("GET", "/v1/themes"),
