@@ -40,7 +40,9 @@ pub struct RouterConfig {
 /// Builds the whole router. Layers, outermost first: the request context (ids,
 /// metrics, security headers, problem bodies), body limit, the route tag; CORS on
 /// everything but the short URL; then per route group: rate limit, then for the
-/// v1 API compression, timeout and API-key auth.
+/// v1 API compression, timeout and API-key auth. The pages (see
+/// [`pages::routes`]) skip CORS too; they and the short URL answer browsers'
+/// errors as HTML pages.
 pub fn router(state: AppState, config: &RouterConfig) -> Router {
     let mut authenticated = Router::new()
         .route("/v1/languages", get(catalogues::languages))
