@@ -194,7 +194,14 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     })
     .await;
     assert!(short_url.starts_with(&format!("{base}/")), "{short_url}");
-    assert_eq!(evaluate(&page, "document.querySelector('button.copy').hidden").await, false, "copy.js did not run");
+    // The deferred script may still be on its way when the field is there.
+    eventually(Duration::from_secs(10), "copy.js shows the Copy button", || async {
+        match try_evaluate(&page, "document.querySelector('button.copy').hidden").await? {
+            Value::Bool(false) => Ok(()),
+            other => Err(other.to_string()),
+        }
+    })
+    .await;
     eventually(Duration::from_secs(10), "the QR image loads", || async {
         match try_evaluate(&page, "document.querySelector('img.qr').naturalWidth").await? {
             Value::Number(width) if width.as_u64().is_some_and(|w| w > 0) => Ok(()),

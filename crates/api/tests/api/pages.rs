@@ -17,6 +17,7 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 const HOSTILE_AGENT: &str = "<script>alert(1)</script>";
 const HOSTILE_REFERRER: &str = "https://evil.example/\"><img src=x onerror=alert(2)>";
+const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 /// Asserts an HTML page with the pages' policy and returns its body.
 async fn page(response: reqwest::Response, status: u16, cache_control: &str) -> String {
@@ -241,11 +242,13 @@ async fn the_stats_page_shows_totals_charts_top_lists_and_visits_escaped() {
         .await
         .expect("visit");
     assert_eq!(visit.status(), 301);
+    let crawler = app.client.get(app.url(&format!("/{encoded}"))).header("user-agent", BOT).send().await;
+    assert_eq!(crawler.expect("crawler").status(), 301);
 
-    let body = eventually(Duration::from_secs(20), "the stats page counts the visit", || async {
+    let body = eventually(Duration::from_secs(20), "the stats page counts both visits", || async {
         let response = app.client.get(app.url(&format!("/s/{encoded}"))).send().await.map_err(|e| e.to_string())?;
         let body = page(response, 200, "public, max-age=5").await;
-        if body.contains(r#"<span class="number" id="total-visits">1</span>"#) { Ok(body) } else { Err(body) }
+        if body.contains(r#"<span class="number" id="total-visits">2</span>"#) { Ok(body) } else { Err(body) }
     })
     .await;
     worker.stop().await;
@@ -254,12 +257,15 @@ async fn the_stats_page_shows_totals_charts_top_lists_and_visits_escaped() {
     for expected in [
         format!("<h1>Statistics of <span class=\"phrase\">{escaped_phrase}</span></h1>"),
         r#"<span class="number" id="human-visits">1</span>"#.to_owned(),
-        r#"<span class="number" id="bot-visits">0</span>"#.to_owned(),
-        r#"<figure class="chart" id="chart-hours" data-visits="1" data-humans="1" data-bots="0">"#.to_owned(),
-        r#"<figure class="chart" id="chart-days" data-visits="1" data-humans="1" data-bots="0">"#.to_owned(),
-        "1 visit in the last 48 hours: 1 by people, 0 by bots.".to_owned(),
-        "1 visit in the last 90 days: 1 by people, 0 by bots.".to_owned(),
+        r#"<span class="number" id="bot-visits">1</span>"#.to_owned(),
+        r#"<figure class="chart" id="chart-hours" data-visits="2" data-humans="1" data-bots="1">"#.to_owned(),
+        r#"<figure class="chart" id="chart-days" data-visits="2" data-humans="1" data-bots="1">"#.to_owned(),
+        "2 visits in the last 48 hours: 1 by people, 1 by bots.".to_owned(),
+        "2 visits in the last 90 days: 1 by people, 1 by bots.".to_owned(),
         r#"<rect class="human""#.to_owned(),
+        r#"<rect class="bot""#.to_owned(),
+        ": 1 person, 1 bot</title>".to_owned(),
+        "<td>Bot</td>".to_owned(),
         "<td>evil.example</td>".to_owned(),
         "&#60;script&#62;alert(1)&#60;/script&#62;".to_owned(),
         "https://evil.example/&#34;&#62;&#60;img src=x onerror=alert(2)&#62;".to_owned(),
