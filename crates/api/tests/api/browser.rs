@@ -238,10 +238,16 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     // The stats page counts the visit in the 48-hour chart (counts arrive within
     // a flush and a worker batch).
     page.goto(stats_url.as_str()).await.expect("stats page");
-    eventually(Duration::from_secs(30), "the chart counts the visit", || async {
+    // The totals and the chart are two reads; the worker may commit between them,
+    // so wait until both show the visit.
+    eventually(Duration::from_secs(30), "the chart and the totals count the visit", || async {
         page.reload().await.map_err(|e| e.to_string())?;
-        let visits = try_evaluate(&page, "document.getElementById('chart-hours')?.dataset.visits").await?;
-        if visits == "1" { Ok(()) } else { Err(visits.to_string()) }
+        let counted = try_evaluate(
+            &page,
+            "[document.getElementById('chart-hours')?.dataset.visits, document.getElementById('total-visits')?.textContent]",
+        )
+        .await?;
+        if counted == serde_json::json!(["1", "1"]) { Ok(()) } else { Err(counted.to_string()) }
     })
     .await;
     let agents = evaluate(&page, "[...document.querySelectorAll('td.ua')].map(td => td.textContent)").await;
