@@ -189,6 +189,7 @@ impl Application {
             metrics,
             short_urls: ShortUrls::new(&config.public_base_url),
             authenticator: Authenticator { configured: api_keys, stored: stored_keys.clone() },
+            web_create: config.web_create,
             pool: pool.clone(),
         });
         let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);

@@ -51,6 +51,8 @@ pub enum ApiError {
     InvalidStats(Vec<StatsInputError>),
     #[error("invalid list request")]
     InvalidListQuery(Vec<ListInputError>),
+    #[error("invalid QR code size")]
+    InvalidQrSize,
     #[error("route not found")]
     RouteNotFound,
     #[error("method not allowed")]
@@ -66,6 +68,9 @@ pub enum ApiError {
     #[error("unexpected failure")]
     Internal,
 }
+
+/// The message of `Qr.SizeOutOfRange`.
+pub const QR_SIZE_MESSAGE: &str = "`size` must be a whole number of pixels from 64 to 1024.";
 
 /// Why a phrase in the path was refused before any lookup.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -259,6 +264,7 @@ impl ApiError {
                     .map(|e| ProblemError { code: e.code(), message: e.message().to_owned() })
                     .collect(),
             },
+            ApiError::InvalidQrSize => ProblemSpec::single(S::BAD_REQUEST, "Qr.SizeOutOfRange", QR_SIZE_MESSAGE),
             ApiError::RouteNotFound => ProblemSpec::for_status(S::NOT_FOUND),
             ApiError::MethodNotAllowed => ProblemSpec::for_status(S::METHOD_NOT_ALLOWED),
             ApiError::CouldNotGenerate => ProblemSpec::single(

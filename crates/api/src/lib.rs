@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod http_metrics;
 pub mod openapi;
+pub mod pages;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_context;

@@ -27,10 +27,11 @@ use crate::error::ApiError;
 use crate::response::JSON_UTF8;
 use crate::state::AppState;
 
-/// Every operation the router serves, as `(method, path)` with OpenAPI path
+/// Every API operation the router serves, as `(method, path)` with OpenAPI path
 /// templates. Kept by hand on purpose: the tests check it against both the
 /// document and the running router, which is what catches a route added to one
-/// and forgotten in the other.
+/// and forgotten in the other. The pages for people (`/`, `/s/{phrase}`,
+/// `/assets/…`, see `crate::pages`) answer HTML, not the API, and are left out.
 pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/languages"),
     ("GET", "/v1/themes"),
@@ -47,6 +48,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/keys"),
     ("DELETE", "/v1/keys/{name}"),
     ("GET", "/v1/audit"),
+    ("GET", "/v1/links/{phrase}/qr.svg"),
+    ("GET", "/v1/links/{phrase}/qr.png"),
     ("GET", "/v1/redirects/{phrase}"),
     ("GET", "/{phrase}"),
     ("GET", "/health/live"),
@@ -95,6 +98,8 @@ pub struct AuditApi;
 pub struct RedirectApi;
 /// The operations of `routes::health`.
 pub struct HealthApi;
+/// The operations of `pages::qr`.
+pub struct QrApi;
 
 /// The parts of the document that belong to no single route.
 #[derive(OpenApi)]
@@ -124,6 +129,7 @@ pub struct HealthApi;
             responses::Unauthorized,
             responses::LinkNotFound,
             responses::StatsBadRequest,
+            responses::QrBadRequest,
             responses::RequestTimeout,
             responses::PayloadTooLarge,
             responses::TooManyRequests,
@@ -144,6 +150,7 @@ pub struct HealthApi;
         (name = "Links", description = "Create, read, edit, disable and delete links, and read or erase \
             their visits."),
         (name = "Keys", description = "Stored API keys and the audit log; admin keys only."),
+        (name = "QR codes", description = "QR codes of short URLs, for print and for phones. No API key."),
         (name = "Redirects", description = "Follow a link; every visit is counted."),
         (name = "Operations", description = "Health checks and Prometheus metrics for operators."),
         (name = "Documentation", description = "This document and its interactive reference."),
@@ -165,6 +172,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(AuditApi::openapi());
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());
+    doc.merge(QrApi::openapi());
     CrossCutting.modify(&mut doc);
     doc
 }

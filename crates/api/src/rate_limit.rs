@@ -1,6 +1,7 @@
-//! Rate limiting per client IP with tower_governor: a token bucket for redirects
-//! and one for the other v1 routes. Limits are per replica: N replicas behind a
-//! load balancer that spreads a client's requests allow up to N times as much.
+//! Rate limiting per client IP with tower_governor: a token bucket for redirects,
+//! one for the other routes and one for links created from the home page. Limits
+//! are per replica: N replicas behind a load balancer that spreads a client's
+//! requests allow up to N times as much.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -47,10 +48,12 @@ impl KeyExtractor for ClientIpKey {
 
 type Config = GovernorConfig<ClientIpKey, NoOpMiddleware<governor::clock::QuantaInstant>>;
 
-/// The two limiters, built once; their layers are cheap to clone onto routes.
+/// The limiters, built once; their layers are cheap to clone onto routes.
 pub struct RateLimits {
     pub redirects: Arc<Config>,
     pub api: Arc<Config>,
+    /// Links created from the home page, without an API key.
+    pub web_create: Arc<Config>,
 }
 
 impl RateLimits {
@@ -67,14 +70,16 @@ impl RateLimits {
         )?;
         // "120 per minute, sliding": a bucket of 120 refilled evenly over the minute.
         let api_period = Duration::from_secs(60) / config.rate_limit_api_per_minute;
-        let api = build(key, api_period, config.rate_limit_api_per_minute)?;
-        Some(Self { redirects: Arc::new(redirects), api: Arc::new(api) })
+        let api = build(key.clone(), api_period, config.rate_limit_api_per_minute)?;
+        let web_period = Duration::from_secs(60) / config.rate_limit_web_create_per_minute;
+        let web_create = build(key, web_period, config.rate_limit_web_create_per_minute)?;
+        Some(Self { redirects: Arc::new(redirects), api: Arc::new(api), web_create: Arc::new(web_create) })
     }
 
     /// Forgets clients that have been quiet long enough to have a full bucket
     /// again, so memory stays bounded however many IPs pass by.
     pub fn forget_idle_clients(&self) {
-        for config in [&self.redirects, &self.api] {
+        for config in [&self.redirects, &self.api, &self.web_create] {
             config.limiter().retain_recent();
             config.limiter().shrink_to_fit();
         }

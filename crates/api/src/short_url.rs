@@ -42,8 +42,19 @@ impl ShortUrls {
 
     /// The stats page URL.
     pub fn stats(&self, phrase: &Phrase) -> String {
-        format!("{}/s/{}", self.base, utf8_percent_encode(phrase.as_str(), PATH_SEGMENT))
+        format!("{}/s/{}", self.base, segment(phrase))
     }
+
+    /// The public base, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+}
+
+/// The phrase percent-encoded as one path segment, for paths under this service
+/// (`/v1/links/{phrase}/qr.svg`).
+pub fn segment(phrase: &Phrase) -> String {
+    utf8_percent_encode(phrase.as_str(), PATH_SEGMENT).to_string()
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct Services {
     pub metrics: PrometheusHandle,
     pub short_urls: ShortUrls,
     pub authenticator: Authenticator,
+    /// Whether the home page may create links without an API key.
+    pub web_create: bool,
     /// For health checks only; handlers go through the use cases.
     pub pool: PgPool,
     /// For health checks: Redis behind the cache.

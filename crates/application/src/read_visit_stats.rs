@@ -67,15 +67,31 @@ impl ReadVisitStats {
         scope: Option<i64>,
         query: StatsQuery,
     ) -> Result<(Link, VisitSeries), ApplicationError> {
-        let range = query.range(self.clock.now())?;
+        // A bad range is refused before any I/O.
+        query.range(self.clock.now())?;
         let link = self
             .links
             .find_by_phrase(phrase)
             .await?
             .filter(|link| link.visible_to(scope))
             .ok_or(ApplicationError::NotFound)?;
+        let series = self.series_of(&link, query).await?;
+        Ok((link, series))
+    }
+
+    /// The visits of a link the caller has already read, over the range asked
+    /// for: one rollup read, no second lookup of the link (the stats page reads
+    /// the link with its newest visits first).
+    pub async fn series_of(&self, link: &Link, query: StatsQuery) -> Result<VisitSeries, ApplicationError> {
+        let range = query.range(self.clock.now())?;
         let rows = self.stats.link_rollups(link.id, &range).await?;
-        Ok((link, VisitSeries::assemble(range, rows.buckets, rows.dimensions, query.exclude_bots)))
+        Ok(VisitSeries::assemble(range, rows.buckets, rows.dimensions, query.exclude_bots))
+    }
+
+    /// The current time of the use case's clock, so callers build ranges from the
+    /// same clock the defaults use.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     /// The whole service's visits over the range asked for.

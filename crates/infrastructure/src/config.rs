@@ -211,6 +211,12 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_ip_net, global = true)]
     pub trusted_proxies: Vec<IpNet>,
 
+    /// Let people create links from the home page (`/`) without an API key, under
+    /// their own rate limit (`OFFNDAT_RATE_LIMIT_WEB_CREATE_PER_MINUTE`). `false`
+    /// leaves the page up but without its form, saying how to use the API instead.
+    #[arg(long, env = "OFFNDAT_WEB_CREATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub web_create: bool,
+
     #[command(flatten)]
     pub limits: LimitsConfig,
 
@@ -379,6 +385,11 @@ pub struct LimitsConfig {
     /// Requests a client may make to the other v1 routes per minute.
     #[arg(long, env = "OFFNDAT_RATE_LIMIT_API_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub rate_limit_api_per_minute: u32,
+
+    /// Links a client may create from the home page per minute (on top of the
+    /// limit of the other routes; the API's own create is not affected).
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_WEB_CREATE_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_web_create_per_minute: u32,
 
     /// Longest a request may take, body included, before a 408 problem.
     #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "10s", global = true)]

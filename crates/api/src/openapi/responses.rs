@@ -382,6 +382,22 @@ responses! {
         )],
     );
 
+    /// 400 from `GET /v1/links/{phrase}/qr.png`: a bad `size`, or a phrase that cannot be one.
+    QrBadRequest => problem(
+        "`size` is not a whole number from 64 to 1024 (`Qr.SizeOutOfRange`), or the phrase cannot be \
+         one (`Link.InvalidPhrase`).",
+        None,
+        vec![
+            Example::of("sizeOutOfRange", "`?size=5000`", ApiError::InvalidQrSize, "GET /v1/links/wildly-grumpy-walrus/qr.png"),
+            Example::of(
+                "invalidPhrase",
+                "A phrase whose percent-encoding is not UTF-8",
+                ApiError::InvalidPhrase(PhraseInput::NotUtf8),
+                "GET /v1/links/%FF/qr.png",
+            ),
+        ],
+    );
+
     /// 413: the body is larger than `OFFNDAT_MAX_BODY_BYTES`.
     PayloadTooLarge => problem(
         "The body exceeds `OFFNDAT_MAX_BODY_BYTES` (64 KiB by default; `General.PayloadTooLarge`).",

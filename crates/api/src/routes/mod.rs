@@ -1,4 +1,4 @@
-//! The router: v1 routes, short URLs, health, and the layers around them.
+//! The router: v1 routes, short URLs, pages, health, and the layers around them.
 
 mod audit;
 mod catalogues;
@@ -25,6 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::auth::{API_KEY_HEADER, require_admin, require_api_key};
 use crate::error::ApiError;
 use crate::http_metrics::TagRouteLayer;
+use crate::pages::{self, HtmlErrorsLayer};
 use crate::rate_limit::{self, RateLimits};
 use crate::request_context::{API_SUPPORTED_VERSIONS, RequestContextConfig, RequestContextLayer, X_REQUEST_ID};
 use crate::state::AppState;
@@ -43,7 +44,9 @@ pub struct RouterConfig {
 /// Builds the whole router. Layers, outermost first: the request context (ids,
 /// metrics, security headers, problem bodies), body limit, the route tag; CORS on
 /// everything but the short URL; then per route group: rate limit, then for the
-/// v1 API compression, timeout and API-key auth.
+/// v1 API compression, timeout and API-key auth. The pages (see
+/// [`pages::routes`]) skip CORS too; they and the short URL answer browsers'
+/// errors as HTML pages.
 pub fn router(state: AppState, config: &RouterConfig) -> Router {
     // Inside the key check (layers added later run first), so the caller is known.
     let admin_only = Router::new()
@@ -82,6 +85,9 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         redirects = redirects.route_layer(rate_limit::layer(&limits.redirects));
         short_urls = short_urls.route_layer(rate_limit::layer(&limits.redirects));
     }
+    // People follow short URLs in browsers: an unknown phrase or a spent limit
+    // gets a page when HTML was asked for (API clients keep the problem body).
+    short_urls = short_urls.route_layer(HtmlErrorsLayer);
 
     // Liveness only: dependency detail and metrics are on the operations listener.
     let public = Router::new().route("/health/live", get(health::live));
@@ -91,10 +97,12 @@ pub fn router(state: AppState, config: &RouterConfig) -> Router {
         .merge(redirects)
         .merge(public)
         .merge(crate::openapi::routes())
+        .merge(pages::qr::routes(config.rate_limits.as_ref()))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(cors(&config.cors_origins))
         .merge(short_urls)
+        .merge(pages::routes(config.rate_limits.as_ref(), config.request_timeout))
         .route_layer(TagRouteLayer)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestContextLayer(context))

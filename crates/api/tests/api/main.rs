@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod binary;
+mod browser;
 mod cache;
 mod catalogues;
 mod collisions;
@@ -20,6 +21,7 @@ mod links_replicas;
 mod links_support;
 mod metrics;
 mod openapi;
+mod pages;
 mod protection;
 mod system;
 mod targets;

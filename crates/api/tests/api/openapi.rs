@@ -35,6 +35,8 @@ const STATUSES: &[(&str, &str, &[u16])] = &[
     ("POST", "/v1/keys", &[201, 400, 401, 403, 408, 409, 413, 429, 431, 500, 503]),
     ("DELETE", "/v1/keys/{name}", &[204, 401, 403, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/audit", &[200, 400, 401, 403, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/links/{phrase}/qr.svg", &[200, 400, 404, 408, 429, 431, 500, 503]),
+    ("GET", "/v1/links/{phrase}/qr.png", &[200, 400, 404, 408, 429, 431, 500, 503]),
     ("GET", "/v1/redirects/{phrase}", &[301, 400, 404, 408, 410, 429, 431, 500, 503]),
     ("GET", "/{phrase}", &[301, 400, 404, 408, 410, 429, 431, 500, 503]),
     ("GET", "/health/live", &[200, 408, 431, 500]),
@@ -186,8 +188,9 @@ async fn every_route_documents_every_status_it_can_answer_with() {
             }
         }
 
-        // The API key is required exactly where the contract says.
-        let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/redirects/");
+        // The API key is required exactly where the contract says; QR codes hold
+        // only the public short URL and need none.
+        let authenticated = path.starts_with("/v1/") && !path.starts_with("/v1/redirects/") && !path.contains("/qr.");
         let security = &operation(&doc, method, path)["security"];
         if authenticated {
             assert_eq!(security, &json!([{"apiKey": []}]), "{method} {path}");
