@@ -8,8 +8,9 @@
 # the nginx and prometheus packages, unpacked, never installed or started).
 #
 #   1. compose: scripts/validate_compose.py (Compose Specification parse +
-#      offndat's rules); also `docker compose config -q` when the compose plugin
-#      is present.
+#      offndat's rules: start order, hardening, credentials from variables,
+#      nginx's address as the only trusted proxy); also `docker compose config
+#      -q` when the compose plugin is present.
 #   2. nginx: `nginx -t` on deploy/compose/nginx.conf (syntax, directives,
 #      variables; the upstream `api` is resolved per request, so the test needs
 #      no DNS). A copy is tested, its /tmp paths moved to a work directory so
@@ -19,7 +20,9 @@
 #   4. Kubernetes: `kubectl kustomize deploy/kubernetes` (or the fallback
 #      renderer in scripts/validate_deploy.py when kubectl is missing), strict
 #      schema validation of every manifest for Kubernetes 1.29 and 1.37
-#      (kubernetes-validate), offndat's rules, the optional KEDA file structurally.
+#      (kubernetes-validate), offndat's rules (hardening of every workload,
+#      Secret references, NetworkPolicies, narrow trusted proxies), the
+#      optional KEDA file structurally.
 #   5. Grafana dashboard (metric names), alert rules (metric names), collector
 #      config, Grafana provisioning.
 #   6. Dockerfile: hadolint (parse + lint, warnings fail) and the instructions
