@@ -498,7 +498,7 @@ NETWORK = {
     "postgres-setup": {"ingress": {}, "egress": {5432, 53}},
     "postgres": {"ingress": {5432: {"api", "worker", "migrate", "postgres-setup"}}, "egress": set()},
     "redis": {"ingress": {6379: {"api"}}, "egress": set()},
-    "rabbitmq": {"ingress": {5672: {"api", "worker"}, 15692: {"namespace:monitoring"}}, "egress": set()},
+    "rabbitmq": {"ingress": {5672: {"api", "worker"}, 15692: {"namespace:monitoring"}}, "egress": {53}},
 }
 
 
