@@ -200,7 +200,7 @@ for needle in 'SQLX_OFFLINE=true' 'cargo build --release --locked --offline --wo
               'EXPOSE 8090 8091' 'STOPSIGNAL SIGTERM' 'CMD ["offndat-api"]'; do
   grep -qF "$needle" Dockerfile || { echo "Dockerfile: lacks '$needle'" >&2; status=1; }
 done
-for needle in 'target/' '.git/'; do
+for needle in 'target/' '.git/' '.env'; do
   grep -qxF "$needle" .dockerignore || { echo ".dockerignore: lacks '$needle'" >&2; status=1; }
 done
 
