@@ -204,6 +204,10 @@ def check_workload(doc: dict, documents: list[dict], config: dict, secrets: set[
     # Hardening and resources: check_pod_hardening, for every workload.
     for container in containers:
         where = f"{name} container {container.get('name')}"
+        # The root is read-only: the generated API key file and other temp
+        # files (OFFNDAT_GENERATED_API_KEY_FILE defaults to the temp dir) need /tmp.
+        if not any(m.get("mountPath") == "/tmp" for m in container.get("volumeMounts") or []):
+            problem(f"{where}: needs a writable /tmp (emptyDir): the root filesystem is read-only")
         image = container.get("image", "")
         if split_image(image)[1] is None and "@" not in image:
             problem(f"{where}: image {image!r} has no tag (kustomization images: newTag)")
