@@ -373,6 +373,11 @@ def check_hardening(services: dict) -> None:
     for name in HARDENED_DEFAULT:
         if name in services and services[name].get("profiles"):
             problem(f"{name}: must be in the default profile")
+    # Read-only roots: offndat writes its generated API key file to the temp dir.
+    for name in ("migrate", "api", "worker"):
+        mounts = [str(t).split(":")[0] for t in services.get(name, {}).get("tmpfs") or []]
+        if "/tmp" not in mounts:
+            problem(f"{name}: needs tmpfs /tmp (read-only root; the generated API key file goes to the temp dir)")
 
 
 SECRET_ENV = re.compile(r"PASSWORD|PASS$|API_KEYS|SECRET|TOKEN")
