@@ -8,18 +8,21 @@
 # the nginx and prometheus packages, unpacked, never installed or started).
 #
 #   1. compose: scripts/validate_compose.py (Compose Specification parse +
-#      offndat's rules); also `docker compose config -q` when the compose plugin
-#      is present.
+#      offndat's rules: start order, hardening, credentials from variables,
+#      nginx's address as the only trusted proxy); also `docker compose config
+#      -q` when the compose plugin is present.
 #   2. nginx: `nginx -t` on deploy/compose/nginx.conf (syntax, directives,
 #      variables; the upstream `api` is resolved per request, so the test needs
-#      no DNS). A copy is tested, with temp paths added so it runs unprivileged
-#      outside the nginx image.
+#      no DNS). A copy is tested, its /tmp paths moved to a work directory so
+#      it runs unprivileged outside the nginx image.
 #   3. Prometheus: `promtool check config` on deploy/compose/prometheus.yml,
 #      which also checks the alert rules (PromQL syntax).
 #   4. Kubernetes: `kubectl kustomize deploy/kubernetes` (or the fallback
 #      renderer in scripts/validate_deploy.py when kubectl is missing), strict
 #      schema validation of every manifest for Kubernetes 1.29 and 1.37
-#      (kubernetes-validate), offndat's rules, the optional KEDA file structurally.
+#      (kubernetes-validate), offndat's rules (hardening of every workload,
+#      Secret references, NetworkPolicies, narrow trusted proxies), the
+#      optional KEDA file structurally.
 #   5. Grafana dashboard (metric names), alert rules (metric names), collector
 #      config, Grafana provisioning.
 #   6. Dockerfile: hadolint (parse + lint, warnings fail) and the instructions
@@ -143,11 +146,11 @@ fi
 ensure_nginx
 step "nginx: $("$NGINX" -v 2>&1 | sed 's/^nginx version: //') -t on deploy/compose/nginx.conf"
 mkdir -p "$work/nginx"
-# Temp paths for an unprivileged test outside the nginx image (the image has
-# its own); everything else is the file as shipped.
-sed "s|^http {|http {\n    client_body_temp_path $work/nginx/body; proxy_temp_path $work/nginx/proxy; fastcgi_temp_path $work/nginx/fastcgi; uwsgi_temp_path $work/nginx/uwsgi; scgi_temp_path $work/nginx/scgi;|" \
-  deploy/compose/nginx.conf >"$work/nginx/nginx.conf"
-grep -q "client_body_temp_path $work" "$work/nginx/nginx.conf" || fail "nginx.conf: no 'http {' line to test"
+# The file keeps its pid and temp files in /tmp (the container's tmpfs); the
+# copy under test keeps them in the work directory instead. Everything else is
+# the file as shipped.
+sed "s|/tmp/|$work/nginx/|g" deploy/compose/nginx.conf >"$work/nginx/nginx.conf"
+grep -q "client_body_temp_path $work/nginx/" "$work/nginx/nginx.conf" || fail "nginx.conf: needs client_body_temp_path /tmp/... (read-only root)"
 if "$NGINX" -t -q -p "$work/nginx" -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx/test.log"; then
   say "nginx: configuration ok"
 else
@@ -156,7 +159,7 @@ else
 fi
 # shellcheck disable=SC2016 # literal nginx variables
 for needle in 'resolver 127.0.0.11' 'proxy_pass $offndat_api' 'X-Forwarded-For $proxy_add_x_forwarded_for' \
-              'X-Forwarded-Proto $scheme' 'X-Request-Id $offndat_request_id'; do
+              'X-Forwarded-Proto $scheme' 'X-Request-Id $offndat_request_id' 'listen 8080;' 'pid /tmp/nginx.pid;'; do
   grep -qF "$needle" deploy/compose/nginx.conf || { echo "nginx: deploy/compose/nginx.conf lacks '$needle'" >&2; status=1; }
 done
 
@@ -197,7 +200,7 @@ for needle in 'SQLX_OFFLINE=true' 'cargo build --release --locked --offline --wo
               'EXPOSE 8090 8091' 'STOPSIGNAL SIGTERM' 'CMD ["offndat-api"]'; do
   grep -qF "$needle" Dockerfile || { echo "Dockerfile: lacks '$needle'" >&2; status=1; }
 done
-for needle in 'target/' '.git/'; do
+for needle in 'target/' '.git/' '.env'; do
   grep -qxF "$needle" .dockerignore || { echo ".dockerignore: lacks '$needle'" >&2; status=1; }
 done
 

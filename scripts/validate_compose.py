@@ -12,9 +12,20 @@
    Specification. It does not check references between services; step 4 does.
 4. offndat's own rules: required services, scalable api/worker (no
    container_name, no hostname, no published ports), healthchecks,
-   the migrate job and the depends_on conditions, only nginx published in the
-   default profile, the observability profile, trusted proxies = the network's
-   subnet, bind-mounted files exist, Prometheus discovers every replica.
+   the postgres-setup and migrate jobs and the depends_on conditions, only
+   nginx published in the default profile, the observability profile,
+   bind-mounted files exist, Prometheus discovers every replica, and:
+   - hardening: every default-profile container runs as a named or numeric
+     non-root user, with read_only: true, cap_drop [ALL] and
+     no-new-privileges (observability containers: the last two);
+   - credentials: every password, key and credential-carrying URL takes its
+     secret from a variable (`${VAR:-placeholder}`), never a literal; the app
+     connects to PostgreSQL as its own role, not the superuser; Redis requires
+     a password; and each service's password and the app's URL for it come
+     from the same variable (checked by interpolating once more with every
+     variable set to a distinct value);
+   - trusted proxies: only single addresses (/32, /128), exactly nginx's fixed
+     address, which lies in the subnet and outside Docker's dynamic range.
 
 Exit status 0 when everything holds; otherwise every problem is printed and the
 status is 1.
@@ -139,7 +150,7 @@ def duration_seconds(text) -> float:
 
 # --- checks --------------------------------------------------------------------
 
-REQUIRED = ["postgres", "redis", "rabbitmq", "migrate", "api", "worker", "nginx"]
+REQUIRED = ["postgres", "redis", "rabbitmq", "postgres-setup", "migrate", "api", "worker", "nginx"]
 OBSERVABILITY = ["otel-collector", "prometheus", "grafana"]
 SCALABLE = ["api", "worker"]
 
@@ -186,8 +197,8 @@ def check(compose: dict, root: Path) -> None:
         if name != "nginx" and service.get("ports"):
             problem(f"{name}: publishes {published_ports(service)}; only nginx is published in the default profile")
     nginx = services["nginx"]
-    if not any(str(p).endswith(":80") or (isinstance(p, dict) and str(p.get("target")) == "80") for p in nginx.get("ports") or []):
-        problem("nginx: must publish container port 80 (e.g. 8080:80)")
+    if not any(str(p).endswith(":8080") or (isinstance(p, dict) and str(p.get("target")) == "8080") for p in nginx.get("ports") or []):
+        problem("nginx: must publish container port 8080 (it runs unprivileged), e.g. 8080:8080")
 
     # Healthchecks on the backing services.
     for name in ["postgres", "redis", "rabbitmq"]:
@@ -202,8 +213,18 @@ def check(compose: dict, root: Path) -> None:
         problem(f"migrate: command must be offndat-api migrate, is {command_of(migrate)}")
     if str(migrate.get("restart", "no")) != "no":
         problem("migrate: a one-shot job must not restart")
-    if depends_on(migrate).get("postgres") != "service_healthy":
-        problem("migrate: must wait for postgres: service_healthy")
+    setup = services["postgres-setup"]
+    if str(setup.get("restart", "no")) != "no":
+        problem("postgres-setup: a one-shot job must not restart")
+    if depends_on(setup).get("postgres") != "service_healthy":
+        problem("postgres-setup: must wait for postgres: service_healthy")
+    setup_cmd = [str(c) for c in (setup.get("entrypoint") or [])] + command_of(setup)
+    if setup_cmd[:1] != ["psql"] or "/setup/app-role.sql" not in setup_cmd:
+        problem(f"postgres-setup: must run psql -f /setup/app-role.sql, runs {setup_cmd}")
+    if not any("deploy/compose/postgres/app-role.sql:/setup/app-role.sql" in str(v) for v in setup.get("volumes") or []):
+        problem("postgres-setup: must mount deploy/compose/postgres/app-role.sql at /setup/app-role.sql")
+    if depends_on(migrate).get("postgres-setup") != "service_completed_successfully":
+        problem("migrate: must wait for postgres-setup: service_completed_successfully (the app role must exist)")
 
     # api and worker start after the migration and the healthy dependencies.
     wanted = {
@@ -251,25 +272,8 @@ def check(compose: dict, root: Path) -> None:
             if env.get(key) and host not in services:
                 problem(f"{name}: {key} points at host {host!r}, which is no service")
 
-    # Trusted proxies = the compose network's subnet, where nginx lives.
-    subnets = []
-    for net_name, net in (compose.get("networks") or {}).items():
-        for cfg in ((net or {}).get("ipam") or {}).get("config") or []:
-            if cfg.get("subnet"):
-                subnets.append(cfg["subnet"])
-    if not subnets:
-        problem("networks: define the network with a fixed subnet (ipam.config[].subnet)")
-    trusted = [t.strip() for t in api_env.get("OFFNDAT_TRUSTED_PROXIES", "").split(",") if t.strip()]
-    if not trusted:
-        problem("api: OFFNDAT_TRUSTED_PROXIES must hold the compose network's subnet")
-    for entry in trusted:
-        try:
-            net = ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            problem(f"api: OFFNDAT_TRUSTED_PROXIES entry {entry!r} is no IP or CIDR")
-            continue
-        if subnets and not any(net.subnet_of(ipaddress.ip_network(s)) or net == ipaddress.ip_network(s) for s in subnets):
-            problem(f"api: trusted proxy {entry} is outside the compose network {subnets}")
+    check_trusted_proxies(compose, services, api_env)
+    check_hardening(services)
 
     # Graceful stop: above the API's shutdown timeout plus the drains.
     grace = duration_seconds(services["api"].get("stop_grace_period", "10s"))
@@ -291,6 +295,167 @@ def check(compose: dict, root: Path) -> None:
         problem("grafana: must mount the provisioning directory and deploy/grafana/offndat-dashboard.json")
 
     check_prometheus(root / "deploy/compose/prometheus.yml")
+
+
+def check_trusted_proxies(compose: dict, services: dict, api_env: dict[str, str]) -> None:
+    """Trusted proxies are nginx's own fixed address, never a network."""
+    subnets, ranges = [], []
+    for net in (compose.get("networks") or {}).values():
+        for cfg in ((net or {}).get("ipam") or {}).get("config") or []:
+            try:
+                if cfg.get("subnet"):
+                    subnets.append(ipaddress.ip_network(cfg["subnet"]))
+                if cfg.get("ip_range"):
+                    ranges.append(ipaddress.ip_network(cfg["ip_range"]))
+            except ValueError as error:
+                problem(f"networks: {error}")
+    if not subnets:
+        problem("networks: define the network with a fixed subnet (ipam.config[].subnet)")
+    if not ranges:
+        problem("networks: set ipam.config[].ip_range, so Docker never hands nginx's fixed address to another container")
+    for dynamic in ranges:
+        if not any(dynamic.subnet_of(net) for net in subnets if net.version == dynamic.version):
+            problem(f"networks: ip_range {dynamic} is outside the subnet")
+    nginx_networks = services["nginx"].get("networks") or {}
+    addresses = []
+    if isinstance(nginx_networks, dict):
+        for spec in nginx_networks.values():
+            for field in ("ipv4_address", "ipv6_address"):
+                if (spec or {}).get(field):
+                    try:
+                        addresses.append(ipaddress.ip_address(spec[field]))
+                    except ValueError:
+                        problem(f"nginx: {field} {spec[field]!r} is no address")
+    if not addresses:
+        problem("nginx: needs a fixed address (networks.<net>.ipv4_address): the api trusts that address only")
+    for address in addresses:
+        if subnets and not any(address in net for net in subnets):
+            problem(f"nginx: address {address} is outside the network's subnet {[str(n) for n in subnets]}")
+        if any(address in dynamic for dynamic in ranges):
+            problem(f"nginx: address {address} lies in the dynamic ip_range; another container may take it first")
+    trusted = [t.strip() for t in api_env.get("OFFNDAT_TRUSTED_PROXIES", "").split(",") if t.strip()]
+    if not trusted:
+        problem("api: OFFNDAT_TRUSTED_PROXIES must hold nginx's address")
+    for entry in trusted:
+        try:
+            net = ipaddress.ip_network(entry, strict=True)
+        except ValueError:
+            problem(f"api: OFFNDAT_TRUSTED_PROXIES entry {entry!r} is no IP address or CIDR")
+            continue
+        if net.num_addresses != 1:
+            problem(f"api: trusted proxy {entry} is a whole network; trust only the proxy's own address (/32 or /128)")
+        elif net.network_address not in addresses:
+            problem(f"api: trusted proxy {entry} is not nginx's address {[str(a) for a in addresses]}")
+
+
+HARDENED_DEFAULT = ["postgres", "redis", "rabbitmq", "postgres-setup", "migrate", "api", "worker", "nginx"]
+
+
+def check_hardening(services: dict) -> None:
+    for name, service in services.items():
+        default_profile = not service.get("profiles")
+        if "ALL" not in [str(c).upper() for c in service.get("cap_drop") or []]:
+            problem(f"{name}: must drop every capability (cap_drop: [ALL])")
+        if not any(str(o).replace("=", ":") in ("no-new-privileges:true", "no-new-privileges")
+                   for o in service.get("security_opt") or []):
+            problem(f"{name}: needs security_opt no-new-privileges:true")
+        if service.get("cap_add"):
+            problem(f"{name}: adds capabilities {service['cap_add']}")
+        if service.get("privileged"):
+            problem(f"{name}: must not be privileged")
+        if not default_profile:
+            continue
+        if service.get("read_only") is not True:
+            problem(f"{name}: needs read_only: true (tmpfs where it must write)")
+        user = str(service.get("user", "")).split(":")[0]
+        if not user or user in ("root", "0"):
+            problem(f"{name}: must run as a non-root user (user: NAME or UID), is {service.get('user')!r}")
+    for name in HARDENED_DEFAULT:
+        if name in services and services[name].get("profiles"):
+            problem(f"{name}: must be in the default profile")
+    # Read-only roots: offndat writes its generated API key file to the temp dir.
+    for name in ("migrate", "api", "worker"):
+        mounts = [str(t).split(":")[0] for t in services.get(name, {}).get("tmpfs") or []]
+        if "/tmp" not in mounts:
+            problem(f"{name}: needs tmpfs /tmp (read-only root; the generated API key file goes to the temp dir)")
+
+
+SECRET_ENV = re.compile(r"PASSWORD|PASS$|API_KEYS|SECRET|TOKEN")
+URL_ENV = ("OFFNDAT_DATABASE_URL", "OFFNDAT_REDIS_URL", "OFFNDAT_AMQP_URL")
+_INTERPOLATION_ONLY = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-[^}]*)?\}(/\d+)?$")
+_URL_SECRET = re.compile(r"^[a-z]+://(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@")
+
+
+def check_credentials(raw: dict, resolved: dict, wired: dict) -> None:
+    """Credentials come from variables, and each side of a connection from the same one.
+
+    raw: the file before interpolation; resolved: interpolated from an empty
+    environment (the placeholders); wired: interpolated with every variable set
+    to a distinct value.
+    """
+    raw_services = raw.get("services") or {}
+    for name, service in raw_services.items():
+        for key, value in env_of(service).items():
+            if SECRET_ENV.search(key) and value and not _INTERPOLATION_ONLY.match(value):
+                problem(f"{name}: {key} is written into the file; take it from a variable (${{VAR:-placeholder}})")
+            if key in URL_ENV and value:
+                match = _URL_SECRET.match(value)
+                if key != "OFFNDAT_AMQP_URL" or match:
+                    password = (match.group("password") if match else None) or ""
+                    if not _INTERPOLATION_ONLY.match(password):
+                        problem(f"{name}: {key} must carry its password as a variable (scheme://user:${{VAR:-placeholder}}@host), "
+                                f"has {password!r}")
+    services = resolved.get("services") or {}
+    wired_services = wired.get("services") or {}
+
+    def url_parts(env: dict[str, str], key: str) -> tuple[str, str]:
+        match = _URL_SECRET.match(env.get(key, ""))
+        return (match.group("user"), match.group("password") or "") if match else ("", "")
+
+    for name in ("api", "worker", "migrate"):
+        env = env_of(services.get(name, {}))
+        user, _ = url_parts(env, "OFFNDAT_DATABASE_URL")
+        if user in ("", "postgres"):
+            problem(f"{name}: OFFNDAT_DATABASE_URL must use the app's own role (offndat), not {user or 'no user'!r}")
+    for name in ("api", "worker"):
+        wired_env = env_of(wired_services.get(name, {}))
+        pairs = [
+            ("OFFNDAT_DATABASE_URL", "postgres-setup", "OFFNDAT_DATABASE_PASSWORD"),
+            ("OFFNDAT_AMQP_URL", "rabbitmq", "RABBITMQ_DEFAULT_PASS"),
+        ]
+        if name == "api":
+            pairs.append(("OFFNDAT_REDIS_URL", "redis", "REDIS_PASSWORD"))
+        for url_key, service, password_key in pairs:
+            _, password = url_parts(wired_env, url_key)
+            expected = env_of(wired_services.get(service, {})).get(password_key)
+            if not password:
+                problem(f"{name}: {url_key} has no password")
+            elif password != expected:
+                problem(f"{name}: the password in {url_key} and {service}'s {password_key} come from different variables")
+    setup_env = env_of(wired_services.get("postgres-setup", {}))
+    postgres_env = env_of(wired_services.get("postgres", {}))
+    if setup_env.get("PGPASSWORD") != postgres_env.get("POSTGRES_PASSWORD"):
+        problem("postgres-setup: PGPASSWORD must come from the same variable as postgres's POSTGRES_PASSWORD")
+    redis = services.get("redis", {})
+    if "requirepass" not in " ".join(command_of(redis)):
+        problem("redis: must require a password (requirepass)")
+    if "REDISCLI_AUTH" not in json.dumps((redis.get("healthcheck") or {}).get("test")):
+        problem("redis: the healthcheck must authenticate (REDISCLI_AUTH, keeping the password off the command line)")
+
+
+def variables_of(node, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for value in node.values():
+            variables_of(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            variables_of(value, found)
+    elif isinstance(node, str):
+        for match in _VAR.finditer(node):
+            name = match.group("braced") or match.group("plain")
+            if name:
+                found.add(name)
+    return found
 
 
 def check_prometheus(path: Path) -> None:
@@ -343,13 +508,21 @@ def main() -> int:
             problem(f"Compose Specification: {error}")
 
     check(resolved, root)
+    if not PROBLEMS:
+        # Every variable set to its own value: shows which settings share one.
+        sample = {name: f"v-{name.lower()}" for name in variables_of(raw, set())}
+        for name in ("OFFNDAT_SUBNET", "OFFNDAT_DYNAMIC_RANGE", "OFFNDAT_NGINX_ADDRESS", "OFFNDAT_HTTP_PORT"):
+            sample.pop(name, None)  # addresses and ports keep their defaults
+        wired = interpolate_tree(raw, sample)
+        check_credentials(raw, resolved, wired)
 
     if PROBLEMS:
         for message in PROBLEMS:
             print(f"compose: {path}: {message}", file=sys.stderr)
         return 1
     services = resolved.get("services") or {}
-    print(f"compose: {path}: ok ({len(services)} services; api/worker scalable; profile observability: "
+    print(f"compose: {path}: ok ({len(services)} services; api/worker scalable; hardened; credentials from variables; "
+          "trusted proxy = nginx's address; profile observability: "
           + ", ".join(sorted(n for n, s in services.items() if "observability" in (s.get("profiles") or []))) + ")")
     return 0
 

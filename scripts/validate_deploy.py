@@ -8,9 +8,17 @@
       validates every document against the Kubernetes OpenAPI schemas shipped by
       the `kubernetes-validate` package in strict mode (unknown fields are
       errors) for each version, then checks offndat's own rules (probes, ports,
-      hardening, grace periods, selectors, references). Also checks the optional
-      KEDA manifests in DIR/optional/ structurally (their CRD schemas are not
-      available offline).
+      grace periods, selectors, references) and, for EVERY workload (the data
+      services' too): non-root, read-only root filesystem, capabilities
+      dropped, no privilege escalation, no service-account token; credentials
+      only through Secret references (never a literal env value, never in a
+      ConfigMap), every reference resolving, placeholders in the repository's
+      Secrets; the app connecting as its own database role; a NetworkPolicy
+      selecting each workload in both directions, behind a namespace-wide
+      default deny, admitting only the ports and peers each component needs;
+      trusted proxies no wider than one address (/32, /128). Also checks the
+      optional KEDA manifests in DIR/optional/ structurally (their CRD schemas
+      are not available offline).
 
   validate_deploy.py dashboard FILE [--alerts FILE]
       The Grafana dashboard parses, is well formed, and its PromQL uses only
@@ -186,33 +194,20 @@ def check_workload(doc: dict, documents: list[dict], config: dict, secrets: set[
     spec = doc.get("spec") or {}
     template = spec.get("template") or {}
     labels = (template.get("metadata") or {}).get("labels") or {}
-    if doc["kind"] == "Deployment" and not selector_matches(spec.get("selector"), labels):
+    if doc["kind"] in ("Deployment", "StatefulSet") and not selector_matches(spec.get("selector"), labels):
         problem(f"{name}: selector does not match the pod labels")
     pod = template.get("spec") or {}
-    pod_security = pod.get("securityContext") or {}
-    if (pod_security.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
-        problem(f"{name}: pod securityContext.seccompProfile.type must be RuntimeDefault")
     containers = pod.get("containers") or []
     if not containers:
         problem(f"{name}: no containers")
         return
+    # Hardening and resources: check_pod_hardening, for every workload.
     for container in containers:
         where = f"{name} container {container.get('name')}"
-        security = container.get("securityContext") or {}
-        uid = security.get("runAsUser", pod_security.get("runAsUser"))
-        if not (security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True and isinstance(uid, int) and uid > 0):
-            problem(f"{where}: must run as a numeric non-root user (runAsNonRoot: true, runAsUser > 0)")
-        if security.get("readOnlyRootFilesystem") is not True:
-            problem(f"{where}: readOnlyRootFilesystem must be true")
-        if security.get("allowPrivilegeEscalation") is not False:
-            problem(f"{where}: allowPrivilegeEscalation must be false")
-        if "ALL" not in ((security.get("capabilities") or {}).get("drop") or []):
-            problem(f"{where}: capabilities must drop ALL")
-        resources = container.get("resources") or {}
-        for section in ("requests", "limits"):
-            for resource in ("cpu", "memory"):
-                if resource not in (resources.get(section) or {}):
-                    problem(f"{where}: resources.{section}.{resource} is missing")
+        # The root is read-only: the generated API key file and other temp
+        # files (OFFNDAT_GENERATED_API_KEY_FILE defaults to the temp dir) need /tmp.
+        if not any(m.get("mountPath") == "/tmp" for m in container.get("volumeMounts") or []):
+            problem(f"{where}: needs a writable /tmp (emptyDir): the root filesystem is read-only")
         image = container.get("image", "")
         if split_image(image)[1] is None and "@" not in image:
             problem(f"{where}: image {image!r} has no tag (kustomization images: newTag)")
@@ -292,17 +287,21 @@ def check_kubernetes(documents: list[dict]) -> None:
         if config.get(k) != v:
             problem(f"ConfigMap offndat-config: {k} must be {v!r}, is {config.get(k)!r}")
     for k in config:
-        if re.search(r"API_KEYS|PASSWORD|SECRET|DATABASE_URL|AMQP_URL", k):
+        if SECRET_NAME.search(k) or re.search(r"DATABASE_URL|AMQP_URL|REDIS_URL", k) or URL_WITH_PASSWORD.search(str(config[k])):
             problem(f"ConfigMap offndat-config: {k} is secret; it belongs in the Secret")
     trusted = [t.strip() for t in config.get("OFFNDAT_TRUSTED_PROXIES", "").split(",") if t.strip()]
     if not trusted:
         problem("ConfigMap offndat-config: OFFNDAT_TRUSTED_PROXIES must hold the ingress controller's CIDR")
     for entry in trusted:
         try:
-            ipaddress.ip_network(entry, strict=False)
+            net = ipaddress.ip_network(entry, strict=True)
         except ValueError:
-            problem(f"ConfigMap offndat-config: OFFNDAT_TRUSTED_PROXIES entry {entry!r} is no IP or CIDR")
-    for k in ("OFFNDAT_API_KEYS", "OFFNDAT_DATABASE_URL", "OFFNDAT_AMQP_URL"):
+            problem(f"ConfigMap offndat-config: OFFNDAT_TRUSTED_PROXIES entry {entry!r} is no IP address or CIDR")
+            continue
+        if net.num_addresses != 1:
+            problem(f"ConfigMap offndat-config: OFFNDAT_TRUSTED_PROXIES entry {entry} is a network; list the ingress "
+                    "controller's own addresses (/32 or /128), never a pod CIDR")
+    for k in ("OFFNDAT_API_KEYS", "OFFNDAT_DATABASE_URL", "OFFNDAT_REDIS_URL", "OFFNDAT_AMQP_URL"):
         if k not in secret:
             problem(f"Secret offndat-secrets: {k} is missing")
         elif "stringData" in secret_doc and "CHANGE-ME" not in str(secret.get(k)):
@@ -328,6 +327,13 @@ def check_kubernetes(documents: list[dict]) -> None:
         command = job["spec"]["template"]["spec"]["containers"][0].get("command") or []
         if command != ["offndat-api", "migrate"]:
             problem(f"Job offndat-migrate: command must be [offndat-api, migrate], is {command}")
+
+    for doc in documents:
+        if pod_specs(doc):
+            check_pod_hardening(doc)
+            check_secret_references(doc, documents)
+    check_credentials(documents)
+    check_network_policies(documents)
 
     pod_labels = {d["metadata"]["name"]: (d["spec"]["template"].get("metadata") or {}).get("labels") or {}
                   for d in documents if d.get("kind") == "Deployment"}
@@ -372,6 +378,203 @@ def check_kubernetes(documents: list[dict]) -> None:
         pdb = find(documents, "PodDisruptionBudget", f"offndat-{component}")
         if pdb and not selector_matches(pdb["spec"].get("selector"), pod_labels.get(f"offndat-{component}", {})):
             problem(f"PodDisruptionBudget offndat-{component}: selector does not select the {component} pods")
+
+
+SECRET_NAME = re.compile(r"PASSWORD|_PASS$|API_KEYS|SECRET|TOKEN")
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@")
+CREDENTIAL_URLS = ("OFFNDAT_DATABASE_URL", "OFFNDAT_REDIS_URL", "OFFNDAT_AMQP_URL")
+
+
+def check_pod_hardening(doc: dict) -> None:
+    """Every workload, offndat's or a data service's: no root, no writes to the image, no privileges."""
+    name = key(doc)
+    pod = pod_specs(doc)[0]
+    pod_security = pod.get("securityContext") or {}
+    if pod.get("automountServiceAccountToken") is not False:
+        problem(f"{name}: automountServiceAccountToken must be false (nothing here talks to the API server)")
+    if (pod_security.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+        problem(f"{name}: pod securityContext.seccompProfile.type must be RuntimeDefault")
+    for field in ("hostNetwork", "hostPID", "hostIPC"):
+        if pod.get(field):
+            problem(f"{name}: {field} must not be set")
+    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        where = f"{name} container {container.get('name')}"
+        security = container.get("securityContext") or {}
+        uid = security.get("runAsUser", pod_security.get("runAsUser"))
+        if not (security.get("runAsNonRoot", pod_security.get("runAsNonRoot")) is True and isinstance(uid, int) and uid > 0):
+            problem(f"{where}: must run as a numeric non-root user (runAsNonRoot: true, runAsUser > 0)")
+        if security.get("readOnlyRootFilesystem") is not True:
+            problem(f"{where}: readOnlyRootFilesystem must be true (emptyDir where it must write)")
+        if security.get("allowPrivilegeEscalation") is not False:
+            problem(f"{where}: allowPrivilegeEscalation must be false")
+        if security.get("privileged"):
+            problem(f"{where}: must not be privileged")
+        capabilities = security.get("capabilities") or {}
+        if "ALL" not in (capabilities.get("drop") or []):
+            problem(f"{where}: capabilities must drop ALL")
+        if capabilities.get("add"):
+            problem(f"{where}: adds capabilities {capabilities['add']}")
+        resources = container.get("resources") or {}
+        for section in ("requests", "limits"):
+            for resource in ("cpu", "memory"):
+                if resource not in (resources.get(section) or {}):
+                    problem(f"{where}: resources.{section}.{resource} is missing")
+
+
+def check_secret_references(doc: dict, documents: list[dict]) -> None:
+    """Credentials reach containers only by reference to a Secret of the kustomization."""
+    name = key(doc)
+    pod = pod_specs(doc)[0]
+    secrets = {d["metadata"]["name"]: d for d in documents if d.get("kind") == "Secret"}
+    for container in (pod.get("initContainers") or []) + (pod.get("containers") or []):
+        where = f"{name} container {container.get('name')}"
+        for env in container.get("env") or []:
+            var = env.get("name", "")
+            value = env.get("value")
+            if value is not None and (SECRET_NAME.search(var) or var in CREDENTIAL_URLS or URL_WITH_PASSWORD.search(str(value))):
+                problem(f"{where}: {var} is written into the manifest; reference a Secret (valueFrom.secretKeyRef)")
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                secret = secrets.get(ref.get("name"))
+                keys = set((secret or {}).get("stringData") or {}) | set((secret or {}).get("data") or {})
+                if not secret:
+                    problem(f"{where}: {var} refers to Secret {ref.get('name')}, which is not in the kustomization")
+                elif ref.get("key") not in keys:
+                    problem(f"{where}: {var} refers to key {ref.get('key')} of Secret {ref.get('name')}, which has no such key")
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source and source["secretRef"].get("name") not in secrets:
+                problem(f"{where}: envFrom Secret {source['secretRef'].get('name')} is not in the kustomization")
+    for volume in pod.get("volumes") or []:
+        if "secret" in volume and volume["secret"].get("secretName") not in secrets:
+            problem(f"{name}: volume {volume.get('name')} mounts Secret {volume['secret'].get('secretName')}, not in the kustomization")
+
+
+def url_credentials(url: str) -> tuple[str, str]:
+    match = re.match(r"^[a-z][a-z0-9+.-]*://(?P<user>[^:@/]*)(?::(?P<password>[^@/]*))?@", str(url))
+    return (match.group("user"), match.group("password") or "") if match else ("", "")
+
+
+def check_credentials(documents: list[dict]) -> None:
+    """Placeholders in the repository's Secrets; the app's own database role; passwords that pair up."""
+    secrets = {d["metadata"]["name"]: {**(d.get("stringData") or {}), **(d.get("data") or {})}
+               for d in documents if d.get("kind") == "Secret"}
+    for secret_name, values in secrets.items():
+        doc = find(documents, "Secret", secret_name) or {}
+        if doc.get("data"):
+            problem(f"Secret {secret_name}: use stringData with CHANGE-ME placeholders in the repository, not data")
+        for k, v in values.items():
+            if (SECRET_NAME.search(k) or k in CREDENTIAL_URLS) and "CHANGE-ME" not in str(v):
+                problem(f"Secret {secret_name}: {k} must stay an obvious placeholder (CHANGE-ME) in the repository")
+    app = secrets.get("offndat-secrets", {})
+    user, _ = url_credentials(app.get("OFFNDAT_DATABASE_URL", ""))
+    if user in ("", "postgres"):
+        problem(f"Secret offndat-secrets: OFFNDAT_DATABASE_URL must use the app's own role (offndat), not {user or 'no user'!r}")
+    for url_key in CREDENTIAL_URLS:
+        if url_key in app and not url_credentials(app[url_key])[1]:
+            problem(f"Secret offndat-secrets: {url_key} carries no password")
+    # With the in-cluster data services, their passwords and the app's URLs pair up.
+    pairs = [("OFFNDAT_DATABASE_URL", "offndat-postgres", "OFFNDAT_DATABASE_PASSWORD"),
+             ("OFFNDAT_REDIS_URL", "offndat-redis", "REDIS_PASSWORD"),
+             ("OFFNDAT_AMQP_URL", "offndat-rabbitmq", "RABBITMQ_DEFAULT_PASS")]
+    for url_key, secret_name, password_key in pairs:
+        if secret_name in secrets and url_credentials(app.get(url_key, ""))[1] != secrets[secret_name].get(password_key):
+            problem(f"Secret offndat-secrets: the password in {url_key} differs from {secret_name} {password_key}")
+    rabbit = secrets.get("offndat-rabbitmq")
+    if rabbit and url_credentials(app.get("OFFNDAT_AMQP_URL", ""))[0] != rabbit.get("RABBITMQ_DEFAULT_USER"):
+        problem("Secret offndat-secrets: the user in OFFNDAT_AMQP_URL differs from offndat-rabbitmq RABBITMQ_DEFAULT_USER")
+    redis = find(documents, "Deployment", "redis") or find(documents, "StatefulSet", "redis")
+    if redis and "requirepass" not in json.dumps(pod_specs(redis)[0].get("containers")):
+        problem(f"{key(redis)}: Redis must require a password (requirepass)")
+    setup = find(documents, "ConfigMap", "offndat-postgres-setup")
+    if setup:
+        canonical = Path(__file__).resolve().parent.parent / "deploy/compose/postgres/app-role.sql"
+        if (setup.get("data") or {}).get("app-role.sql") != canonical.read_text():
+            problem("ConfigMap offndat-postgres-setup: app-role.sql differs from deploy/compose/postgres/app-role.sql")
+
+
+# What each component may receive (port -> peers: component names, or
+# "namespace:NAME" for a namespaceSelector) and the ports it may send to.
+NETWORK = {
+    "api": {"ingress": {8090: {"namespace:ingress-nginx"}, 8092: {"namespace:monitoring"}},
+            "egress": {5432, 6379, 5672, 53}},
+    "worker": {"ingress": {8091: {"namespace:monitoring"}}, "egress": {5432, 5672, 53}},
+    "migrate": {"ingress": {}, "egress": {5432, 53}},
+    "postgres-setup": {"ingress": {}, "egress": {5432, 53}},
+    "postgres": {"ingress": {5432: {"api", "worker", "migrate", "postgres-setup"}}, "egress": set()},
+    "redis": {"ingress": {6379: {"api"}}, "egress": set()},
+    "rabbitmq": {"ingress": {5672: {"api", "worker"}, 15692: {"namespace:monitoring"}}, "egress": {53}},
+}
+
+
+def peer_names(peer: dict) -> set[str]:
+    if "ipBlock" in peer:
+        return {f"ipBlock:{peer['ipBlock'].get('cidr')}"}
+    names = set()
+    namespace = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+    if "namespaceSelector" in peer:
+        names.add(f"namespace:{namespace or '*'}")
+    elif "podSelector" in peer:
+        labels = (peer.get("podSelector") or {}).get("matchLabels") or {}
+        names.add(labels.get("app.kubernetes.io/component", "*"))
+    return names
+
+
+def check_network_policies(documents: list[dict]) -> None:
+    policies = [d for d in documents if d.get("kind") == "NetworkPolicy"]
+    default_deny = [p for p in policies if not (p["spec"].get("podSelector") or {}).get("matchLabels")
+                    and not (p["spec"].get("podSelector") or {}).get("matchExpressions")
+                    and set(p["spec"].get("policyTypes") or []) == {"Ingress", "Egress"}
+                    and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    if not default_deny:
+        problem("NetworkPolicy: needs a default deny (podSelector {}, policyTypes [Ingress, Egress], no rules)")
+    for policy in policies:
+        name = key(policy)
+        for direction, peer_field in (("ingress", "from"), ("egress", "to")):
+            for rule in policy["spec"].get(direction) or []:
+                if not rule.get(peer_field):
+                    problem(f"{name}: an {direction} rule without `{peer_field}` admits every peer")
+                if not rule.get("ports"):
+                    problem(f"{name}: an {direction} rule without `ports` admits every port")
+                for peer in rule.get(peer_field) or []:
+                    cidr = (peer.get("ipBlock") or {}).get("cidr", "")
+                    if cidr in ("0.0.0.0/0", "::/0"):
+                        problem(f"{name}: {direction} to/from {cidr} (anywhere)")
+                    if "namespaceSelector" in peer and not ((peer["namespaceSelector"] or {}).get("matchLabels")
+                                                            or (peer["namespaceSelector"] or {}).get("matchExpressions")):
+                        problem(f"{name}: an empty namespaceSelector admits every namespace")
+    for doc in documents:
+        if not pod_specs(doc):
+            continue
+        template = (doc.get("spec") or {}).get("template") or {}
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        component = labels.get("app.kubernetes.io/component")
+        selecting = [p for p in policies if selector_matches(p["spec"].get("podSelector"), labels)]
+        if not selecting:
+            problem(f"{key(doc)}: no NetworkPolicy selects its pods")
+            continue
+        for direction in ("Ingress", "Egress"):
+            if not any(direction in (p["spec"].get("policyTypes") or []) for p in selecting):
+                problem(f"{key(doc)}: no NetworkPolicy restricts its {direction.lower()}")
+        expected = NETWORK.get(component)
+        if expected is None:
+            problem(f"{key(doc)}: component {component!r} has no expected network rules in scripts/validate_deploy.py")
+            continue
+        for policy in selecting:
+            for rule in policy["spec"].get("ingress") or []:
+                peers = set().union(*(peer_names(p) for p in rule.get("from") or [])) if rule.get("from") else {"*"}
+                for port in rule.get("ports") or []:
+                    allowed = expected["ingress"].get(port.get("port"))
+                    if allowed is None:
+                        problem(f"{key(policy)}: admits port {port.get('port')} to {component}, which needs only "
+                                f"{sorted(expected['ingress']) or 'no ingress'}")
+                    elif not peers <= allowed:
+                        problem(f"{key(policy)}: admits {sorted(peers - allowed)} to {component} port {port.get('port')}; "
+                                f"only {sorted(allowed)} need it")
+            for rule in policy["spec"].get("egress") or []:
+                for port in rule.get("ports") or []:
+                    if port.get("port") not in expected["egress"]:
+                        problem(f"{key(policy)}: lets {component} send to port {port.get('port')}; it needs only "
+                                f"{sorted(expected['egress']) or 'no egress'}")
 
 
 def check_keda(path: Path, documents: list[dict]) -> None:
