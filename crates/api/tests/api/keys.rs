@@ -158,6 +158,53 @@ async fn creators_see_only_the_links_they_created() {
     // Links made by OFFNDAT_API_KEYS keys belong to no stored key: admins only.
     assert_eq!(status(get_as(&app, &alice, &format!("/v1/links/{admins}"))).await, 404);
     assert_eq!(status(get_as(&app, API_KEY, &format!("/v1/links/{admins}"))).await, 200);
+
+    // The management routes: bob cannot list, edit, erase or delete alice's link,
+    // each answer being the same 404 as for no link at all, and nothing changes.
+    let listed = |key: &str| {
+        let request = get_as(&app, key, "/v1/links?pageSize=100");
+        async move {
+            let body: Value = request.send().await.expect("request").json().await.expect("json");
+            let mut phrases: Vec<String> = body["links"]
+                .as_array()
+                .expect("links")
+                .iter()
+                .map(|l| l["phrase"].as_str().expect("phrase").to_owned())
+                .collect();
+            phrases.sort();
+            (phrases, body["pagination"]["totalItems"].clone())
+        }
+    };
+    assert_eq!(listed(&alice).await, (vec![theirs.clone()], json!(1)));
+    assert_eq!(listed(&bob).await, (vec![], json!(0)));
+    let mut both = vec![theirs.clone(), admins.clone()];
+    both.sort();
+    assert_eq!(listed(API_KEY).await, (both, json!(2)));
+    let link = format!("/v1/links/{theirs}");
+    let as_bob = |request: reqwest::RequestBuilder| request.header("X-Offnd-Api-Key", &bob);
+    let patched = as_bob(app.client.patch(app.url(&link))).json(&json!({"disabled": true})).send().await;
+    assert_problem(patched.expect("request"), 404, &["Link.NotFound"]).await;
+    let erased = as_bob(app.client.delete(app.url(&format!("{link}/visits")))).send().await;
+    assert_problem(erased.expect("request"), 404, &["Link.NotFound"]).await;
+    let deleted = as_bob(app.client.delete(app.url(&link))).send().await;
+    assert_problem(deleted.expect("request"), 404, &["Link.NotFound"]).await;
+    let read: Value = get_as(&app, &alice, &link).send().await.expect("request").json().await.expect("json");
+    assert_eq!(read["state"], "active", "bob changed nothing");
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_log WHERE action LIKE 'link.%'").await, 0);
+
+    // An Idempotency-Key is the caller's own: bob reusing alice's key creates his
+    // own link rather than replaying hers.
+    let create_with_key = |key: &str| {
+        app.client
+            .post(app.url("/v1/links"))
+            .header("X-Offnd-Api-Key", key)
+            .header("Idempotency-Key", "same-key-1")
+            .json(&json!({"targetUrl": "https://example.com/", "languageId": 0, "themeId": 0, "formatId": 0}))
+            .send()
+    };
+    let first: Value = create_with_key(&alice).await.expect("request").json().await.expect("json");
+    let other: Value = create_with_key(&bob).await.expect("request").json().await.expect("json");
+    assert_ne!(first["url"], other["url"]);
     app.stop().await;
 }
 
