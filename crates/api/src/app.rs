@@ -172,7 +172,9 @@ impl Application {
             config.phrase_quarantine_days,
         );
         let create_link = CreateLink::new(generate_link.clone(), Arc::new(PgIdempotencyStore::new(pool.clone())));
+        let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
         let state = AppState::new(Services {
+            rate_limits: rate_limits.clone(),
             generate_link,
             create_link,
             manage_links,
@@ -192,7 +194,6 @@ impl Application {
             web_create: config.web_create,
             pool: pool.clone(),
         });
-        let rate_limits = RateLimits::new(&config.limits, config.trusted_proxies.clone().into()).map(Arc::new);
         let ops_router = crate::routes::ops_router(state.clone());
         let router = router(
             state,
@@ -274,9 +275,9 @@ impl Application {
         let listening = tokio::spawn(link_changes.run(listening_stop.clone()));
         let forgetting = rate_limits.map(|limits| {
             tokio::spawn(async move {
-                let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+                let mut every_ten_seconds = tokio::time::interval(std::time::Duration::from_secs(10));
                 loop {
-                    every_minute.tick().await;
+                    every_ten_seconds.tick().await;
                     limits.forget_idle_clients();
                 }
             })

@@ -1,9 +1,11 @@
-//! Rate limiting per client IP with tower_governor: a token bucket for redirects,
-//! one for the other routes and one for links created from the home page. Limits
-//! are per replica: N replicas behind a load balancer that spreads a client's
-//! requests allow up to N times as much.
+//! Rate limiting per client with tower_governor: a token bucket for redirects,
+//! one for the other routes and one for links created from the home page, keyed
+//! by the client's IPv4 address or IPv6 network (a /64 by default); and a quota of
+//! creates per API key. Limits are per replica: N replicas behind a load balancer
+//! that spreads a client's requests allow up to N times as much.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,19 +24,33 @@ use tower_governor::key_extractor::KeyExtractor;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 
-/// Keys requests by client IP: the TCP peer, or behind a trusted proxy the
-/// `X-Forwarded-For` hop it vouches for, so spoofed headers buy nothing.
+/// Keys requests by client: the TCP peer, or behind a trusted proxy the
+/// `X-Forwarded-For` hop it vouches for, so spoofed headers buy nothing; an IPv6
+/// client by its network of `ipv6_prefix` bits.
 #[derive(Clone)]
 pub struct ClientIpKey {
     trusted: Arc<[IpNet]>,
+    ipv6_prefix: u8,
+}
+
+/// The bucket of `ip`: an IPv4 address (IPv4-mapped IPv6 included) is its own;
+/// an IPv6 address is its network of `prefix` bits.
+pub fn bucket_of(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6);
+                let mask = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(bits & mask))
+            }
+        },
+    }
 }
 
 impl KeyExtractor for ClientIpKey {
     type Key = IpAddr;
-
-    fn name(&self) -> &'static str {
-        "client IP"
-    }
 
     fn extract<T>(&self, request: &Request<T>) -> Result<IpAddr, GovernorError> {
         let peer = request
@@ -42,7 +58,7 @@ impl KeyExtractor for ClientIpKey {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .ok_or(GovernorError::UnableToExtractKey)?;
-        Ok(client_ip(peer, request.headers(), &self.trusted))
+        Ok(bucket_of(client_ip(peer, request.headers(), &self.trusted), self.ipv6_prefix))
     }
 }
 
@@ -54,6 +70,8 @@ pub struct RateLimits {
     pub api: Arc<Config>,
     /// Links created from the home page, without an API key.
     pub web_create: Arc<Config>,
+    /// Links created per API key (by the key's name).
+    pub creates_per_key: Arc<governor::DefaultKeyedRateLimiter<String>>,
 }
 
 impl RateLimits {
@@ -62,7 +80,7 @@ impl RateLimits {
         if !config.rate_limit_enabled {
             return None;
         }
-        let key = ClientIpKey { trusted };
+        let key = ClientIpKey { trusted, ipv6_prefix: config.rate_limit_ipv6_prefix };
         let redirects = build(
             key.clone(),
             Duration::from_secs_f64(1.0 / config.rate_limit_redirect_per_second),
@@ -73,7 +91,23 @@ impl RateLimits {
         let api = build(key.clone(), api_period, config.rate_limit_api_per_minute)?;
         let web_period = Duration::from_secs(60) / config.rate_limit_web_create_per_minute;
         let web_create = build(key, web_period, config.rate_limit_web_create_per_minute)?;
-        Some(Self { redirects: Arc::new(redirects), api: Arc::new(api), web_create: Arc::new(web_create) })
+        let per_key = NonZeroU32::new(config.rate_limit_create_per_key_per_minute)?;
+        let creates_per_key = Arc::new(governor::RateLimiter::keyed(governor::Quota::per_minute(per_key)));
+        Some(Self {
+            redirects: Arc::new(redirects),
+            api: Arc::new(api),
+            web_create: Arc::new(web_create),
+            creates_per_key,
+        })
+    }
+
+    /// Takes one create from `key_name`'s quota, or says how long to wait.
+    pub fn take_create(&self, key_name: &str) -> Result<(), ApiError> {
+        self.creates_per_key.check_key(&key_name.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            tracing::debug!(api_key = key_name, "create quota of an API key exhausted");
+            ApiError::TooManyRequests { retry_after_seconds: wait.as_secs().max(1) }
+        })
     }
 
     /// Forgets clients that have been quiet long enough to have a full bucket
@@ -83,6 +117,8 @@ impl RateLimits {
             config.limiter().retain_recent();
             config.limiter().shrink_to_fit();
         }
+        self.creates_per_key.retain_recent();
+        self.creates_per_key.shrink_to_fit();
     }
 }
 
@@ -98,8 +134,30 @@ fn build(key: ClientIpKey, period: Duration, burst: u32) -> Option<Config> {
 pub fn layer(config: &Arc<Config>) -> GovernorLayer<ClientIpKey, NoOpMiddleware<governor::clock::QuantaInstant>, Body> {
     GovernorLayer::new(config.clone()).error_handler(|error| match error {
         GovernorError::TooManyRequests { wait_time, .. } => {
+            // Debug, not info: a flood must not turn into a flood of log lines.
+            tracing::debug!(retry_after_s = wait_time, "rate limited");
             ApiError::TooManyRequests { retry_after_seconds: wait_time.max(1) }.into_response()
         }
         GovernorError::UnableToExtractKey | GovernorError::Other { .. } => ApiError::Internal.into_response(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_network_and_ipv4_clients_do_not() {
+        assert_eq!(bucket_of(ip("2001:db8:1:2:aaaa::1"), 64), ip("2001:db8:1:2::"));
+        assert_eq!(bucket_of(ip("2001:db8:1:2:ffff::9"), 64), ip("2001:db8:1:2::"));
+        assert_ne!(bucket_of(ip("2001:db8:1:3::1"), 64), bucket_of(ip("2001:db8:1:2::1"), 64));
+        assert_eq!(bucket_of(ip("2001:db8:1:2::1"), 48), ip("2001:db8:1::"));
+        assert_eq!(bucket_of(ip("2001:db8::1"), 128), ip("2001:db8::1"));
+        assert_eq!(bucket_of(ip("198.51.100.7"), 64), ip("198.51.100.7"));
+        assert_eq!(bucket_of(ip("::ffff:198.51.100.7"), 64), ip("198.51.100.7"), "IPv4-mapped is IPv4");
+    }
 }

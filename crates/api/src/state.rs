@@ -53,6 +53,9 @@ pub struct Services {
     pub metrics: PrometheusHandle,
     pub short_urls: ShortUrls,
     pub authenticator: Authenticator,
+    /// The limiters (`None` when rate limiting is off); handlers use the per-key
+    /// create quota.
+    pub rate_limits: Option<Arc<crate::rate_limit::RateLimits>>,
     /// Whether the home page may create links without an API key.
     pub web_create: bool,
     /// For health checks only; handlers go through the use cases.

@@ -391,6 +391,18 @@ pub struct LimitsConfig {
     #[arg(long, env = "OFFNDAT_RATE_LIMIT_WEB_CREATE_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub rate_limit_web_create_per_minute: u32,
 
+    /// Links one API key may create per minute, on every replica alike (a quota
+    /// per key, on top of the per-client limits): a leaked or runaway key cannot
+    /// fill the phrase space.
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_CREATE_PER_KEY_PER_MINUTE", default_value_t = 600, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub rate_limit_create_per_key_per_minute: u32,
+
+    /// IPv6 clients share a bucket per network of this prefix length (a host
+    /// usually holds a whole /64 and could rotate addresses in it); IPv4 clients
+    /// have one each.
+    #[arg(long, env = "OFFNDAT_RATE_LIMIT_IPV6_PREFIX", default_value_t = 64, value_parser = clap::value_parser!(u8).range(32..=128), global = true)]
+    pub rate_limit_ipv6_prefix: u8,
+
     /// Longest a request may take, body included, before a 408 problem.
     #[arg(long, env = "OFFNDAT_REQUEST_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "10s", global = true)]
     pub request_timeout: Duration,

@@ -67,6 +67,9 @@ pub async fn create_link(
     headers: HeaderMap,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
+    if let Some(limits) = &state.rate_limits {
+        limits.take_create(&actor.name)?;
+    }
     let key = idempotency_key(&headers, &actor, &body)?;
     let outcome = state.create_link.execute(command(&body, &actor), key.as_ref()).await?;
     let phrase = outcome.phrase();

@@ -194,3 +194,45 @@ async fn operations_routes_are_on_their_own_listener_and_only_liveness_is_public
     assert_eq!(health["dependencies"]["postgres"]["status"], "up", "{health}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_limited_per_network_not_per_address() {
+    // Behind a trusted proxy: a host rotating addresses inside its /64 keeps one
+    // bucket; another /64 has its own.
+    let (app, _db) = limited(&[
+        "--rate-limit-redirect-burst=2",
+        "--rate-limit-redirect-per-second=0.1",
+        "--trusted-proxies=127.0.0.1",
+    ])
+    .await;
+    let follow =
+        |client: &'static str| app.client.get(app.url("/unknown-phrase-v6")).header("X-Forwarded-For", client).send();
+    let mut rotating = Vec::new();
+    for client in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:2::4"] {
+        rotating.push(follow(client).await.expect("request").status().as_u16());
+    }
+    assert_eq!(rotating, [404, 404, 429, 429], "one /64, one bucket");
+    assert_eq!(follow("2001:db8:1:3::1").await.expect("request").status(), 404, "another /64");
+    assert_eq!(follow("::ffff:198.51.100.9").await.expect("request").status(), 404, "IPv4-mapped is its own IPv4");
+}
+
+#[tokio::test]
+async fn each_api_key_has_a_create_quota() {
+    let (app, db) = limited(&["--rate-limit-create-per-key-per-minute=2", "--rate-limit-api-per-minute=100"]).await;
+    let body = json!({"targetUrl": "https://example.com/", "languageId": 0, "themeId": 0, "formatId": 0});
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..3 {
+        let response = app.post("/v1/links").json(&body).send().await.expect("request");
+        statuses.push(response.status().as_u16());
+        last = Some(response);
+    }
+    assert_eq!(statuses, [201, 201, 429]);
+    let response = last.expect("a response");
+    let retry_after: u64 = response.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_problem(response, 429, &["General.TooManyRequests"]).await;
+    assert_eq!(db.count("links").await, 2, "the refused create made nothing");
+    // Other routes of the same key are not affected by the create quota.
+    assert_eq!(app.get("/v1/languages").send().await.expect("request").status(), 200);
+}
