@@ -158,6 +158,7 @@ impl From<ApplicationError> for ApiError {
             ApplicationError::KeyValidation(failures) => ApiError::KeyValidation(failures),
             ApplicationError::KeyNameTaken => ApiError::KeyNameTaken,
             ApplicationError::KeyNotFound => ApiError::KeyNotFound,
+            ApplicationError::Forbidden => ApiError::Forbidden,
             ApplicationError::InvalidPage(failures) => ApiError::InvalidPage(failures),
             ApplicationError::Gone(state) => ApiError::LinkGone(state),
             ApplicationError::PhraseTaken => ApiError::PhraseTaken,

@@ -39,6 +39,9 @@ pub enum ApplicationError {
     /// An Idempotency-Key was used before with a different request body.
     #[error("the idempotency key was used with another request")]
     IdempotencyKeyReused,
+    /// The caller's role does not allow this (a creator re-enabling a link).
+    #[error("the caller's role does not allow this")]
+    Forbidden,
     /// No free phrase was found within the attempt budget.
     #[error("no free phrase after {attempts} attempts")]
     CouldNotGenerate { attempts: u32 },

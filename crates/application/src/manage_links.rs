@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use offndat_domain::{Link, LinkState, Phrase, TargetUrl};
 use serde_json::{Map, Value};
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Role};
 use crate::error::ApplicationError;
 use crate::events::LinkChange;
 use crate::generate_link::{GenerateLink, Input, ValidationFailure, parse_expiry, parse_max_visits};
@@ -203,6 +203,11 @@ impl ManageLinks {
         let edit = self.validate(command).map_err(ApplicationError::Validation)?;
         if edit == LinkEdit::default() {
             return Ok(None);
+        }
+        // A link taken down (by an admin, or by `blocklist apply`) must not be put
+        // back up by the key that made it: only admins enable links.
+        if edit.disabled == Some(false) && actor.role == Role::Creator {
+            return Err(ApplicationError::Forbidden);
         }
         let audit = self.audit(actor, edit.change(), edit.detail());
         match self.store.edit(phrase, actor.owner_scope(), &edit, &audit).await? {

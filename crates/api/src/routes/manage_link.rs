@@ -23,7 +23,9 @@ crate::openapi::document!(ManageLinkApi: edit_link, delete_link, erase_visits);
 ///
 /// Applies a JSON merge patch (RFC 7396): absent fields stay, `null` clears. Takes
 /// effect on every replica within a second (`link.changed`); disabling is how a
-/// link is taken down (`410 Link.Disabled` from then on).
+/// link is taken down (`410 Link.Disabled` from then on). Only admin keys may
+/// enable a link (`disabled: false` or `null`): a creator gets `403`, so a link
+/// taken down by an admin or the blocklist stays down.
 #[utoipa::path(
     patch,
     path = "/v1/links/{phrase}",
@@ -53,6 +55,7 @@ crate::openapi::document!(ManageLinkApi: edit_link, delete_link, erase_visits);
         })),
         (status = 400, response = responses::EditLinkBadRequest),
         (status = 401, response = responses::Unauthorized),
+        (status = 403, response = responses::Forbidden),
         (status = 404, response = responses::LinkNotFound),
         (status = 410, response = responses::LinkDeleted),
         (status = 413, response = responses::PayloadTooLarge),
@@ -66,7 +69,7 @@ pub async fn edit_link(
     PhraseParam(phrase): PhraseParam,
     body: JsonObject,
 ) -> Result<Response, ApiError> {
-    let field = |name| match body.0.get(name) {
+    let field = |name| match body.field(name) {
         None => Patch::Absent,
         Some(Value::Null) => Patch::Null,
         Some(value) => Patch::Set(value.clone()),

@@ -443,3 +443,34 @@ async fn a_max_staleness_shorter_than_two_polls_fails_start_up() {
          refused between two polls"
     );
 }
+
+#[tokio::test]
+async fn a_creator_may_take_its_link_down_but_only_an_admin_puts_it_back() {
+    let (app, db) = spawn().await;
+    let alice = create_key(&app, "alice", "creator").await;
+    let phrase = create_link_as(&app, &alice).await;
+    let link = format!("/v1/links/{phrase}");
+    let patch_as =
+        |key: &str, body: Value| app.client.patch(app.url(&link)).header("X-Offnd-Api-Key", key).json(&body).send();
+    // Taking down: fine for the owner. Field names match case-insensitively, as on create.
+    let down = patch_as(&alice, json!({"Disabled": true, "disabledReason": "oops"})).await.expect("request");
+    assert_eq!(down.status(), 200);
+    assert_eq!(down.json::<Value>().await.expect("json")["state"], "disabled");
+    // Putting back up, with `false` or `null`: refused to the creator, changing nothing.
+    for body in [json!({"disabled": false}), json!({"disabled": null})] {
+        let refused = patch_as(&alice, body.clone()).await.expect("request");
+        let problem = assert_problem(refused, 403, &["General.Forbidden"]).await;
+        assert_eq!(
+            problem["errors"][0]["message"],
+            "The API key's role does not allow this action; it needs an admin key."
+        );
+    }
+    let read: Value = get_as(&app, &alice, &link).send().await.expect("request").json().await.expect("json");
+    assert_eq!((read["state"].as_str(), read["disabledReason"].as_str()), (Some("disabled"), Some("oops")));
+    // An admin may.
+    let up = patch_as(API_KEY, json!({"disabled": false})).await.expect("request");
+    assert_eq!(up.status(), 200);
+    assert_eq!(up.json::<Value>().await.expect("json")["state"], "active");
+    assert_eq!(db.scalar("SELECT count(*) FROM audit_log WHERE action = 'link.enabled'").await, 1);
+    app.stop().await;
+}
