@@ -86,18 +86,24 @@ impl KeyFailure {
 
     pub const fn message(self) -> &'static str {
         match self {
-            Self::NameInvalid => "The key name must be 1 to 64 characters of letters, digits, `.`, `_` and `-`.",
+            Self::NameInvalid => {
+                "The key name must be 1 to 64 characters of letters, digits, `.`, `_` and `-`, not `cli` and not \
+                 starting with `offndat`."
+            }
             Self::RoleInvalid => "The role must be `admin` or `creator`.",
         }
     }
 }
 
 /// Whether `name` is a usable key name: what the audit log and URLs can carry
-/// without escaping, and not the CLI's actor name.
+/// without escaping, and none of the names the service acts under itself.
 pub fn valid_key_name(name: &str) -> bool {
     (1..=MAX_KEY_NAME_CHARS).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         && name != CLI_ACTOR
+        // Names the service gives itself in the audit log (`OFFNDAT_API_KEYS#n`,
+        // `OFFNDAT_BLOCKLIST_FILE`): a stored key must not pose as one.
+        && !name.to_ascii_uppercase().starts_with("OFFNDAT")
 }
 
 /// Durable storage of keys. Create and revoke write their audit row in the same
@@ -205,7 +211,8 @@ mod tests {
         for ok in ["ci", "team.web-2026_a", &"x".repeat(64)] {
             assert!(valid_key_name(ok), "{ok}");
         }
-        for bad in ["", "cli", "has space", "slash/", "é", &"x".repeat(65)] {
+        for bad in ["", "cli", "has space", "slash/", "é", &"x".repeat(65), "OFFNDAT_BLOCKLIST_FILE", "offndat-admin"]
+        {
             assert!(!valid_key_name(bad), "{bad}");
         }
     }

@@ -184,7 +184,13 @@ impl ManageLinks {
 
     /// `Gone(Deleted)` if `phrase` is a deleted link the caller may see, else `NotFound`.
     pub async fn missing(&self, phrase: &Phrase, actor: &Actor) -> ApplicationError {
-        match self.store.is_deleted(phrase, actor.owner_scope()).await {
+        self.missing_in(phrase, actor.owner_scope()).await
+    }
+
+    /// As `missing`, for links within `scope` (`None`: every link, as the public
+    /// short URL and stats page see them).
+    pub async fn missing_in(&self, phrase: &Phrase, scope: Option<i64>) -> ApplicationError {
+        match self.store.is_deleted(phrase, scope).await {
             Ok(true) => ApplicationError::Gone(LinkState::Deleted),
             Ok(false) => ApplicationError::NotFound,
             Err(error) => error.into(),

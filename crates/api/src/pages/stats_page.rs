@@ -10,9 +10,10 @@ use axum::response::Response;
 use chrono::{DateTime, TimeDelta, Utc};
 use offndat_application::{ApplicationError, StatsQuery};
 use offndat_domain::stats::{Granularity, VisitSeries};
-use offndat_domain::{Dimension, Phrase, Visit};
+use offndat_domain::{Dimension, LinkState, Phrase, Visit};
 
 use super::charts::{Chart, chart, days_of};
+use super::error_page::GoneReason;
 use super::{ErrorPageKind, error_page, render};
 use crate::extract::decode_phrase_segment;
 use crate::short_url::segment;
@@ -77,9 +78,18 @@ pub async fn stats_page(State(state): State<AppState>, uri: Uri) -> Response {
     };
     let stats = match state.read_link_stats.execute(&phrase, None).await {
         Ok(stats) => stats,
+        // A deleted link's page is gone, as its short URL is.
+        Err(ApplicationError::NotFound) => {
+            return error_page(failure(state.manage_links.missing_in(&phrase, None).await));
+        }
         Err(error) => return error_page(failure(error)),
     };
     let now = state.read_visit_stats.now();
+    // A link that cannot be followed (taken down, expired, over its limit) shows
+    // the page its short URL shows, never its target or its visitors.
+    if let Some(reason) = gone_reason(stats.link.state(now)) {
+        return error_page(ErrorPageKind::LinkGone(reason));
+    }
     let query = StatsQuery {
         from: Some(Granularity::Day.floor(now) - TimeDelta::days(DAYS - 1)),
         to: Some(Granularity::Hour.floor(now) + TimeDelta::hours(1)),
@@ -118,9 +128,22 @@ pub async fn stats_page(State(state): State<AppState>, uri: Uri) -> Response {
     render(&page, StatusCode::OK, STATS_CACHE)
 }
 
+fn gone_reason(state: LinkState) -> Option<GoneReason> {
+    match state {
+        LinkState::Active => None,
+        LinkState::Disabled => Some(GoneReason::Disabled),
+        LinkState::Expired => Some(GoneReason::Expired),
+        LinkState::VisitLimitReached => Some(GoneReason::VisitLimitReached),
+        LinkState::Deleted => Some(GoneReason::Deleted),
+    }
+}
+
 fn failure(error: ApplicationError) -> ErrorPageKind {
     match crate::error::ApiError::from(error) {
         crate::error::ApiError::LinkNotFound => ErrorPageKind::LinkNotFound,
+        crate::error::ApiError::LinkGone(state) => {
+            ErrorPageKind::LinkGone(gone_reason(state).unwrap_or(GoneReason::Deleted))
+        }
         crate::error::ApiError::Unavailable => ErrorPageKind::Unavailable,
         _ => ErrorPageKind::ServerError,
     }
@@ -164,7 +187,14 @@ fn visit_row(visit: &Visit) -> VisitRow {
     VisitRow {
         when: when(visit.visited_at),
         user_agent: visit.user_agent.clone().unwrap_or_else(|| "(none)".to_owned()),
-        referrer: visit.referrer.clone().unwrap_or_else(|| "(none)".to_owned()),
+        // The host only: a referrer's path and query may carry a visitor's data,
+        // and this page is public.
+        referrer: visit
+            .referrer
+            .as_deref()
+            .and_then(|r| url::Url::parse(r).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "(none)".to_owned()),
         kind: if visit.potential_bot { "Bot" } else { "Person" },
     }
 }

@@ -218,7 +218,7 @@ async fn bad_key_requests_revocation_and_the_audit_log() {
         body["errors"],
         json!([
             {"code": "Key.NameInvalid",
-             "message": "The key name must be 1 to 64 characters of letters, digits, `.`, `_` and `-`."},
+             "message": "The key name must be 1 to 64 characters of letters, digits, `.`, `_` and `-`, not `cli` and not starting with `offndat`."},
             {"code": "Key.RoleInvalid", "message": "The role must be `admin` or `creator`."}
         ])
     );

@@ -268,15 +268,48 @@ async fn the_stats_page_shows_totals_charts_top_lists_and_visits_escaped() {
         "<td>Bot</td>".to_owned(),
         "<td>evil.example</td>".to_owned(),
         "&#60;script&#62;alert(1)&#60;/script&#62;".to_owned(),
-        "https://evil.example/&#34;&#62;&#60;img src=x onerror=alert(2)&#62;".to_owned(),
+        // Newest visits show the referrer's host only: its path may carry a visitor's data.
+        r#"<td class="ua">evil.example</td>"#.to_owned(),
         r#"href="https://example.com/?q=%3Cb%3E""#.to_owned(),
         "<td>Person</td>".to_owned(),
     ] {
         assert!(body.contains(&expected), "missing {expected} in {body}");
     }
     assert!(!body.contains("<script>alert") && !body.contains("<img src=x") && !body.contains("it's"), "{body}");
+    assert!(!body.contains("onerror"), "no referrer path on a public page: {body}");
     // No visitor's address, anonymised or not.
     assert!(!body.contains("127.0.0."), "{body}");
+}
+
+#[tokio::test]
+async fn stats_pages_of_links_that_cannot_be_followed_are_gone_pages() {
+    let (app, _db) = spawn().await;
+    let disabled = app.create("https://phish.example/login", 0, 0, 0).await;
+    let deleted = app.create("https://example.com/old", 0, 0, 0).await;
+    let edit = app
+        .client
+        .patch(app.url(&format!("/v1/links/{disabled}")))
+        .header("X-Offnd-Api-Key", API_KEY)
+        .json(&serde_json::json!({"disabled": true, "disabledReason": "phishing"}))
+        .send()
+        .await
+        .expect("disable");
+    assert_eq!(edit.status(), 200);
+    let delete = app
+        .client
+        .delete(app.url(&format!("/v1/links/{deleted}")))
+        .header("X-Offnd-Api-Key", API_KEY)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(delete.status(), 204);
+    for phrase in [&disabled, &deleted] {
+        let encoded = percent_encoding::utf8_percent_encode(phrase, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let response = app.client.get(app.url(&format!("/s/{encoded}"))).send().await.expect("stats page");
+        let body = page(response, 410, "no-store").await;
+        assert!(!body.contains("phish.example") && !body.contains("example.com/old"), "no target shown: {body}");
+        assert!(!body.contains("Statistics of"), "{body}");
+    }
 }
 
 #[tokio::test]
