@@ -386,8 +386,8 @@ pub struct LimitsConfig {
     #[arg(long, env = "OFFNDAT_RATE_LIMIT_API_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub rate_limit_api_per_minute: u32,
 
-    /// Links a client may create from the home page per minute (on top of the
-    /// limit of the other routes; the API's own create is not affected).
+    /// Links a client may create from the home page per minute (a bucket of
+    /// its own; the API's `POST /v1/links` is not affected).
     #[arg(long, env = "OFFNDAT_RATE_LIMIT_WEB_CREATE_PER_MINUTE", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub rate_limit_web_create_per_minute: u32,
 

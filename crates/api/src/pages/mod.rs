@@ -50,8 +50,8 @@ pub fn routes(limits: Option<&Arc<RateLimits>>, request_timeout: Duration) -> Ro
     let mut create = Router::new().route("/", axum::routing::post(home::create));
     let mut stats = Router::new().route("/s/{phrase}", get(stats_page::stats_page));
     if let Some(limits) = limits {
-        // Both the page limit and the web-create one: a flood of form posts is
-        // refused before any validation or database work.
+        // Form posts have the web-create bucket of their own, stats pages the API's:
+        // a flood is refused before any validation or database work.
         create = create.route_layer(rate_limit::layer(&limits.web_create));
         stats = stats.route_layer(rate_limit::layer(&limits.api));
     }
