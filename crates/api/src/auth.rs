@@ -33,17 +33,6 @@ impl ApiKeys {
         Self { digests: digests.into() }
     }
 
-    /// Whether no key is configured.
-    pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
-    }
-
-    /// Whether `candidate` is one of the keys. Every key is compared, so timing
-    /// does not tell which one, or how much of one, matched.
-    pub fn accepts(&self, candidate: &str) -> bool {
-        self.matching(candidate).is_some()
-    }
-
     /// The caller `candidate` authenticates, if it is one of the keys: an admin
     /// numbered by the key's place in the list. Every key is compared, so timing
     /// does not tell which one, or how much of one, matched.
@@ -121,12 +110,12 @@ mod tests {
     #[test]
     fn accepts_only_configured_keys() {
         let keys = ApiKeys::new(["alpha", " beta ", ""]);
-        assert!(keys.accepts("alpha"));
-        assert!(keys.accepts("beta"));
-        assert!(!keys.accepts(""));
-        assert!(!keys.accepts("alph"));
-        assert!(!keys.accepts("alphaa"));
-        assert!(!ApiKeys::new([]).accepts(""));
+        assert!(keys.matching("alpha").is_some());
+        assert!(keys.matching("beta").is_some());
+        assert!(keys.matching("").is_none());
+        assert!(keys.matching("alph").is_none());
+        assert!(keys.matching("alphaa").is_none());
+        assert!(ApiKeys::new([]).matching("").is_none());
         assert_eq!(keys.matching("beta").map(|a| a.name), Some("OFFNDAT_API_KEYS#2".to_owned()));
     }
 

@@ -85,7 +85,7 @@ impl LinkEdit {
 
 /// What an audit row records besides the link's phrase.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AuditEntry {
+pub struct LinkAuditRecord {
     /// The acting key's name.
     pub actor: String,
     pub change: LinkChange,
@@ -129,7 +129,7 @@ pub trait LinkAdminStore: Send + Sync {
         phrase: &Phrase,
         scope: Option<i64>,
         edit: &LinkEdit,
-        audit: &AuditEntry,
+        audit: &LinkAuditRecord,
     ) -> Result<Option<Link>, StoreError>;
 
     /// Deletes the link, its visits and rollups, and leaves a tombstone that keeps
@@ -139,7 +139,7 @@ pub trait LinkAdminStore: Send + Sync {
         phrase: &Phrase,
         scope: Option<i64>,
         quarantined_until: DateTime<Utc>,
-        audit: &AuditEntry,
+        audit: &LinkAuditRecord,
     ) -> Result<bool, StoreError>;
 
     /// Erases the link's stored visits (raw log, newest visits, per-link rollups);
@@ -148,7 +148,7 @@ pub trait LinkAdminStore: Send + Sync {
         &self,
         phrase: &Phrase,
         scope: Option<i64>,
-        audit: &AuditEntry,
+        audit: &LinkAuditRecord,
     ) -> Result<Option<ErasedVisits>, StoreError>;
 
     /// One page of the links within `scope` matching `query`, states decided at `now`.
@@ -251,8 +251,8 @@ impl ManageLinks {
         Ok(self.store.list(query, actor.owner_scope(), self.clock.now()).await?)
     }
 
-    fn audit(&self, actor: &Actor, change: LinkChange, detail: Value) -> AuditEntry {
-        AuditEntry { actor: actor.name.clone(), change, detail, at: self.clock.now() }
+    fn audit(&self, actor: &Actor, change: LinkChange, detail: Value) -> LinkAuditRecord {
+        LinkAuditRecord { actor: actor.name.clone(), change, detail, at: self.clock.now() }
     }
 
     /// Every failed rule, in the order of the fields.

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use offndat_application::events::LinkChange;
 use offndat_application::list_links::ListLinksQuery;
-use offndat_application::manage_links::{AuditEntry, LinkAdminStore, LinkEdit};
+use offndat_application::manage_links::{LinkAdminStore, LinkAuditRecord, LinkEdit};
 use offndat_application::ports::LinkStore;
 use offndat_domain::{Language, Link, Phrase, TargetUrl, Theme};
 use offndat_infrastructure::postgres::{PgLinkAdminStore, PgLinkStore};
@@ -30,8 +30,8 @@ fn link(phrase: &str, owner: i64) -> Link {
     }
 }
 
-fn audit(change: LinkChange) -> AuditEntry {
-    AuditEntry { actor: "creator-7".into(), change, detail: serde_json::json!({}), at: Utc::now() }
+fn audit(change: LinkChange) -> LinkAuditRecord {
+    LinkAuditRecord { actor: "creator-7".into(), change, detail: serde_json::json!({}), at: Utc::now() }
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use crate::state::AppState;
 crate::openapi::document!(RedirectApi: redirect, short_url);
 
 /// Every visit must reach the service to be counted, so nothing may cache the 301.
-const NO_STORE: HeaderValue = HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0");
+const NEVER_CACHED: HeaderValue = HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0");
 
 /// Follow a link
 ///
@@ -82,7 +82,7 @@ pub async fn redirect(
     *response.headers_mut() = HeaderMap::with_capacity(16);
     let headers = response.headers_mut();
     headers.insert(header::LOCATION, location);
-    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    headers.insert(header::CACHE_CONTROL, NEVER_CACHED);
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::EXPIRES, HeaderValue::from_static("0"));
     Ok(response)

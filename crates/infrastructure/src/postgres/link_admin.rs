@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use offndat_application::events::{Event, LinkChangedV1};
 use offndat_application::list_links::{LinkPage, ListLinksQuery, ListOrder, ListedLink, StateFilter, contains_pattern};
-use offndat_application::manage_links::{AuditEntry, ErasedVisits, LinkAdminStore, LinkEdit};
+use offndat_application::manage_links::{ErasedVisits, LinkAdminStore, LinkAuditRecord, LinkEdit};
 use offndat_application::ports::StoreError;
 use offndat_domain::{Link, Phrase};
 use sqlx::{PgConnection, PgPool};
@@ -81,7 +81,7 @@ pub(super) async fn record(
     conn: &mut PgConnection,
     link_id: Uuid,
     phrase: &Phrase,
-    audit: &AuditEntry,
+    audit: &LinkAuditRecord,
 ) -> Result<(), StoreError> {
     sqlx::query!(
         "INSERT INTO audit_log (at, actor, action, link_phrase, detail) VALUES ($1, $2, $3, $4, $5)",
@@ -137,7 +137,7 @@ impl LinkAdminStore for PgLinkAdminStore {
         phrase: &Phrase,
         scope: Option<i64>,
         edit: &LinkEdit,
-        audit: &AuditEntry,
+        audit: &LinkAuditRecord,
     ) -> Result<Option<Link>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // A changed limit is compared with the human visits counted so far, so
@@ -191,7 +191,7 @@ impl LinkAdminStore for PgLinkAdminStore {
         phrase: &Phrase,
         scope: Option<i64>,
         quarantined_until: DateTime<Utc>,
-        audit: &AuditEntry,
+        audit: &LinkAuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // Visits, the summary and the per-link rollups go with the link (ON DELETE
@@ -231,7 +231,7 @@ impl LinkAdminStore for PgLinkAdminStore {
         &self,
         phrase: &Phrase,
         scope: Option<i64>,
-        audit: &AuditEntry,
+        audit: &LinkAuditRecord,
     ) -> Result<Option<ErasedVisits>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let link_id = sqlx::query_scalar!(
@@ -280,7 +280,7 @@ impl LinkAdminStore for PgLinkAdminStore {
             recent_visits: u64::try_from(recent_visits).unwrap_or(0),
             rollup_rows: hourly + daily,
         };
-        let audit = AuditEntry {
+        let audit = LinkAuditRecord {
             detail: serde_json::json!({
                 "rawVisits": erased.raw_visits,
                 "recentVisits": erased.recent_visits,

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use offndat_application::blocklist::{LinkTakedowns, LinkTarget, Takedown};
 use offndat_application::events::LinkChange;
-use offndat_application::manage_links::AuditEntry;
+use offndat_application::manage_links::LinkAuditRecord;
 use offndat_application::ports::StoreError;
 use offndat_domain::{Phrase, TargetUrl};
 use serde_json::json;
@@ -70,7 +70,7 @@ impl LinkTakedowns for PgLinkTakedowns {
             // Disabled (or deleted) since it was listed: nothing to do.
             let Some(row) = row else { continue };
             let phrase = Phrase::parse(&row.phrase).map_err(|e| StoreError::Other(Box::new(e)))?;
-            let audit = AuditEntry {
+            let audit = LinkAuditRecord {
                 actor: actor.to_owned(),
                 change: LinkChange::Disabled,
                 detail: json!({ "reason": reason, "domain": takedown.domain }),
