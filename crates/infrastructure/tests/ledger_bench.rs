@@ -60,8 +60,8 @@ fn env(name: &str, default: usize) -> usize {
 
 /// One flush window's visits of one link in `hour`: 2-5 visits, each with a
 /// referrer, browser, OS and device drawn from the lists above (so 6-13 values
-/// per link and hour), one newest visit.
-fn link_tally(dice: &mut Dice, link_id: Uuid, hour: DateTime<Utc>) -> LinkTally {
+/// per link and hour), one newest visit, later in each round.
+fn link_tally(dice: &mut Dice, link_id: Uuid, hour: DateTime<Utc>, round: usize) -> LinkTally {
     let visits = 2 + dice.roll(4);
     let mut tally = HourTally {
         hour,
@@ -84,7 +84,8 @@ fn link_tally(dice: &mut Dice, link_id: Uuid, hour: DateTime<Utc>) -> LinkTally 
         add(&mut tally.devices, DEVICES[dice.roll(2)]);
     }
     let recent = vec![RecentVisit {
-        visited_at: hour + TimeDelta::seconds(dice.roll(3600) as i64),
+        // Later rounds, later visits: time moves forward, the usual case.
+        visited_at: hour + TimeDelta::seconds((round * 120 + dice.roll(120)) as i64),
         ip_address: Some("203.0.113.0".into()),
         user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0".into()),
         referrer: Some("https://www.google.com/".into()),
@@ -120,7 +121,7 @@ async fn apply_rounds_of_visits_over_many_links() {
                 message_id: Uuid::now_v7(),
                 event: Event::LinkVisited(LinkVisitedV2 {
                     version: 2,
-                    links: chunk.iter().map(|id| link_tally(&mut dice, *id, hour)).collect(),
+                    links: chunk.iter().map(|id| link_tally(&mut dice, *id, hour, round)).collect(),
                     orphans: vec![],
                 }),
             })
