@@ -997,31 +997,55 @@ class Bench:
                    (s.bot * v.bup) / v.btot - (s.bot * (v.bup - v.bw)) / v.btot AS bot
             FROM split s CROSS JOIN vals v;
             DELETE FROM lt_rollup WHERE human = 0 AND bot = 0;
-            INSERT INTO link_visits_hourly (link_id, bucket, dimension, value, human, bot)
-            SELECT l.id, r.bucket, r.dimension, r.value, r.human, r.bot
+            -- As the worker writes them: one row per link and bucket, the values' counts
+            -- in JSON objects keyed by dimension id and value.
+            INSERT INTO link_rollups_hourly (link_id, bucket, human, bot, human_by, bot_by)
+            SELECT l.id, r.bucket,
+                   COALESCE(sum(r.human) FILTER (WHERE r.dimension = 0), 0),
+                   COALESCE(sum(r.bot) FILTER (WHERE r.dimension = 0), 0),
+                   COALESCE(jsonb_object_agg(r.dimension || r.value, r.human) FILTER (WHERE r.human > 0), '{{}}'),
+                   COALESCE(jsonb_object_agg(r.dimension || r.value, r.bot) FILTER (WHERE r.bot > 0), '{{}}')
             FROM lt_rollup r CROSS JOIN links l WHERE l.phrase = '{phrase}'
-            ON CONFLICT (link_id, bucket, dimension, value) DO UPDATE
-                SET human = link_visits_hourly.human + excluded.human, bot = link_visits_hourly.bot + excluded.bot;
-            INSERT INTO link_visits_daily (link_id, bucket, dimension, value, human, bot)
-            SELECT l.id, date_trunc('day', r.bucket), r.dimension, r.value, sum(r.human), sum(r.bot)
-            FROM lt_rollup r CROSS JOIN links l WHERE l.phrase = '{phrase}'
-            GROUP BY l.id, date_trunc('day', r.bucket), r.dimension, r.value
-            ON CONFLICT (link_id, bucket, dimension, value) DO UPDATE
-                SET human = link_visits_daily.human + excluded.human, bot = link_visits_daily.bot + excluded.bot;
+            GROUP BY l.id, r.bucket
+            ON CONFLICT (link_id, bucket) DO UPDATE
+                SET human = link_rollups_hourly.human + excluded.human, bot = link_rollups_hourly.bot + excluded.bot,
+                    human_by = offndat_add_counts(link_rollups_hourly.human_by, excluded.human_by),
+                    bot_by = offndat_add_counts(link_rollups_hourly.bot_by, excluded.bot_by);
+            INSERT INTO link_rollups_daily (link_id, bucket, human, bot, human_by, bot_by)
+            SELECT l.id, r.bucket,
+                   COALESCE(sum(r.human) FILTER (WHERE r.dimension = 0), 0),
+                   COALESCE(sum(r.bot) FILTER (WHERE r.dimension = 0), 0),
+                   COALESCE(jsonb_object_agg(r.dimension || r.value, r.human) FILTER (WHERE r.human > 0), '{{}}'),
+                   COALESCE(jsonb_object_agg(r.dimension || r.value, r.bot) FILTER (WHERE r.bot > 0), '{{}}')
+            FROM (SELECT date_trunc('day', bucket) AS bucket, dimension, value, sum(human) AS human, sum(bot) AS bot
+                  FROM lt_rollup GROUP BY 1, 2, 3) r
+                 CROSS JOIN links l WHERE l.phrase = '{phrase}'
+            GROUP BY l.id, r.bucket
+            ON CONFLICT (link_id, bucket) DO UPDATE
+                SET human = link_rollups_daily.human + excluded.human, bot = link_rollups_daily.bot + excluded.bot,
+                    human_by = offndat_add_counts(link_rollups_daily.human_by, excluded.human_by),
+                    bot_by = offndat_add_counts(link_rollups_daily.bot_by, excluded.bot_by);
             UPDATE visit_summaries
             SET total_visits = total_visits + (SELECT sum(human + bot) FROM lt_rollup WHERE dimension = 0),
                 bot_visits = bot_visits + (SELECT sum(bot) FROM lt_rollup WHERE dimension = 0)
             WHERE link_id = (SELECT id FROM links WHERE phrase = '{phrase}');
             COMMIT;
-            ANALYZE link_visits_hourly; ANALYZE link_visits_daily;""", timeout=600)
+            ANALYZE link_rollups_hourly; ANALYZE link_rollups_daily;""", timeout=600)
         seeded_s = time.monotonic() - started
+        # Per table and dimension: rows, visits of its values, bot visits of its values.
         check = self.psql(f"""
-            SELECT d.name, d.dimension, count(*), sum(d.human + d.bot), sum(d.bot)
-            FROM (SELECT 'hourly' AS name, dimension, human, bot FROM link_visits_hourly
-                  WHERE link_id = (SELECT id FROM links WHERE phrase = '{phrase}')
+            SELECT d.name, d.dimension, count(DISTINCT d.bucket), sum(d.human + d.bot), sum(d.bot)
+            FROM (SELECT 'hourly' AS name, r.bucket, left(e.key, 1) AS dimension, e.human, e.bot
+                  FROM link_rollups_hourly r,
+                       LATERAL (SELECT key, value::bigint AS human, 0::bigint AS bot FROM jsonb_each(r.human_by)
+                                UNION ALL SELECT key, 0, value::bigint FROM jsonb_each(r.bot_by)) e
+                  WHERE r.link_id = (SELECT id FROM links WHERE phrase = '{phrase}')
                   UNION ALL
-                  SELECT 'daily', dimension, human, bot FROM link_visits_daily
-                  WHERE link_id = (SELECT id FROM links WHERE phrase = '{phrase}')) d
+                  SELECT 'daily', r.bucket, left(e.key, 1), e.human, e.bot
+                  FROM link_rollups_daily r,
+                       LATERAL (SELECT key, value::bigint AS human, 0::bigint AS bot FROM jsonb_each(r.human_by)
+                                UNION ALL SELECT key, 0, value::bigint FROM jsonb_each(r.bot_by)) e
+                  WHERE r.link_id = (SELECT id FROM links WHERE phrase = '{phrase}')) d
             GROUP BY d.name, d.dimension ORDER BY 1 DESC, 2""")
         sums: dict[str, dict[str, list[int]]] = {}
         for line in check.splitlines():
@@ -1035,8 +1059,9 @@ class Bench:
             "visits": c.rollup_visits,
             "hours": hours,
             "seed_s": round(seeded_s, 2),
-            "hourly_rows": sum(v[0] for v in sums.get("hourly", {}).values()),
-            "daily_rows": sum(v[0] for v in sums.get("daily", {}).values()),
+            # One row per bucket (every bucket has dimension 0 values).
+            "hourly_rows": sums.get("hourly", {}).get("0", [0])[0],
+            "daily_rows": sums.get("daily", {}).get("0", [0])[0],
             "visits_per_dimension": sorted(set(per_dim.values())),
             "bot_visits": sorted({v[2] for dims in sums.values() for v in dims.values()}),
             "consistent": consistent and per_dim.get(("hourly", "0")) == c.rollup_visits,

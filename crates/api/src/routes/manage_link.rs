@@ -128,8 +128,9 @@ struct ErasedBody {
     /// Newest visits shown by `GET /v1/links/{phrase}` (IP, user agent, referrer).
     #[schema(minimum = 0, example = 10)]
     recent_visits: u64,
-    /// Rows of the link's hourly and daily rollups (referrer hosts, browsers,
-    /// systems, devices per bucket).
+    /// Rows of the link's hourly and daily rollups (one per bucket, with its
+    /// referrer hosts, browsers, systems and devices; rows kept from the earlier
+    /// layout count one per value).
     #[schema(minimum = 0, example = 48)]
     rollup_rows: u64,
 }

@@ -324,22 +324,26 @@ async fn erasing_visits_removes_what_identifies_visitors_and_keeps_totals() {
          FROM links",
         "INSERT INTO link_visits_hourly (link_id, bucket, dimension, value, human) SELECT id, '2026-11-21T10:00:00Z', 0, 'news.example', 7 FROM links",
         "INSERT INTO link_visits_daily (link_id, bucket, dimension, value, human) SELECT id, '2026-11-21T00:00:00Z', 0, 'news.example', 7 FROM links",
+        "INSERT INTO link_rollups_hourly (link_id, bucket, human, human_by) SELECT id, '2026-11-22T10:00:00Z', 1, '{\"0\": 1}' FROM links",
+        "INSERT INTO link_rollups_daily (link_id, bucket, human, human_by) SELECT id, '2026-11-22T00:00:00Z', 1, '{\"0\": 1}' FROM links",
     ] {
         sqlx::query(statement).execute(&mut conn).await.expect("seed");
     }
     let response = delete(&app, "/v1/links/private-link/visits").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body, json!({"rawVisits": 2, "recentVisits": 2, "rollupRows": 2}));
+    assert_eq!(body, json!({"rawVisits": 2, "recentVisits": 2, "rollupRows": 4}));
 
     let link: Value = app.get("/v1/links/private-link").send().await.expect("read").json().await.expect("json");
     assert_eq!((&link["visits"], &link["recentVisits"]), (&json!(7), &json!([])));
     assert_eq!(db.count("visits").await, 0);
-    assert_eq!(db.count("link_visits_hourly").await + db.count("link_visits_daily").await, 0);
+    for table in ["link_visits_hourly", "link_visits_daily", "link_rollups_hourly", "link_rollups_daily"] {
+        assert_eq!(db.count(table).await, 0, "{table}");
+    }
     let (_, action, _, detail) = audit(&db).await.remove(0);
     assert_eq!(
         (action.as_str(), detail),
-        ("link.visits_erased", json!({"rawVisits": 2, "recentVisits": 2, "rollupRows": 2}))
+        ("link.visits_erased", json!({"rawVisits": 2, "recentVisits": 2, "rollupRows": 4}))
     );
     assert_eq!(changes(&db).await, vec![json!({"version": 1, "phrase": "private-link", "change": "visits-erased"})]);
     let unknown = delete(&app, "/v1/links/no-such-link/visits").await;

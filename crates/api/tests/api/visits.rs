@@ -126,9 +126,37 @@ async fn orphan_visits_are_counted_per_hour_and_links_created_per_bucket() {
     assert!(counter(&app, "offndat_orphan_visits_total").await >= orphans_before + 4.0);
 }
 
-/// Seeds the rollups of a link as the worker writes them: per hour and per day,
-/// for each dimension, humans and bots.
+/// Seeds the rollups of a link as the worker writes them: one row per hour and
+/// per day, the dimension values' humans and bots in JSON objects keyed by
+/// dimension id and value. Every visit is in each dimension once, so the bucket's
+/// totals are added from dimension 0's rows.
 async fn seed_rollups(db: &TestDatabase, phrase: &str, rows: &[(&str, i16, &str, i64, i64)]) {
+    let mut conn = db.connect().await;
+    for (hour, dimension, value, human, bot) in rows {
+        let (total_human, total_bot) = if *dimension == 0 { (*human, *bot) } else { (0, 0) };
+        for (table, trunc) in [("link_rollups_hourly", "hour"), ("link_rollups_daily", "day")] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} AS r (link_id, bucket, human, bot, human_by, bot_by)
+                 SELECT id, date_trunc('{trunc}', '{hour}'::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC',
+                        {total_human}, {total_bot},
+                        CASE WHEN {human} > 0 THEN jsonb_build_object('{dimension}{value}', {human}) ELSE '{{}}' END,
+                        CASE WHEN {bot} > 0 THEN jsonb_build_object('{dimension}{value}', {bot}) ELSE '{{}}' END
+                 FROM links WHERE phrase = '{phrase}'
+                 ON CONFLICT (link_id, bucket) DO UPDATE
+                 SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot,
+                     human_by = offndat_add_counts(r.human_by, EXCLUDED.human_by),
+                     bot_by = offndat_add_counts(r.bot_by, EXCLUDED.bot_by)"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("seed rollups");
+        }
+    }
+}
+
+/// Seeds rollups in the layout of releases before `link_rollups_*` (one row per
+/// dimension value), which the stats still read.
+async fn seed_legacy_rollups(db: &TestDatabase, phrase: &str, rows: &[(&str, i16, &str, i64, i64)]) {
     let mut conn = db.connect().await;
     for (hour, dimension, value, human, bot) in rows {
         for (table, trunc) in [("link_visits_hourly", "hour"), ("link_visits_daily", "day")] {
@@ -140,7 +168,7 @@ async fn seed_rollups(db: &TestDatabase, phrase: &str, rows: &[(&str, i16, &str,
             )))
             .execute(&mut conn)
             .await
-            .expect("seed rollups");
+            .expect("seed legacy rollups");
         }
     }
 }
@@ -162,7 +190,10 @@ async fn link_stats_are_zero_filled_ranked_and_sum_to_the_totals() {
         rows.push((hour, 3, "desktop", human, 0));
         rows.push((hour, 3, "bot", 0, bot));
     }
-    seed_rollups(&db, &phrase, &rows).await;
+    // The last hour in the layout of earlier releases: both layouts add up.
+    let (legacy, current): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.0.starts_with("2026-11-22"));
+    seed_rollups(&db, &phrase, &current).await;
+    seed_legacy_rollups(&db, &phrase, &legacy).await;
 
     let days = read(&app, &format!("/v1/links/{phrase}/stats?from=2026-11-19T00:00:00Z&to=2026-11-23T00:00:00Z")).await;
     assert_eq!(days["phrase"], phrase.as_str());
@@ -369,7 +400,7 @@ async fn a_link_deleted_before_the_flush_costs_no_other_link_its_visits() {
     await_visits(&app, &kept, 2).await;
     worker.stop().await;
     assert_eq!(db.scalar("SELECT count(*) FROM visit_summaries").await, 1);
-    let hourly = db.scalar("SELECT COALESCE(sum(human), 0)::bigint FROM link_visits_hourly WHERE dimension = 0").await;
+    let hourly = db.scalar("SELECT COALESCE(sum(human), 0)::bigint FROM link_rollups_hourly").await;
     assert_eq!(hourly, 2);
     let service =
         db.scalar("SELECT COALESCE(sum(human), 0)::bigint FROM service_visits_hourly WHERE dimension = 0").await;

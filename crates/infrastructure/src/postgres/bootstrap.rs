@@ -125,8 +125,13 @@ pub async fn pending_migrations(pool: &PgPool) -> Result<Vec<i64>, BootstrapErro
 
 fn connect_options(config: &DatabaseConfig) -> Result<PgConnectOptions, BootstrapError> {
     let options: PgConnectOptions = config.database_url.as_str().parse().map_err(BootstrapError::InvalidUrl)?;
+    // No JIT: every query here is short and index-driven, but the planner counts
+    // 100 rows per `jsonb_each` (link rollups' values), which can push a stats read
+    // past `jit_above_cost`; compiling then costs tens of milliseconds, more than
+    // the query itself.
     Ok(options
         .application_name("offndat")
+        .options([("jit", "off")])
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
 }
 

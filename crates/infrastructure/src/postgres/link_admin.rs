@@ -265,20 +265,23 @@ impl LinkAdminStore for PgLinkAdminStore {
         .await
         .map_err(store_error)?
         .unwrap_or(0);
-        let hourly = sqlx::query!("DELETE FROM link_visits_hourly WHERE link_id = $1", link_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
-        let daily = sqlx::query!("DELETE FROM link_visits_daily WHERE link_id = $1", link_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?
-            .rows_affected();
+        // Both rollup layouts: rows from before `link_rollups_*` stay in `link_visits_*`.
+        let rollup_rows = sqlx::query_scalar!(
+            r#"WITH a AS (DELETE FROM link_rollups_hourly WHERE link_id = $1 RETURNING 1),
+                    b AS (DELETE FROM link_rollups_daily WHERE link_id = $1 RETURNING 1),
+                    c AS (DELETE FROM link_visits_hourly WHERE link_id = $1 RETURNING 1),
+                    d AS (DELETE FROM link_visits_daily WHERE link_id = $1 RETURNING 1)
+               SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b)
+                      + (SELECT count(*) FROM c) + (SELECT count(*) FROM d) AS "n!""#,
+            link_id,
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(store_error)?;
         let erased = ErasedVisits {
             raw_visits,
             recent_visits: u64::try_from(recent_visits).unwrap_or(0),
-            rollup_rows: hourly + daily,
+            rollup_rows: u64::try_from(rollup_rows).unwrap_or(0),
         };
         let audit = LinkAuditRecord {
             detail: serde_json::json!({

@@ -36,11 +36,23 @@ impl ServiceRollupRows {
     }
 }
 
-/// Columns of link rollup rows: the service's columns plus the link.
+/// Columns of link rollup rows, one per link and bucket, for `UNNEST`: the
+/// bucket's visits and, per dimension value, its human and bot visits as JSON
+/// objects keyed by the dimension id followed by the value (see the migration
+/// `link_rollup_buckets`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct LinkRollupRows {
     pub link_id: Vec<Uuid>,
-    pub columns: ServiceRollupRows,
+    pub bucket: Vec<DateTime<Utc>>,
+    pub human: Vec<i64>,
+    pub bot: Vec<i64>,
+    pub human_by: Vec<serde_json::Value>,
+    pub bot_by: Vec<serde_json::Value>,
+}
+
+/// The key of `value` of `dimension` in a link rollup row's `human_by` / `bot_by`.
+pub fn value_key(dimension: Dimension, value: &str) -> String {
+    format!("{}{value}", dimension.id())
 }
 
 /// A rollup row's key: bucket, dimension, value.
@@ -68,17 +80,41 @@ fn signed(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Rows of the links in `known` at `granularity`.
+/// Rows of the links in `known` at `granularity`, in (link, bucket) order.
 pub fn link_rows(tally: &VisitTally, known: &HashSet<Uuid>, granularity: Granularity) -> LinkRollupRows {
     let mut ids: Vec<&Uuid> = tally.links.keys().filter(|id| known.contains(id)).collect();
     ids.sort();
     let mut rows = LinkRollupRows::default();
     for id in ids {
-        let mut per_key = BTreeMap::new();
-        add_link(&mut per_key, &tally.links[id], granularity);
-        for (key, split) in per_key {
+        // Hours folded into the bucket first, so each bucket is one row.
+        let mut buckets: BTreeMap<DateTime<Utc>, (Split, BTreeMap<String, Split>)> = BTreeMap::new();
+        for (hour, fold) in &tally.links[id].hours {
+            let (visits, values) = buckets.entry(granularity.floor(*hour)).or_default();
+            visits.human += fold.visits.human;
+            visits.bot += fold.visits.bot;
+            for dimension in Dimension::ALL {
+                for (value, split) in fold.dimension(dimension) {
+                    let entry = values.entry(value_key(dimension, value)).or_default();
+                    entry.human += split.human;
+                    entry.bot += split.bot;
+                }
+            }
+        }
+        for (bucket, (visits, values)) in buckets {
+            let counts = |pick: fn(&Split) -> u64| -> serde_json::Value {
+                values
+                    .iter()
+                    .filter(|(_, split)| pick(split) > 0)
+                    .map(|(key, split)| (key.clone(), serde_json::Value::from(pick(split))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            };
             rows.link_id.push(*id);
-            rows.columns.push(key, split);
+            rows.bucket.push(bucket);
+            rows.human.push(signed(visits.human));
+            rows.bot.push(signed(visits.bot));
+            rows.human_by.push(counts(|s| s.human));
+            rows.bot_by.push(counts(|s| s.bot));
         }
     }
     rows
@@ -130,10 +166,17 @@ mod tests {
         let known = HashSet::from([Uuid::from_u128(1)]);
 
         let hourly = link_rows(&tally, &known, Granularity::Hour);
-        assert_eq!(hourly.link_id.len(), 8, "2 hours x 4 dimensions");
+        assert_eq!(hourly.link_id, vec![Uuid::from_u128(1); 2], "one row per link and hour");
+        assert_eq!(hourly.human, vec![2, 3]);
         let daily = link_rows(&tally, &known, Granularity::Day);
-        assert_eq!(daily.link_id.len(), 4);
-        assert!(daily.columns.human.iter().all(|n| *n == 5));
+        assert_eq!(daily.link_id.len(), 1, "one row per link and day");
+        assert_eq!((daily.human[0], daily.bot[0]), (5, 0));
+        assert_eq!(
+            daily.human_by[0],
+            serde_json::json!({"0a.example": 5, "1Chrome": 5, "2Linux": 5, "3desktop": 5}),
+            "every dimension sums to the bucket's total"
+        );
+        assert_eq!(daily.bot_by[0], serde_json::json!({}), "no bots, no keys");
 
         let service = service_rows(&tally, &known, &[at(3)], Granularity::Day);
         let find = |d: i16| service.dimension.iter().position(|x| *x == d).map(|i| service.human[i]);

@@ -54,14 +54,21 @@ impl VisitStatsStore for PgVisitStatsStore {
         // request starved the pool under load (each request holding one and
         // waiting for a second).
         let mut conn = self.pool.acquire().await.map_err(store_error)?;
-        // Totals come from the referrer dimension (0): every visit is in it once.
+        // One row per link and bucket in `link_rollups_*`, with the values' counts
+        // in JSON objects keyed by dimension id and value; rows from before that
+        // layout stay in `link_visits_*` (one row per dimension value, totals read
+        // from the referrer dimension 0, where every visit is once). Every visit is
+        // in exactly one of the two, so summing both is exact.
         let (buckets, values) = match range.granularity {
             Granularity::Hour => {
                 let buckets = sqlx::query_as!(
                     BucketRow,
-                    r#"SELECT bucket, 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
-                       FROM link_visits_hourly
-                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0
+                    r#"SELECT bucket AS "bucket!", 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM (SELECT bucket, human, bot FROM link_rollups_hourly
+                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                             UNION ALL
+                             SELECT bucket, human, bot FROM link_visits_hourly
+                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0) r
                        GROUP BY bucket"#,
                     link_id,
                     range.from,
@@ -71,9 +78,16 @@ impl VisitStatsStore for PgVisitStatsStore {
                 .await;
                 let values = sqlx::query_as!(
                     ValueRow,
-                    r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
-                       FROM link_visits_hourly
-                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                    r#"SELECT dimension AS "dimension!", value AS "value!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM (SELECT left(e.key, 1)::smallint AS dimension, substr(e.key, 2) AS value, e.human, e.bot
+                             FROM link_rollups_hourly r,
+                                  LATERAL (SELECT key, value::bigint AS human, 0::bigint AS bot FROM jsonb_each(r.human_by)
+                                           UNION ALL
+                                           SELECT key, 0::bigint, value::bigint FROM jsonb_each(r.bot_by)) e
+                             WHERE r.link_id = $1 AND r.bucket >= $2 AND r.bucket < $3
+                             UNION ALL
+                             SELECT dimension, value, human, bot FROM link_visits_hourly
+                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3) v
                        GROUP BY dimension, value"#,
                     link_id,
                     range.from,
@@ -86,9 +100,12 @@ impl VisitStatsStore for PgVisitStatsStore {
             Granularity::Day => {
                 let buckets = sqlx::query_as!(
                     BucketRow,
-                    r#"SELECT bucket, 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
-                       FROM link_visits_daily
-                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0
+                    r#"SELECT bucket AS "bucket!", 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM (SELECT bucket, human, bot FROM link_rollups_daily
+                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                             UNION ALL
+                             SELECT bucket, human, bot FROM link_visits_daily
+                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0) r
                        GROUP BY bucket"#,
                     link_id,
                     range.from,
@@ -98,9 +115,16 @@ impl VisitStatsStore for PgVisitStatsStore {
                 .await;
                 let values = sqlx::query_as!(
                     ValueRow,
-                    r#"SELECT dimension, value, sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
-                       FROM link_visits_daily
-                       WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                    r#"SELECT dimension AS "dimension!", value AS "value!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM (SELECT left(e.key, 1)::smallint AS dimension, substr(e.key, 2) AS value, e.human, e.bot
+                             FROM link_rollups_daily r,
+                                  LATERAL (SELECT key, value::bigint AS human, 0::bigint AS bot FROM jsonb_each(r.human_by)
+                                           UNION ALL
+                                           SELECT key, 0::bigint, value::bigint FROM jsonb_each(r.bot_by)) e
+                             WHERE r.link_id = $1 AND r.bucket >= $2 AND r.bucket < $3
+                             UNION ALL
+                             SELECT dimension, value, human, bot FROM link_visits_daily
+                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3) v
                        GROUP BY dimension, value"#,
                     link_id,
                     range.from,

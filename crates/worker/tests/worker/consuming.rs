@@ -198,18 +198,24 @@ async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
 
     let sum =
         |table: &str, filter: &str| format!("SELECT COALESCE(sum(human + bot), 0)::bigint FROM {table} WHERE {filter}");
-    for dimension in 0..4 {
-        assert_eq!(
-            db.scalar(&sum("link_visits_hourly", &format!("link_id = '{a}' AND dimension = {dimension}"))).await,
-            6
-        );
-        assert_eq!(
-            db.scalar(&sum("link_visits_daily", &format!("link_id = '{a}' AND dimension = {dimension}"))).await,
-            6
-        );
+    // One row per link and bucket; each dimension's values (human and bot) sum
+    // to the bucket's visits.
+    let by_dimension = |table: &str, dimension: i16| {
+        format!(
+            "SELECT COALESCE(sum(e.value::bigint), 0)::bigint
+             FROM {table} r, LATERAL (SELECT * FROM jsonb_each(r.human_by) UNION ALL SELECT * FROM jsonb_each(r.bot_by)) e
+             WHERE r.link_id = '{a}' AND left(e.key, 1) = '{dimension}'"
+        )
+    };
+    for table in ["link_rollups_hourly", "link_rollups_daily"] {
+        assert_eq!(db.scalar(&sum(table, &format!("link_id = '{a}'"))).await, 6, "{table}");
+        for dimension in 0..4 {
+            assert_eq!(db.scalar(&by_dimension(table, dimension)).await, 6, "{table} dimension {dimension}");
+        }
     }
-    assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_hourly").await, 3);
-    assert_eq!(db.scalar("SELECT count(DISTINCT bucket)::bigint FROM link_visits_daily").await, 1);
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM link_rollups_hourly WHERE link_id = '{a}'")).await, 3);
+    assert_eq!(db.scalar(&format!("SELECT count(*) FROM link_rollups_daily WHERE link_id = '{a}'")).await, 1);
+    assert_eq!(db.count("link_visits_hourly").await + db.count("link_visits_daily").await, 0, "the old layout unused");
     assert_eq!(db.scalar(&sum("service_visits_hourly", "dimension = 0")).await, 8, "the unknown link's 9 skipped");
     assert_eq!(db.scalar(&sum("service_visits_daily", "dimension = 9")).await, 5, "orphans counted once");
     assert_eq!(db.count("visit_summaries").await, 2);
