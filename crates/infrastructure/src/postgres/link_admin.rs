@@ -234,8 +234,11 @@ impl LinkAdminStore for PgLinkAdminStore {
         audit: &AuditEntry,
     ) -> Result<Option<ErasedVisits>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // `NO KEY UPDATE`, not `UPDATE`: the worker's visit inserts take a key
+        // share lock on the link (foreign key) while holding its summary row,
+        // which this transaction locks next; `FOR UPDATE` made the two deadlock.
         let link_id = sqlx::query_scalar!(
-            "SELECT id FROM links WHERE phrase = $1 AND ($2::bigint IS NULL OR owner_key_id = $2) FOR UPDATE",
+            "SELECT id FROM links WHERE phrase = $1 AND ($2::bigint IS NULL OR owner_key_id = $2) FOR NO KEY UPDATE",
             phrase.as_str(),
             scope,
         )
