@@ -8,6 +8,7 @@
 //! serves; the integration tests compare it with this document and with the live
 //! router, so neither can drift from the other unnoticed.
 
+mod constraints;
 mod docs_ui;
 pub mod responses;
 pub mod schemas;
@@ -173,6 +174,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(RedirectApi::openapi());
     doc.merge(HealthApi::openapi());
     doc.merge(QrApi::openapi());
+    constraints::Constraints.modify(&mut doc);
     CrossCutting.modify(&mut doc);
     doc
 }

@@ -301,7 +301,10 @@ impl ManageLinks {
         match &command.disabled_reason {
             Patch::Absent => {}
             Patch::Null => edit.disabled_reason = Some(None),
-            Patch::Set(Value::String(reason)) if reason.chars().count() <= MAX_DISABLED_REASON_CHARS => {
+            // PostgreSQL text cannot hold NUL.
+            Patch::Set(Value::String(reason))
+                if reason.chars().count() <= MAX_DISABLED_REASON_CHARS && !reason.contains('\0') =>
+            {
                 let reason = reason.trim();
                 edit.disabled_reason = Some((!reason.is_empty()).then(|| reason.to_owned()));
             }

@@ -52,12 +52,14 @@ pub struct ProblemError {
 
 /// The body of `POST /v1/links`. Every field is required, but an absent field or
 /// one of the wrong type is reported as a validation problem naming its rule, not
-/// as unreadable JSON; field names also match case-insensitively.
+/// as unreadable JSON; field names also match case-insensitively. Whole numbers
+/// are written without a fraction (`0`, not `0.0`, which is refused).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({"targetUrl": "https://example.com/", "languageId": 0, "themeId": 0, "formatId": 0}))]
 pub struct GenerateLinkRequest {
-    /// Absolute `http` or `https` URL, at most 4096 characters, without user info,
+    /// Absolute `http` or `https` URL, at most 4096 characters also once
+    /// normalised (a URL without a path gains a `/`), without user info,
     /// not pointing at this service, at a private or local-only host (unless
     /// `OFFNDAT_ALLOW_PRIVATE_TARGETS`) or at a blocklisted domain. Stored
     /// normalised (lower-case host, percent-encoded path).
@@ -108,7 +110,7 @@ pub struct EditLinkRequest {
     /// `true` takes the link down (`410 Link.Disabled`); `false` or `null` restores it.
     #[schema(example = true)]
     pub disabled: Option<bool>,
-    /// Why it was disabled, at most 500 characters; shown in `GET /v1/links/{phrase}`.
+    /// Why it was disabled, at most 500 characters, no NUL; shown in `GET /v1/links/{phrase}`.
     #[schema(max_length = 500, example = "Reported as phishing")]
     pub disabled_reason: Option<String>,
 }

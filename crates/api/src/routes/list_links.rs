@@ -111,7 +111,7 @@ impl ListedBody {
     params(
         ("page" = Option<u32>, Query, minimum = 1, description = "From 1; default 1."),
         ("pageSize" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Default 20."),
-        ("search" = Option<String>, Query, description = "1 to 200 characters, matched anywhere in phrase or target."),
+        ("search" = Option<String>, Query, description = "1 to 200 characters once trimmed, not only white space, no NUL; matched anywhere in phrase or target."),
         ("state" = Option<String>, Query, description = "`active`, `disabled` or `expired`."),
         ("orderBy" = Option<String>, Query, description = "`createdAt-desc` (default), `createdAt-asc` or `visits-desc`."),
     ),
@@ -165,7 +165,8 @@ fn parse_query(raw: Option<&str>) -> Result<ListLinksQuery, ApiError> {
             },
             "search" => {
                 let search = value.trim();
-                if search.is_empty() || search.chars().count() > MAX_SEARCH_CHARS {
+                // PostgreSQL text cannot hold NUL, so no link could match one.
+                if search.is_empty() || search.contains('\0') || search.chars().count() > MAX_SEARCH_CHARS {
                     errors.push(ListInputError::SearchInvalid);
                 } else {
                     query.search = Some(search.to_owned());

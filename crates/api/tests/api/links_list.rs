@@ -127,6 +127,12 @@ async fn every_bad_parameter_is_listed() {
     let long = "a".repeat(201);
     let body = problem(app.get(&format!("/v1/links?search={long}")).send().await.expect("request"), 400).await;
     assert_eq!(body["errors"][0]["code"], "ListLinks.SearchInvalid");
+    // PostgreSQL text cannot hold NUL: refused, not a 500 from the store.
+    let body = problem(app.get("/v1/links?search=a%00b").send().await.expect("request"), 400).await;
+    assert_eq!(
+        body["errors"],
+        json!([{"code": "ListLinks.SearchInvalid", "message": "`search` must be 1 to 200 characters."}])
+    );
 }
 
 /// The plan PostgreSQL picks for a list query over many links.

@@ -191,6 +191,13 @@ async fn every_bad_patch_is_a_problem_and_changes_nothing() {
         (json!({"maxVisits": 0}), vec![("GenerateLink.MaxVisitsOutOfRange", MAX_VISITS)]),
         (json!({"disabled": "yes"}), vec![("EditLink.DisabledInvalid", "`disabled` must be true or false.")]),
         (
+            json!({"disabledReason": "a\u{0}b"}),
+            vec![(
+                "EditLink.DisabledReasonInvalid",
+                "The reason for disabling must be a string of at most 500 characters.",
+            )],
+        ),
+        (
             json!({"disabledReason": "x".repeat(501)}),
             vec![(
                 "EditLink.DisabledReasonInvalid",

@@ -194,6 +194,17 @@ impl LinkAdminStore for PgLinkAdminStore {
         audit: &LinkAuditRecord,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // The summary row first, in the worker's order: it holds the summary
+        // while its visit inserts take a key share lock on the link, so deleting
+        // the link first (which then cascades to the summary) could deadlock.
+        sqlx::query_scalar!(
+            "SELECT s.link_id FROM visit_summaries s JOIN links l ON l.id = s.link_id
+             WHERE l.phrase = $1 FOR UPDATE OF s",
+            phrase.as_str(),
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
         // Visits, the summary and the per-link rollups go with the link (ON DELETE
         // CASCADE); service-wide rollups keep the visits it had.
         let deleted = sqlx::query!(
@@ -234,8 +245,11 @@ impl LinkAdminStore for PgLinkAdminStore {
         audit: &LinkAuditRecord,
     ) -> Result<Option<ErasedVisits>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // `NO KEY UPDATE`, not `UPDATE`: the worker's visit inserts take a key
+        // share lock on the link (foreign key) while holding its summary row,
+        // which this transaction locks next; `FOR UPDATE` made the two deadlock.
         let link_id = sqlx::query_scalar!(
-            "SELECT id FROM links WHERE phrase = $1 AND ($2::bigint IS NULL OR owner_key_id = $2) FOR UPDATE",
+            "SELECT id FROM links WHERE phrase = $1 AND ($2::bigint IS NULL OR owner_key_id = $2) FOR NO KEY UPDATE",
             phrase.as_str(),
             scope,
         )
