@@ -165,13 +165,6 @@ impl LinkResolver for TwoLevelCache {
         if let Some(l1) = &self.l1 {
             l1.invalidate(phrase);
         }
-        // Redis may remember the phrase as unknown: the new link must not wait out
-        // the negative TTL. Outside a runtime (never in the service) only L1 is
-        // forgotten.
-        if let (Some(l2), Ok(runtime)) = (&self.l2, tokio::runtime::Handle::try_current()) {
-            let (l2, phrase) = (l2.clone(), phrase.to_owned());
-            runtime.spawn(async move { l2.delete(&phrase).await });
-        }
     }
 
     async fn evict(&self, phrase: &str) {
