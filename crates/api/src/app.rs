@@ -378,6 +378,7 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
                 key_prefix: settings.redis_key_prefix.clone(),
                 timeout: settings.redis_timeout,
                 cooldown: settings.redis_cooldown,
+                timeouts_to_open: settings.redis_breaker_timeouts,
             },
         )
         .map_err(anyhow::Error::msg)?;

@@ -364,6 +364,12 @@ pub struct CacheConfig {
     /// After a Redis failure, how long to skip Redis before trying again.
     #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub redis_cooldown: Duration,
+
+    /// Redis timeouts in a row (no answer between them) that open the breaker. A
+    /// connection error opens it at once; a single late answer on a busy machine
+    /// only counts as a miss.
+    #[arg(long, env = "OFFNDAT_REDIS_BREAKER_TIMEOUTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    pub redis_breaker_timeouts: u32,
 }
 
 /// Protection of the API: rate limits (per client IP, per replica), timeouts and

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use offndat_application::ports::{LinkResolver, LinkStore, StoreError};
 use offndat_domain::{Language, Link, LinkStats, Phrase, TargetUrl, Theme};
-use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Settings, TwoLevelCache};
+use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Lookup, L2Settings, TwoLevelCache};
 use offndat_infrastructure::postgres::PgLinkStore;
 use offndat_test_support::{RedisPrefix, TcpProxy, TestDatabase, eventually};
 use sqlx::postgres::PgPoolOptions;
@@ -87,12 +87,17 @@ impl Fixture {
     }
 
     fn l2(&self, url: &str) -> Arc<L2> {
+        self.l2_with_cooldown(url, Duration::from_millis(300))
+    }
+
+    fn l2_with_cooldown(&self, url: &str, cooldown: Duration) -> Arc<L2> {
         let settings = L2Settings {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(30),
             key_prefix: self.redis.prefix.clone(),
             timeout: Duration::from_millis(100),
-            cooldown: Duration::from_millis(300),
+            cooldown,
+            timeouts_to_open: 3,
         };
         Arc::new(L2::new(&Url::parse(url).expect("url"), settings).expect("l2"))
     }
@@ -267,6 +272,30 @@ async fn redis_down_at_start_and_mid_traffic_never_fails_a_lookup() {
     proxy.disable();
     traffic.await.expect("traffic");
     assert!(fixture.finds() > before, "fell back to PostgreSQL");
+}
+
+#[tokio::test]
+async fn one_late_redis_answer_is_a_miss_and_only_a_run_of_them_skips_redis() {
+    let fixture = Fixture::new().await;
+    let proxy = TcpProxy::to_port(6379).await;
+    let l2 = fixture.l2_with_cooldown(&format!("redis://{}", proxy.address()), Duration::from_secs(600));
+    let phrase = "tardy-grumpy-walrus";
+    assert_eq!(l2.get(phrase).await, L2Lookup::Miss);
+
+    proxy.stall();
+    assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable, "no answer within the timeout");
+    assert!(!l2.skipping(), "one late answer (a busy machine) is only a miss");
+    proxy.resume();
+    assert_eq!(l2.get(phrase).await, L2Lookup::Miss, "the connection carries on");
+    assert!(!l2.skipping());
+
+    proxy.stall();
+    for _ in 0..2 {
+        assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
+        assert!(!l2.skipping());
+    }
+    assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
+    assert!(l2.skipping(), "three timeouts in a row: Redis is skipped for the cool-down");
 }
 
 #[tokio::test]

@@ -1,9 +1,13 @@
 //! L2: Redis, shared by every replica. Slow or failing Redis never stalls a
-//! redirect: every call is bounded by a short timeout, a failure counts as a miss,
-//! and a circuit breaker then skips Redis for a cool-down before trying again.
+//! redirect: every call is bounded by a short timeout and a failure counts as a
+//! miss. A circuit breaker skips Redis for a cool-down once it is failing: at
+//! once on a connection error, or after several timeouts in a row. One late
+//! answer under CPU load is not an outage: opening the breaker for it would send
+//! every L1 miss to PostgreSQL for the whole cool-down, the most expensive way to
+//! serve them on a busy machine.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,6 +29,8 @@ pub struct L2Settings {
     pub key_prefix: String,
     pub timeout: Duration,
     pub cooldown: Duration,
+    /// Timeouts in a row, with no answer between them, that open the breaker.
+    pub timeouts_to_open: u32,
 }
 
 /// What a lookup found.
@@ -47,6 +53,7 @@ pub struct L2 {
     /// (bounded by the timeout); it is not checked out per command, because
     /// deadpool-redis pings on every checkout, which would double round trips.
     connection: Mutex<Option<MultiplexedConnection>>,
+    connecting: tokio::sync::Mutex<()>,
     settings: L2Settings,
     breaker: Breaker,
 }
@@ -66,7 +73,13 @@ impl L2 {
             .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?;
         metrics::describe_counter!("offndat_cache_l2_errors_total", "Redis commands that failed or timed out.");
         metrics::counter!("offndat_cache_l2_errors_total").absolute(0);
-        Ok(Self { pool, connection: Mutex::new(None), breaker: Breaker::new(settings.cooldown), settings })
+        Ok(Self {
+            pool,
+            connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            breaker: Breaker::new(settings.cooldown, settings.timeouts_to_open),
+            settings,
+        })
     }
 
     fn key(&self, phrase: &str) -> String {
@@ -138,6 +151,11 @@ impl L2 {
         .await;
     }
 
+    /// Whether the breaker is open: lookups skip Redis until the cool-down ends.
+    pub fn skipping(&self) -> bool {
+        self.breaker.is_open()
+    }
+
     /// Round-trip time of a PING, for health checks (ignores the breaker).
     pub async fn ping(&self) -> Result<Duration, String> {
         let started = Instant::now();
@@ -175,7 +193,16 @@ impl L2 {
                 None
             }
             Err(_) => {
-                self.fail(&format!("no answer within {:?}", self.settings.timeout));
+                metrics::counter!("offndat_cache_l2_errors_total").increment(1);
+                // The multiplexed connection stays: a late answer is read and
+                // dropped. Only a run of timeouts (Redis hung, or the network
+                // path gone) drops it and opens the breaker.
+                if self.breaker.timed_out() {
+                    self.fail_open(&format!(
+                        "{} commands in a row got no answer within {:?}",
+                        self.settings.timeouts_to_open, self.settings.timeout
+                    ));
+                }
                 None
             }
         }
@@ -185,12 +212,23 @@ impl L2 {
         if let Some(conn) = self.connection.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(conn.clone());
         }
+        // One caller connects while the others wait for its connection, rather
+        // than every request in flight opening its own.
+        let _connecting = self.connecting.lock().await;
+        if let Some(conn) = self.connection.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return Ok(conn.clone());
+        }
         let conn = Connection::take(self.pool.get().await.map_err(|e| e.to_string())?);
         *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
         Ok(conn)
     }
 
     fn fail(&self, error: &str) {
+        metrics::counter!("offndat_cache_l2_errors_total").increment(1);
+        self.fail_open(error);
+    }
+
+    fn fail_open(&self, error: &str) {
         *self.connection.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if self.breaker.open() {
             tracing::warn!(
@@ -199,22 +237,37 @@ impl L2 {
                 "Redis failed; skipping L2 for a while"
             );
         }
-        metrics::counter!("offndat_cache_l2_errors_total").increment(1);
     }
 }
 
-/// Skips Redis for a cool-down after a failure.
+/// Skips Redis for a cool-down after an error or a run of timeouts.
 struct Breaker {
     epoch: Instant,
     /// Milliseconds since `epoch` until which Redis is skipped.
     open_until_ms: AtomicU64,
     open: AtomicBool,
     cooldown: Duration,
+    /// Timeouts since the last answer.
+    timeouts: AtomicU32,
+    timeouts_to_open: u32,
 }
 
 impl Breaker {
-    fn new(cooldown: Duration) -> Self {
-        Self { epoch: Instant::now(), open_until_ms: AtomicU64::new(0), open: AtomicBool::new(false), cooldown }
+    fn new(cooldown: Duration, timeouts_to_open: u32) -> Self {
+        Self {
+            epoch: Instant::now(),
+            open_until_ms: AtomicU64::new(0),
+            open: AtomicBool::new(false),
+            cooldown,
+            timeouts: AtomicU32::new(0),
+            timeouts_to_open: timeouts_to_open.max(1),
+        }
+    }
+
+    /// Counts a timeout; true when it completes a run that should open the breaker.
+    fn timed_out(&self) -> bool {
+        let run = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+        run.is_multiple_of(self.timeouts_to_open)
     }
 
     fn now_ms(&self) -> u64 {
@@ -232,6 +285,9 @@ impl Breaker {
     }
 
     fn close(&self) {
+        if self.timeouts.load(Ordering::Relaxed) != 0 {
+            self.timeouts.store(0, Ordering::Relaxed);
+        }
         if self.open.swap(false, Ordering::Relaxed) {
             tracing::info!("Redis answers again; L2 back in use");
         }
@@ -349,12 +405,23 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_for_the_cooldown() {
-        let breaker = Breaker::new(Duration::from_millis(30));
+        let breaker = Breaker::new(Duration::from_millis(30), 3);
         assert!(!breaker.is_open());
         assert!(breaker.open());
         assert!(!breaker.open(), "already open");
         assert!(breaker.is_open());
         std::thread::sleep(Duration::from_millis(50));
         assert!(!breaker.is_open(), "half-open after the cooldown");
+    }
+
+    #[test]
+    fn only_a_run_of_timeouts_opens_the_breaker() {
+        let breaker = Breaker::new(Duration::from_secs(60), 3);
+        assert!(!breaker.timed_out());
+        assert!(!breaker.timed_out());
+        breaker.close();
+        assert!(!breaker.timed_out(), "an answer between timeouts starts the run again");
+        assert!(!breaker.timed_out());
+        assert!(breaker.timed_out(), "the third in a row opens");
     }
 }
