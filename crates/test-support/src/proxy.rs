@@ -38,7 +38,7 @@ impl TcpProxy {
         let (accept_state, accept_stop) = (state.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
-                let (mut inbound, _) = tokio::select! {
+                let (inbound, _) = tokio::select! {
                     accepted = listener.accept() => match accepted { Ok(pair) => pair, Err(_) => continue },
                     () = accept_stop.cancelled() => return,
                 };
