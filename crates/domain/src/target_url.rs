@@ -80,28 +80,7 @@ impl TargetUrl {
     /// Parses a target URL and applies `policy`. Targets may not point into this
     /// service (a short link to a short link loops or hides where it goes).
     pub fn parse(raw: &str, policy: &TargetPolicy) -> Result<Self, TargetUrlError> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(TargetUrlError::Required);
-        }
-        if raw.len() > MAX_TARGET_URL_CHARS && raw.chars().count() > MAX_TARGET_URL_CHARS {
-            return Err(TargetUrlError::TooLong);
-        }
-        let url = Url::parse(trimmed).map_err(|_| TargetUrlError::NotAbsolute)?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(TargetUrlError::SchemeNotAllowed);
-        }
-        // `http:foo` parses with an empty host; it is not a usable absolute URL.
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(TargetUrlError::NotAbsolute);
-        }
-        // Normalisation (punycode, percent-encoding) may lengthen it: bound the result.
-        if url.as_str().chars().count() > MAX_TARGET_URL_CHARS {
-            return Err(TargetUrlError::TooLong);
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(TargetUrlError::HasUserInfo);
-        }
+        let url = parse_shape(raw)?;
         let host = url.host_str().map(target_host::normalise);
         if points_into(&url, &policy.own_base) || host.is_some_and(|h| policy.self_hosts.contains(&h)) {
             return Err(TargetUrlError::PointsAtSelf);
@@ -112,9 +91,15 @@ impl TargetUrl {
         }
     }
 
-    /// Rebuilds a target read back from storage, where it was validated on the way in.
+    /// Rebuilds a target read back from storage (PostgreSQL, or Redis, which is
+    /// not trusted blindly): the rules of [`TargetUrl::parse`] that do not depend
+    /// on the policy of the day hold again (absolute `http`/`https` with a host,
+    /// at most 4096 characters, no user info), so a damaged or foreign value can
+    /// never become a `Location` that `parse` would have refused. The policy
+    /// (own hosts, private hosts) is not applied again: changing it does not
+    /// break the links made under the old one.
     pub fn from_stored(raw: &str) -> Result<Self, TargetUrlError> {
-        Url::parse(raw).map(Self).map_err(|_| TargetUrlError::NotAbsolute)
+        parse_shape(raw).map(Self)
     }
 
     /// The normalised URL.
@@ -132,6 +117,34 @@ impl fmt::Display for TargetUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.0.as_str())
     }
+}
+
+/// The policy-free rules: present, at most 4096 characters before and after
+/// normalisation, absolute, `http` or `https`, with a host and no user info.
+fn parse_shape(raw: &str) -> Result<Url, TargetUrlError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(TargetUrlError::Required);
+    }
+    if raw.len() > MAX_TARGET_URL_CHARS && raw.chars().count() > MAX_TARGET_URL_CHARS {
+        return Err(TargetUrlError::TooLong);
+    }
+    let url = Url::parse(trimmed).map_err(|_| TargetUrlError::NotAbsolute)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(TargetUrlError::SchemeNotAllowed);
+    }
+    // `http:foo` parses with an empty host; it is not a usable absolute URL.
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(TargetUrlError::NotAbsolute);
+    }
+    // Normalisation (punycode, percent-encoding) may lengthen it: bound the result.
+    if url.as_str().chars().count() > MAX_TARGET_URL_CHARS {
+        return Err(TargetUrlError::TooLong);
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(TargetUrlError::HasUserInfo);
+    }
+    Ok(url)
 }
 
 /// Same host, same effective port (or both on their scheme's default port, since
@@ -235,6 +248,25 @@ mod tests {
         assert!(public("https://offnd.at").with_self_hosts(["a/b"]).is_err());
         let idn = public("https://bücher.example");
         assert_eq!(TargetUrl::parse("https://XN--BCHER-KVA.example./", &idn), Err(TargetUrlError::PointsAtSelf));
+    }
+
+    #[test]
+    fn a_stored_target_keeps_the_rules_that_do_not_depend_on_the_policy() {
+        assert_eq!(TargetUrl::from_stored("https://example.com/a").map(|t| t.to_string()).as_deref(), Ok("https://example.com/a"));
+        // Refused by today's policy, but made under an older one: still served.
+        assert!(TargetUrl::from_stored("http://10.0.0.1/").is_ok());
+        for (raw, error) in [
+            ("", TargetUrlError::Required),
+            ("javascript:alert(1)", TargetUrlError::SchemeNotAllowed),
+            ("ftp://example.com/", TargetUrlError::SchemeNotAllowed),
+            ("http:", TargetUrlError::NotAbsolute),
+            ("/relative", TargetUrlError::NotAbsolute),
+            ("https://user:pw@example.com/", TargetUrlError::HasUserInfo),
+        ] {
+            assert_eq!(TargetUrl::from_stored(raw), Err(error), "{raw}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_TARGET_URL_CHARS));
+        assert_eq!(TargetUrl::from_stored(&long), Err(TargetUrlError::TooLong));
     }
 
     #[test]
