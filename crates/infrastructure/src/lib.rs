@@ -5,6 +5,7 @@ pub mod amqp;
 pub mod blocklist;
 pub mod cache;
 pub mod config;
+pub mod deployment;
 pub mod outbox_relay;
 pub mod postgres;
 pub mod shutdown;
