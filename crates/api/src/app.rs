@@ -18,6 +18,7 @@ use offndat_infrastructure::amqp::{BrokerStatus, LinkChangeListener, Topology};
 use offndat_infrastructure::blocklist::FileBlocklist;
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
 use offndat_infrastructure::config::ApiConfig;
+use offndat_infrastructure::deployment::{Deployment, redis_key_prefix};
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
 use offndat_infrastructure::postgres::{
     self, PgAuditLog, PgIdempotencyStore, PgKeyStore, PgLinkAdminStore, PgLinkStore, PgVisitStatsStore, PgVisitStore,
@@ -143,7 +144,7 @@ impl Application {
             config.database_lookup_timeout,
         )?;
         let store = Arc::new(PgLinkStore::new(pool.clone()).with_lookup_pool(lookups.clone()));
-        let cache = Arc::new(link_cache(&config, store.clone())?);
+        let cache = Arc::new(link_cache(&config, store.clone(), &pool).await?);
         let broker = relay.as_ref().map_or_else(BrokerStatus::default, OutboxRelay::status);
         let link_changes = LinkChangeListener {
             amqp_url: config.messaging.amqp_url.clone(),
@@ -357,8 +358,9 @@ fn visit_stats(config: &ApiConfig, pool: &PgPool) -> Arc<dyn VisitStatsStore> {
     }
 }
 
-/// The redirect cache with the levels the configuration turns on.
-fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<TwoLevelCache> {
+/// The redirect cache with the levels the configuration turns on. L2's keys and
+/// values are this deployment's, as the database identifies it.
+async fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>, pool: &PgPool) -> anyhow::Result<TwoLevelCache> {
     let settings = &config.cache;
     let l1 = settings.cache_l1_enabled.then(|| {
         L1::new(L1Settings {
@@ -370,12 +372,18 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
         })
     });
     let l2 = if settings.cache_l2_enabled {
+        let deployment = Deployment::load(pool)
+            .await
+            .context("reading the deployment identity (table deployment_identity; are the migrations applied?)")?;
+        let key_prefix = redis_key_prefix(settings.redis_key_prefix.as_deref(), &deployment);
+        tracing::info!(deployment.id = deployment.id(), redis.key_prefix = %key_prefix, "Redis cache keys");
         let l2 = L2::new(
             &config.messaging.redis_url,
             L2Settings {
                 ttl: settings.cache_l2_ttl,
                 negative_ttl: settings.cache_negative_ttl,
-                key_prefix: settings.redis_key_prefix.clone(),
+                key_prefix,
+                deployment,
                 timeout: settings.redis_timeout,
                 cooldown: settings.redis_cooldown,
                 timeouts_to_open: settings.redis_breaker_timeouts,

@@ -353,9 +353,12 @@ pub struct CacheConfig {
     #[arg(long, env = "OFFNDAT_CACHE_L2_TTL", value_parser = duration_in(Duration::from_secs(1), Duration::from_secs(31536000)), default_value = "24h", global = true)]
     pub cache_l2_ttl: Duration,
 
-    /// Prefix of every Redis key this service writes.
-    #[arg(long, env = "OFFNDAT_REDIS_KEY_PREFIX", default_value = "offndat:", global = true)]
-    pub redis_key_prefix: String,
+    /// Prefix of every Redis key this service writes. Default: derived from the
+    /// database (`offndat:<12 hex digits>:`), so deployments on different
+    /// databases never share keys. Whatever the prefix, a value is served only
+    /// if this deployment wrote it.
+    #[arg(long, env = "OFFNDAT_REDIS_KEY_PREFIX", global = true)]
+    pub redis_key_prefix: Option<String>,
 
     /// Longest a Redis command (or connecting) may take before it counts as a miss.
     #[arg(long, env = "OFFNDAT_REDIS_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 use offndat_application::ports::{LinkResolver, LinkStore, StoreError};
 use offndat_domain::{Language, Link, LinkStats, Phrase, TargetUrl, Theme};
-use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Lookup, L2Settings, TwoLevelCache};
+use offndat_infrastructure::cache::{L1, L1Settings, L2, L2Lookup, L2Settings, Rejection, TwoLevelCache};
+use offndat_infrastructure::deployment::Deployment;
 use offndat_infrastructure::postgres::PgLinkStore;
 use offndat_test_support::{RedisPrefix, TcpProxy, TestDatabase, eventually};
 use sqlx::postgres::PgPoolOptions;
@@ -43,14 +44,17 @@ struct Fixture {
     _db: TestDatabase,
     store: Arc<CountingStore>,
     redis: RedisPrefix,
+    /// This database's identity, as the API reads it.
+    deployment: Deployment,
 }
 
 impl Fixture {
     async fn new() -> Self {
         let db = TestDatabase::migrated().await;
         let pool = PgPoolOptions::new().max_connections(8).connect(&db.url).await.expect("pool");
+        let deployment = Deployment::load(&pool).await.expect("the migrations made an identity");
         let store = Arc::new(CountingStore { inner: PgLinkStore::new(pool), finds: AtomicUsize::new(0) });
-        Self { _db: db, store, redis: RedisPrefix::new() }
+        Self { _db: db, store, redis: RedisPrefix::new(), deployment }
     }
 
     async fn link(&self, phrase: &str, target: &str) -> Uuid {
@@ -91,10 +95,15 @@ impl Fixture {
     }
 
     fn l2_with_cooldown(&self, url: &str, cooldown: Duration) -> Arc<L2> {
+        self.l2_of(url, cooldown, self.deployment.clone())
+    }
+
+    fn l2_of(&self, url: &str, cooldown: Duration, deployment: Deployment) -> Arc<L2> {
         let settings = L2Settings {
             ttl: Duration::from_secs(60),
             negative_ttl: Duration::from_secs(30),
             key_prefix: self.redis.prefix.clone(),
+            deployment,
             timeout: Duration::from_millis(100),
             cooldown,
             timeouts_to_open: 3,
@@ -108,6 +117,13 @@ impl Fixture {
 }
 
 const REDIS: &str = "redis://127.0.0.1:6379";
+
+/// A stored value's body: what follows `3:<32 hex digits of MAC>:`.
+fn body(value: &[u8]) -> &[u8] {
+    let rest = value.strip_prefix(b"3:").expect("version 3");
+    assert!(rest[..32].iter().all(u8::is_ascii_hexdigit) && rest[32] == b':', "{value:?}");
+    &rest[33..]
+}
 
 async fn resolve(cache: &TwoLevelCache, phrase: &str) -> Option<String> {
     let found = match cache.cached(phrase) {
@@ -181,7 +197,7 @@ async fn unknown_phrases_are_remembered_in_redis_until_a_link_is_created_under_t
         fixture.redis.get("link:never-made-walrus").await.ok_or_else(|| "absent".to_owned())
     })
     .await;
-    assert_eq!(stored, b"2:-");
+    assert_eq!(body(&stored), b"-");
     assert_eq!(resolve(&second, "never-made-walrus").await, None);
     assert_eq!(fixture.finds(), 1, "the other process was answered by Redis");
 
@@ -209,7 +225,7 @@ async fn misses_fill_redis_and_redis_answers_other_processes() {
         fixture.redis.get("link:shared-grumpy-walrus").await.ok_or_else(|| "absent".to_owned())
     })
     .await;
-    assert_eq!(stored, format!("2:{id}:-:-:https://example.com/shared").into_bytes());
+    assert_eq!(body(&stored), format!("{id}:-:-:https://example.com/shared").as_bytes());
 
     // Another process (no L1 of its own yet) is answered by Redis, not PostgreSQL.
     let before = fixture.finds();
@@ -226,10 +242,66 @@ async fn garbage_in_redis_is_a_miss_and_is_overwritten() {
     let cache = fixture.cache(false, Some(REDIS));
     assert_eq!(resolve(&cache, "garbled-grumpy-walrus").await.as_deref(), Some("https://example.com/g"));
     assert_eq!(fixture.finds(), 1, "answered from PostgreSQL");
-    let expected = format!("2:{id}:-:-:https://example.com/g").into_bytes();
+    let expected = format!("{id}:-:-:https://example.com/g").into_bytes();
     eventually(Duration::from_secs(5), "the garbage overwritten", || async {
         match fixture.redis.get("link:garbled-grumpy-walrus").await {
-            Some(value) if value == expected => Ok(()),
+            Some(value) if value.starts_with(b"3:") && body(&value) == expected => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_deployments_value_under_our_key_is_never_served_and_is_overwritten() {
+    let fixture = Fixture::new().await;
+    let id = fixture.link("shared-prefix-walrus", "https://example.com/ours").await;
+    // Another deployment (its own database) configured with the same key prefix
+    // caches its own link under the same phrase.
+    let other_db = TestDatabase::migrated().await;
+    let other_pool = PgPoolOptions::new().max_connections(1).connect(&other_db.url).await.expect("pool");
+    let theirs = Deployment::load(&other_pool).await.expect("identity");
+    assert_ne!(theirs.id(), fixture.deployment.id());
+    let their_l2 = fixture.l2_of(REDIS, Duration::from_millis(300), theirs);
+    let their_link = offndat_application::ports::RedirectTarget {
+        link_id: Uuid::now_v7(),
+        location: bytes::Bytes::from_static(b"https://example.com/theirs"),
+        state: offndat_domain::StoredState::default(),
+    };
+    their_l2.set("shared-prefix-walrus", &their_link).await;
+    assert_eq!(their_l2.get("shared-prefix-walrus").await, L2Lookup::Hit(their_link.clone()));
+    let our_l2 = fixture.l2(REDIS);
+    assert_eq!(our_l2.get("shared-prefix-walrus").await, L2Lookup::Garbage(Rejection::Foreign));
+    their_l2.set_absent("unknown-to-them-walrus").await;
+    assert_eq!(our_l2.get("unknown-to-them-walrus").await, L2Lookup::Garbage(Rejection::Foreign), "nor their 404");
+
+    // Through the cache: answered from our PostgreSQL, and our value replaces theirs.
+    let cache = fixture.cache(false, Some(REDIS));
+    assert_eq!(resolve(&cache, "shared-prefix-walrus").await.as_deref(), Some("https://example.com/ours"));
+    assert_eq!(fixture.finds(), 1);
+    eventually(Duration::from_secs(5), "our value written over theirs", || async {
+        match our_l2.get("shared-prefix-walrus").await {
+            L2Lookup::Hit(target) if target.link_id == id => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(their_l2.get("shared-prefix-walrus").await, L2Lookup::Garbage(Rejection::Foreign), "and back");
+}
+
+#[tokio::test]
+async fn an_older_releases_value_is_reloaded_and_replaced() {
+    let fixture = Fixture::new().await;
+    let id = fixture.link("older-grumpy-walrus", "https://example.com/now").await;
+    // Version 2 (no MAC), naming a target the link never had.
+    fixture.redis.set("link:older-grumpy-walrus", format!("2:{id}:-:-:https://example.com/old").as_bytes()).await;
+    let l2 = fixture.l2(REDIS);
+    assert_eq!(l2.get("older-grumpy-walrus").await, L2Lookup::Garbage(Rejection::Format));
+    let cache = fixture.cache(false, Some(REDIS));
+    assert_eq!(resolve(&cache, "older-grumpy-walrus").await.as_deref(), Some("https://example.com/now"));
+    eventually(Duration::from_secs(5), "replaced by a version-3 value", || async {
+        match l2.get("older-grumpy-walrus").await {
+            L2Lookup::Hit(target) if &target.location[..] == b"https://example.com/now" => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })

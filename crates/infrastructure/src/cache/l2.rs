@@ -10,15 +10,14 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use deadpool_redis::redis::aio::MultiplexedConnection;
 use deadpool_redis::redis::{self, AsyncCommands};
 use deadpool_redis::{Connection, Pool, Runtime};
 use offndat_application::ports::RedirectTarget;
-use offndat_domain::StoredState;
 use url::Url;
-use uuid::Uuid;
+
+use super::l2_value::{Rejection, decode, encode, encode_absent};
+use crate::deployment::Deployment;
 
 /// L2 settings.
 #[derive(Debug, Clone)]
@@ -26,7 +25,12 @@ pub struct L2Settings {
     pub ttl: Duration,
     /// How long a phrase known to name no link is remembered; zero: not at all.
     pub negative_ttl: Duration,
+    /// Prefix of every key: the configured one, or the deployment's
+    /// ([`crate::deployment::redis_key_prefix`]).
     pub key_prefix: String,
+    /// Whose values these are: each value carries its MAC, and a value without
+    /// this deployment's is never served.
+    pub deployment: Deployment,
     pub timeout: Duration,
     pub cooldown: Duration,
     /// Timeouts in a row, with no answer between them, that open the breaker.
@@ -41,7 +45,7 @@ pub enum L2Lookup {
     Absent,
     Miss,
     /// A value that is not ours or is damaged: treated as a miss and overwritten.
-    Garbage,
+    Garbage(Rejection),
     /// Redis failed, timed out, or the breaker is open.
     Unavailable,
 }
@@ -56,11 +60,26 @@ pub struct L2 {
     connecting: tokio::sync::Mutex<()>,
     settings: L2Settings,
     breaker: Breaker,
+    /// When a foreign value was last logged (ms since `breaker.epoch`, 0: never).
+    foreign_logged_ms: AtomicU64,
 }
 
 impl L2 {
-    /// Prepares the client; nothing connects until first use.
+    /// Prepares the client; nothing connects until first use. `redis://` or
+    /// `rediss://` (TLS, verified against the system's roots or
+    /// `SSL_CERT_FILE`); a password in the URL is sent with `AUTH`.
     pub fn new(url: &Url, settings: L2Settings) -> Result<Self, String> {
+        match url.scheme() {
+            "redis" => {}
+            "rediss" => {
+                if url.fragment().is_some() {
+                    return Err("OFFNDAT_REDIS_URL: no `#` fragment: certificates are always verified".to_owned());
+                }
+                // ring, the one provider built in; `Err` only if one is installed already.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+            other => return Err(format!("OFFNDAT_REDIS_URL: the scheme must be redis or rediss, not {other}")),
+        }
         let pool = deadpool_redis::Config::from_url(url.as_str())
             .builder()
             .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?
@@ -73,12 +92,20 @@ impl L2 {
             .map_err(|e| format!("OFFNDAT_REDIS_URL: {e}"))?;
         metrics::describe_counter!("offndat_cache_l2_errors_total", "Redis commands that failed or timed out.");
         metrics::counter!("offndat_cache_l2_errors_total").absolute(0);
+        metrics::describe_counter!(
+            "offndat_cache_l2_rejected_total",
+            "Values read from Redis and not used (treated as misses and overwritten), by reason."
+        );
+        for reason in Rejection::ALL {
+            metrics::counter!("offndat_cache_l2_rejected_total", "reason" => reason.label()).absolute(0);
+        }
         Ok(Self {
             pool,
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             breaker: Breaker::new(settings.cooldown, settings.timeouts_to_open),
             settings,
+            foreign_logged_ms: AtomicU64::new(0),
         })
     }
 
@@ -99,13 +126,38 @@ impl L2 {
             })
             .await;
         match result {
-            Some(Some(value)) => match decode(&value) {
-                Some(Some(target)) => L2Lookup::Hit(target),
-                Some(None) => L2Lookup::Absent,
-                None => L2Lookup::Garbage,
+            Some(Some(value)) => match decode(&self.settings.deployment, phrase, &value) {
+                Ok(Some(target)) => L2Lookup::Hit(target),
+                Ok(None) => L2Lookup::Absent,
+                Err(rejection) => {
+                    self.rejected(rejection);
+                    L2Lookup::Garbage(rejection)
+                }
             },
             Some(None) => L2Lookup::Miss,
             None => L2Lookup::Unavailable,
+        }
+    }
+
+    /// Counts a refused value; a foreign one is also logged, at most once a minute.
+    fn rejected(&self, rejection: Rejection) {
+        metrics::counter!("offndat_cache_l2_rejected_total", "reason" => rejection.label()).increment(1);
+        if rejection == Rejection::Format {
+            return;
+        }
+        let now = self.breaker.now_ms().max(1);
+        let last = self.foreign_logged_ms.load(Ordering::Relaxed);
+        if (last == 0 || now.saturating_sub(last) >= 60_000)
+            && self.foreign_logged_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            tracing::warn!(
+                redis.key_prefix = %self.settings.key_prefix,
+                deployment.id = self.settings.deployment.id(),
+                reason = rejection.label(),
+                "Redis holds values this deployment did not write under its key prefix; they are ignored and \
+                 overwritten. Another deployment may share the prefix (leave OFFNDAT_REDIS_KEY_PREFIX unset, \
+                 or set it apart) or something else writes to Redis"
+            );
         }
     }
 
@@ -114,7 +166,8 @@ impl L2 {
         if self.breaker.is_open() {
             return;
         }
-        let (key, value, ttl) = (self.key(phrase), encode(target), self.settings.ttl.as_secs().max(1));
+        let value = encode(&self.settings.deployment, phrase, target);
+        let (key, ttl) = (self.key(phrase), self.settings.ttl.as_secs().max(1));
         self.bounded(|mut conn| async move {
             let () = conn.set_ex(key, value, ttl).await?;
             Ok(())
@@ -130,9 +183,9 @@ impl L2 {
             return;
         }
         let ttl_ms = u64::try_from(self.settings.negative_ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let key = self.key(phrase);
+        let (key, value) = (self.key(phrase), encode_absent(&self.settings.deployment, phrase));
         self.bounded(|mut conn| async move {
-            let () = conn.pset_ex(key, ABSENT, ttl_ms).await?;
+            let () = conn.pset_ex(key, value, ttl_ms).await?;
             Ok(())
         })
         .await;
@@ -294,114 +347,9 @@ impl Breaker {
     }
 }
 
-/// The value of a phrase known to name no link (in the version-2 namespace, so a
-/// release that reads version 1 only takes it for garbage and reloads).
-const ABSENT: &[u8] = b"2:-";
-
-/// `2:<link id>:<flags>:<expires at, Unix ms, or ->:<target>`, flags being `-` or
-/// any of `D` (deleted), `X` (disabled), `L` (visit limit reached). Versioned so
-/// a format is never misread: version 1 values (`1:<id>:<target>`, written by
-/// releases that knew no link states) are treated as garbage, so a disabled link
-/// is never served from an old replica's entry; they are reloaded and replaced.
-fn encode(target: &RedirectTarget) -> Vec<u8> {
-    let state = &target.state;
-    let mut flags = String::new();
-    for (set, flag) in [(state.deleted, 'D'), (state.disabled, 'X'), (state.limit_reached, 'L')] {
-        if set {
-            flags.push(flag);
-        }
-    }
-    if flags.is_empty() {
-        flags.push('-');
-    }
-    let expires = state.expires_at.map_or_else(|| "-".to_owned(), |at| at.timestamp_millis().to_string());
-    let mut value = format!("2:{}:{flags}:{expires}:", target.link_id).into_bytes();
-    value.extend_from_slice(&target.location);
-    value
-}
-
-/// `Some(Some(_))` a link, `Some(None)` a phrase known to name none, `None` a
-/// value that is not ours.
-fn decode(value: &[u8]) -> Option<Option<RedirectTarget>> {
-    if value == ABSENT {
-        return Some(None);
-    }
-    decode_target(value).map(Some)
-}
-
-fn decode_target(value: &[u8]) -> Option<RedirectTarget> {
-    let rest = value.strip_prefix(b"2:")?;
-    let id = rest.get(..36)?;
-    if rest.get(36) != Some(&b':') {
-        return None;
-    }
-    let mut fields = rest.get(37..)?.splitn(3, |b| *b == b':');
-    let (flags, expires, location) = (fields.next()?, fields.next()?, fields.next()?);
-    let mut state = StoredState::default();
-    if flags != b"-" {
-        for flag in flags {
-            match flag {
-                b'D' => state.deleted = true,
-                b'X' => state.disabled = true,
-                b'L' => state.limit_reached = true,
-                _ => return None,
-            }
-        }
-    }
-    if expires != b"-" {
-        let millis: i64 = std::str::from_utf8(expires).ok()?.parse().ok()?;
-        state.expires_at = Some(DateTime::<Utc>::from_timestamp_millis(millis)?);
-    }
-    // Only a deleted link has no target; a target is only what can stand in a
-    // Location header: visible ASCII.
-    if location.is_empty() != state.deleted || !location.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return None;
-    }
-    let link_id = Uuid::try_parse_ascii(id).ok()?;
-    Some(RedirectTarget { link_id, location: Bytes::copy_from_slice(location), state })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn values_round_trip_and_garbage_is_refused() {
-        let target = RedirectTarget {
-            link_id: Uuid::now_v7(),
-            location: Bytes::from_static(b"https://example.com/a?b=c"),
-            state: StoredState::default(),
-        };
-        assert_eq!(decode(&encode(&target)), Some(Some(target.clone())));
-        assert_eq!(decode(ABSENT), Some(None));
-        assert_eq!(decode(b"2:-x"), None);
-        let expires_at = DateTime::<Utc>::from_timestamp_millis(1_795_000_000_123);
-        let stated = RedirectTarget {
-            state: StoredState { deleted: false, disabled: true, limit_reached: true, expires_at },
-            ..target.clone()
-        };
-        assert_eq!(decode(&encode(&stated)), Some(Some(stated.clone())));
-        let deleted = RedirectTarget::deleted(Uuid::now_v7());
-        assert_eq!(decode(&encode(&deleted)), Some(Some(deleted)));
-        let old = format!("1:{}:https://example.com/", Uuid::now_v7());
-        assert_eq!(decode(old.as_bytes()), None, "version 1 knew no states: reloaded");
-        for garbage in [
-            &b""[..],
-            b"garbage",
-            b"2:whatever",
-            b"2:0195f6a6-7b1e-7000-8000-000000000001:Q:-:https://x",
-            b"2:0195f6a6-7b1e-7000-8000-000000000001:-:soon:https://x",
-            b"2:0195f6a6-7b1e-7000-8000-000000000001:-:-:",
-            b"2:not-a-uuid-at-all-not-a-uuid-at-al:-:-:https://x",
-            b"2:",
-            b"1:-",
-        ] {
-            assert_eq!(decode(garbage), None, "{:?}", String::from_utf8_lossy(garbage));
-        }
-        let mut spaced = encode(&target);
-        spaced.extend_from_slice(b" \r\nSet-Cookie: x");
-        assert_eq!(decode(&spaced), None, "header injection from a poisoned cache is refused");
-    }
 
     #[test]
     fn the_breaker_opens_for_the_cooldown() {

@@ -4,6 +4,7 @@
 
 mod l1;
 mod l2;
+mod l2_value;
 mod single_flight;
 mod stats;
 
@@ -16,6 +17,7 @@ use offndat_domain::Phrase;
 
 pub use l1::{Answer, L1, L1Settings};
 pub use l2::{L2, L2Lookup, L2Settings};
+pub use l2_value::Rejection;
 pub use single_flight::SingleFlight;
 pub use stats::CachedVisitStats;
 
@@ -86,7 +88,7 @@ impl TwoLevelCache {
             let answer = match l2.get(phrase).await {
                 L2Lookup::Hit(target) => Some(Some(target)),
                 L2Lookup::Absent => Some(None),
-                L2Lookup::Miss | L2Lookup::Garbage | L2Lookup::Unavailable => None,
+                L2Lookup::Miss | L2Lookup::Garbage(_) | L2Lookup::Unavailable => None,
             };
             if let Some(answer) = answer {
                 self.fill_l1(phrase, &answer);
