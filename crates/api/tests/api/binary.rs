@@ -11,11 +11,11 @@ use crate::helpers::{AmqpNamespace, TestDatabase, write_vocabulary};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_offndat-api");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-fn command(db: &TestDatabase, namespace: &AmqpNamespace, port: u16) -> Command {
+pub(crate) fn command(db: &TestDatabase, namespace: &AmqpNamespace, port: u16) -> Command {
     let mut command = Command::new(BINARY);
     command
         .env_clear()
@@ -32,7 +32,7 @@ fn command(db: &TestDatabase, namespace: &AmqpNamespace, port: u16) -> Command {
 }
 
 /// Reads stdout until a line contains `needle`, within a deadline.
-async fn wait_for_line(child: &mut Child, needle: &str) -> String {
+pub(crate) async fn wait_for_line(child: &mut Child, needle: &str) -> String {
     let stdout = child.stdout.as_mut().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let found = tokio::time::timeout(Duration::from_secs(60), async {
@@ -47,7 +47,42 @@ async fn wait_for_line(child: &mut Child, needle: &str) -> String {
     found.unwrap_or_else(|_| panic!("no {needle:?} within 60 s"))
 }
 
-fn sigterm(child: &Child) {
+/// A started `offndat-api` process.
+pub(crate) struct Running {
+    pub child: Child,
+    /// Its operations listener (`/metrics`, `/health`).
+    pub ops_address: std::net::SocketAddr,
+}
+
+/// Spawns `command` and waits until it logs that it listens. Its output is read
+/// on in the background, so a full pipe never blocks its logging.
+pub(crate) async fn start(mut command: Command) -> Running {
+    let mut child = command.spawn().expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let listening = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read") {
+            if line.contains("offndat-api listening") {
+                return line;
+            }
+        }
+        panic!("the process closed stdout before listening");
+    })
+    .await
+    .expect("listening within 60 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    if let Some(stderr) = child.stderr.take() {
+        let mut lines = BufReader::new(stderr).lines();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    }
+    let ops_address = listening
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("ops_address="))
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("no ops_address in {listening:?}"));
+    Running { child, ops_address }
+}
+
+pub(crate) fn sigterm(child: &Child) {
     let pid = child.id().expect("running");
     let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill");
     assert!(status.success());

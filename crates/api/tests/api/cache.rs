@@ -1,12 +1,17 @@
 //! The redirect cache seen through the API: links created on one process are
-//! followed on another at once, and the lookup sources are counted.
+//! followed on another at once, the lookup sources are counted, and deployments
+//! that share a Redis never serve each other's links.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
+use offndat_infrastructure::deployment::Deployment;
 use serde_json::json;
 
-use crate::helpers::{TestApp, TestDatabase, eventually, spawn_with, write_vocabulary};
+use crate::helpers::{
+    AmqpNamespace, RedisPrefix, TestApp, TestDatabase, config, eventually, spawn_config, spawn_with, write_vocabulary,
+};
+use crate::links_support::{create, phrase_of};
 
 const ALL_PHRASES: [&str; 3] =
     ["alphanice-alphanice-alpharude", "alphanice-alpharude-alphanice", "alpharude-alphanice-alphanice"];
@@ -120,4 +125,125 @@ async fn lookups(app: &TestApp) -> std::collections::HashMap<String, f64> {
             Some((source.to_owned(), value.parse().ok()?))
         })
         .collect()
+}
+
+/// Follows `phrase`: status and `Location`.
+async fn follow(app: &TestApp, phrase: &str) -> (u16, String) {
+    let response = app.client.get(app.url(&format!("/{phrase}"))).send().await.expect("request");
+    let location = response.headers().get("location").map(|l| l.to_str().expect("ascii").to_owned());
+    (response.status().as_u16(), location.unwrap_or_default())
+}
+
+/// `db`'s identity, as the API reads it.
+async fn deployment(db: &TestDatabase) -> Deployment {
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
+    let deployment = Deployment::load(&pool).await.expect("identity");
+    pool.close().await;
+    deployment
+}
+
+/// The app on `db` (created and migrated) with `OFFNDAT_REDIS_KEY_PREFIX` unset,
+/// as deployed by default; the keys under the prefix it derives are deleted when
+/// the test ends.
+async fn spawn_with_default_prefix(db: &TestDatabase, extra: &[&str]) -> TestApp {
+    let namespace = AmqpNamespace::new();
+    let derived = RedisPrefix { prefix: deployment(db).await.default_redis_key_prefix() };
+    let mut config = config(db, &namespace, &derived, extra);
+    config.cache.redis_key_prefix = None;
+    spawn_config(config, namespace, derived).await
+}
+
+/// Creates a link under the chosen `phrase`.
+async fn create_at(app: &TestApp, phrase: &str, target: &str) {
+    let created = phrase_of(create(app, json!({"phrase": phrase, "targetUrl": target})).await).await;
+    assert_eq!(created, phrase);
+}
+
+#[tokio::test]
+async fn two_deployments_sharing_a_redis_with_the_default_prefix_never_serve_each_others_links() {
+    let (db_a, db_b) = (TestDatabase::migrated().await, TestDatabase::migrated().await);
+    // No L1: every redirect goes through Redis.
+    let flags = ["--cache-l1-enabled=false"];
+    let a = spawn_with_default_prefix(&db_a, &flags).await;
+    let b = spawn_with_default_prefix(&db_b, &flags).await;
+    let (prefix_a, prefix_b) = (&a._redis.prefix, &b._redis.prefix);
+    assert!(prefix_a.starts_with("offndat:") && prefix_b.starts_with("offndat:"), "{prefix_a} {prefix_b}");
+    assert_ne!(prefix_a, prefix_b, "derived from each deployment's database");
+
+    let phrase = format!("shared-{}", uuid::Uuid::new_v4().simple());
+    create_at(&a, &phrase, "https://a.example/").await;
+    create_at(&b, &phrase, "https://b.example/").await;
+    let expected_a = (301, "https://a.example/".to_owned());
+    let expected_b = (301, "https://b.example/".to_owned());
+    // Each fills its own key; both keys are in the one Redis.
+    for (app, expected) in [(&a, &expected_a), (&b, &expected_b)] {
+        assert_eq!(&follow(app, &phrase).await, expected);
+        eventually(Duration::from_secs(5), "the link cached under its deployment's prefix", || async {
+            app._redis.get(&format!("link:{phrase}")).await.map(|_| ()).ok_or_else(|| "absent".to_owned())
+        })
+        .await;
+    }
+    // Answered from Redis now, and still each its own.
+    for _ in 0..3 {
+        assert_eq!(follow(&a, &phrase).await, expected_a);
+        assert_eq!(follow(&b, &phrase).await, expected_b);
+    }
+    // A second replica of A (same database) shares A's cache entries.
+    let replica = spawn_with_default_prefix(&db_a, &flags).await;
+    assert_eq!(&replica._redis.prefix, prefix_a);
+    assert_eq!(follow(&replica, &phrase).await, expected_a);
+}
+
+#[tokio::test]
+async fn a_value_from_another_deployment_under_a_shared_prefix_is_refused_and_replaced() {
+    // A prefix set equal in both by mistake: the values still tell them apart.
+    let (db_a, db_b, shared) = (TestDatabase::new(), TestDatabase::new(), RedisPrefix::new());
+    let spawn = |db: &TestDatabase| {
+        let namespace = AmqpNamespace::new();
+        let config = config(db, &namespace, &shared, &["--cache-l1-enabled=false"]);
+        spawn_config(config, namespace, RedisPrefix { prefix: shared.prefix.clone() })
+    };
+    let a = spawn(&db_a).await;
+    let b = spawn(&db_b).await;
+    let phrase = format!("poisoned-{}", uuid::Uuid::new_v4().simple());
+    create_at(&b, &phrase, "https://b.example/").await;
+    create_at(&a, &phrase, "https://a.example/").await;
+    assert_eq!(follow(&a, &phrase).await, (301, "https://a.example/".to_owned()));
+    let key = format!("link:{phrase}");
+    let written_by_a = eventually(Duration::from_secs(5), "A's value in the shared key", || async {
+        shared.get(&key).await.ok_or_else(|| "absent".to_owned())
+    })
+    .await;
+    assert!(written_by_a.ends_with(b"https://a.example/"));
+
+    let before = rejected_foreign(&b).await;
+    // B finds A's value under its key: refused, answered from B's database.
+    assert_eq!(follow(&b, &phrase).await, (301, "https://b.example/".to_owned()));
+    assert!(rejected_foreign(&b).await > before, "counted as foreign");
+    eventually(Duration::from_secs(5), "B's value written over A's", || async {
+        match shared.get(&key).await {
+            Some(value) if value.ends_with(b"https://b.example/") => Ok(()),
+            other => Err(format!("{:?}", other.map(|v| String::from_utf8_lossy(&v).into_owned()))),
+        }
+    })
+    .await;
+    // And A, in turn, never serves B's.
+    assert_eq!(follow(&a, &phrase).await, (301, "https://a.example/".to_owned()));
+
+    // A forged value (no MAC of B's) naming B's own link and an evil target is
+    // not served either.
+    let body = String::from_utf8(written_by_a).expect("ascii");
+    let forged = body.replace("https://a.example/", "https://evil.example/");
+    shared.set(&key, forged.as_bytes()).await;
+    assert_eq!(follow(&b, &phrase).await, (301, "https://b.example/".to_owned()));
+}
+
+/// `offndat_cache_l2_rejected_total{reason="foreign"}` (process-wide: other tests
+/// in this binary count too, so only growth is asserted).
+async fn rejected_foreign(app: &TestApp) -> f64 {
+    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix("offndat_cache_l2_rejected_total{reason=\"foreign\"} "))
+        .and_then(|value| value.parse().ok())
+        .expect("registered from the start")
 }

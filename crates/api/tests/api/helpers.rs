@@ -106,7 +106,14 @@ pub async fn spawn_with(db: &TestDatabase, extra: &[&str]) -> TestApp {
 /// Spawns the app on `db` and `namespace` with extra flags.
 pub async fn spawn_in(db: &TestDatabase, namespace: AmqpNamespace, extra: &[&str]) -> TestApp {
     let redis = RedisPrefix::new();
-    let app = Application::build(config(db, &namespace, &redis, extra)).await.expect("app builds");
+    let config = config(db, &namespace, &redis, extra);
+    spawn_config(config, namespace, redis).await
+}
+
+/// Spawns the app with `config`; `redis` names the key prefix whose keys are
+/// deleted when the test ends.
+pub async fn spawn_config(config: ApiConfig, namespace: AmqpNamespace, redis: RedisPrefix) -> TestApp {
+    let app = Application::build(config).await.expect("app builds");
     let address = app.local_addr().expect("bound");
     let ops_address = app.ops_addr().expect("bound");
     let shutdown = CancellationToken::new();

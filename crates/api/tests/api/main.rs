@@ -23,6 +23,7 @@ mod metrics;
 mod openapi;
 mod pages;
 mod protection;
+mod redis_access;
 mod system;
 mod targets;
 mod traces;

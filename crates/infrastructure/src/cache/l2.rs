@@ -351,6 +351,34 @@ impl Breaker {
 mod tests {
     use super::*;
 
+    fn settings() -> L2Settings {
+        L2Settings {
+            ttl: Duration::from_secs(60),
+            negative_ttl: Duration::ZERO,
+            key_prefix: "p:".to_owned(),
+            deployment: Deployment::new(uuid::Uuid::nil(), "db"),
+            timeout: Duration::from_millis(50),
+            cooldown: Duration::from_secs(1),
+            timeouts_to_open: 1,
+        }
+    }
+
+    #[test]
+    fn redis_and_rediss_urls_with_passwords_are_accepted_and_nothing_else() {
+        for ok in ["redis://127.0.0.1:6379", "redis://:secret@127.0.0.1:6379/2", "rediss://user:secret@redis.example:6380/0"]
+        {
+            assert!(L2::new(&Url::parse(ok).expect("url"), settings()).is_ok(), "{ok}");
+        }
+        for (refused, why) in [
+            ("rediss://redis.example:6380/#insecure", "certificates are always verified"),
+            ("http://127.0.0.1:6379", "must be redis or rediss"),
+            ("redis+unix:///tmp/redis.sock", "must be redis or rediss"),
+        ] {
+            let error = L2::new(&Url::parse(refused).expect("url"), settings()).err().expect(refused);
+            assert!(error.contains(why), "{refused}: {error}");
+        }
+    }
+
     #[test]
     fn the_breaker_opens_for_the_cooldown() {
         let breaker = Breaker::new(Duration::from_millis(30), 3);
