@@ -58,6 +58,12 @@ pub struct Application {
     config: ApiConfig,
 }
 
+/// Memory the full visit log's raw visits may hold until written (PostgreSQL
+/// slow or away): about 24,000 visits with huge headers (each cut to 512 + 2,048
+/// characters), about 200,000 ordinary ones. An eighth of the 512 MiB the
+/// Kubernetes manifests give an API container.
+const RAW_VISIT_LOG_BYTES: usize = 64 * 1024 * 1024;
+
 /// How often the blocklist file is re-read.
 const BLOCKLIST_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -121,7 +127,7 @@ impl Application {
                 flush_at_keys: config.visit_flush_at_keys as usize,
                 drain_timeout: config.shutdown_timeout,
                 log: config.visit_log.visit_log,
-                max_pending_raw: 1_000_000,
+                max_raw_bytes: RAW_VISIT_LOG_BYTES,
             },
         );
         let relay = config.relay.outbox_relay_enabled.then(|| {

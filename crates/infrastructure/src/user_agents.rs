@@ -8,22 +8,61 @@ use std::sync::Mutex;
 
 use offndat_application::ports::UserAgentClassifier;
 use offndat_domain::audience::OTHER;
+use offndat_domain::visit::MAX_USER_AGENT_CHARS;
 use offndat_domain::{DeviceClass, UserAgentClass};
 
-/// Most user agents remembered; the cache starts over when full (the set of user
-/// agents seen in practice is small; a flood of made-up ones must not grow it).
+/// Most user agents remembered, and most bytes they may take (keys, classes and
+/// the map's own share); the cache starts over when either is reached (the set
+/// of user agents seen in practice is small; a flood of made-up ones must not
+/// grow it). Keys are cut to the stored 512 characters first.
 const CACHE_ENTRIES: usize = 20_000;
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// What an entry is reckoned to cost besides its text (two `String`s, the
+/// class, the map's slot and control byte).
+const ENTRY_OVERHEAD: usize = 128;
 
 /// woothee + isbot, with a cache.
 pub struct UserAgents {
     parser: woothee::parser::Parser,
     bots: isbot::Bots,
-    cache: Mutex<HashMap<String, UserAgentClass>>,
+    cache: Mutex<Cache>,
+}
+
+#[derive(Default)]
+struct Cache {
+    classes: HashMap<String, UserAgentClass>,
+    bytes: usize,
+}
+
+impl Cache {
+    fn get(&self, user_agent: &str) -> Option<UserAgentClass> {
+        self.classes.get(user_agent).cloned()
+    }
+
+    fn insert(&mut self, user_agent: &str, class: &UserAgentClass) {
+        let size = ENTRY_OVERHEAD + user_agent.len() + class.browser.len() + class.os.len();
+        if self.classes.len() >= CACHE_ENTRIES || self.bytes + size > CACHE_BYTES {
+            self.classes.clear();
+            self.bytes = 0;
+        }
+        if self.classes.insert(user_agent.to_owned(), class.clone()).is_none() {
+            self.bytes += size;
+        }
+    }
 }
 
 impl Default for UserAgents {
     fn default() -> Self {
         Self { parser: woothee::parser::Parser::new(), bots: isbot::Bots::default(), cache: Mutex::default() }
+    }
+}
+
+/// `user_agent` cut to the stored 512 characters: what is classified and
+/// cached, however long the header.
+fn cut(user_agent: &str) -> &str {
+    match user_agent.char_indices().nth(MAX_USER_AGENT_CHARS) {
+        Some((at, _)) => &user_agent[..at],
+        None => user_agent,
     }
 }
 
@@ -59,20 +98,19 @@ impl UserAgents {
 
 impl UserAgentClassifier for UserAgents {
     fn classify(&self, user_agent: &str) -> UserAgentClass {
-        if let Some(class) = self.cache.lock().ok().and_then(|c| c.get(user_agent).cloned()) {
+        let user_agent = cut(user_agent);
+        if let Some(class) = self.cache.lock().ok().and_then(|c| c.get(user_agent)) {
             return class;
         }
         let class = self.parse(user_agent);
         if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= CACHE_ENTRIES {
-                cache.clear();
-            }
-            cache.insert(user_agent.to_owned(), class.clone());
+            cache.insert(user_agent, &class);
         }
         class
     }
     fn is_bot(&self, user_agent: &str) -> bool {
-        if let Some(class) = self.cache.lock().ok().and_then(|c| c.get(user_agent).cloned()) {
+        let user_agent = cut(user_agent);
+        if let Some(class) = self.cache.lock().ok().and_then(|c| c.get(user_agent)) {
             return class.bot;
         }
         // Not cached: a flood of one-off agents must not evict the common ones.
@@ -127,6 +165,33 @@ mod tests {
         assert!(bot);
         assert_eq!((browser.as_str(), device), ("Googlebot", DeviceClass::Bot));
         assert!(class("python-requests/2.31").0);
+    }
+
+    #[test]
+    fn the_cache_is_bounded_in_entries_and_in_bytes_and_keys_are_cut() {
+        let agents = UserAgents::default();
+        let huge = format!("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0 {}", "x".repeat(16 * 1024));
+        let class = agents.classify(&huge);
+        assert_eq!(class.browser, "Firefox");
+        {
+            let cache = agents.cache.lock().expect("lock");
+            let key = cache.classes.keys().next().expect("cached");
+            assert_eq!(key.chars().count(), MAX_USER_AGENT_CHARS, "the key is cut");
+        }
+        assert_eq!(agents.classify(&format!("{huge}and more")), class, "same stored form, same entry");
+        assert_eq!(agents.cache.lock().expect("lock").classes.len(), 1);
+        // A flood of distinct long agents: the bytes bound is reached before the
+        // entries bound, and neither is passed.
+        for i in 0..16_000 {
+            agents.classify(&format!("{i:06} {}", "y".repeat(600)));
+            let cache = agents.cache.lock().expect("lock");
+            assert!(cache.classes.len() <= CACHE_ENTRIES && cache.bytes <= CACHE_BYTES);
+        }
+        let cache = agents.cache.lock().expect("lock");
+        let counted: usize =
+            cache.classes.iter().map(|(k, c)| ENTRY_OVERHEAD + k.len() + c.browser.len() + c.os.len()).sum();
+        assert_eq!(cache.bytes, counted);
+        assert!(cache.classes.len() < CACHE_BYTES / 600, "bounded by bytes: {}", cache.classes.len());
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! or the visit is one of the link's newest. User agents are classified when a
 //! window is folded, off the redirect path. Memory grows with the distinct links
 //! (and their distinct user agents and referrers) of one window, not with the
-//! visit rate; nothing is ever dropped: a window that cannot be written is merged
-//! into the next.
+//! visit rate; no count is ever dropped: a window that cannot be written is
+//! merged into the next. Every header is cut to what is stored of it before it
+//! is kept, and what may pile up while PostgreSQL is away is bounded: distinct
+//! referrer hosts per link and hour, and the bytes of the full log's raw visits.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -24,8 +26,8 @@ use offndat_application::events::RecentVisit;
 use offndat_application::ports::{PendingVisit, UserAgentClassifier, VisitSink};
 use offndat_application::visit_tally::RECENT_VISITS;
 use offndat_domain::audience::referrer_host;
-use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, stored_text};
-use offndat_domain::{DeviceClass, UserAgentClass};
+use offndat_domain::visit::{MAX_REFERRER_CHARS, MAX_USER_AGENT_CHARS, stored_span, stored_text};
+use offndat_domain::{DeviceClass, Dimension, UserAgentClass};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -38,10 +40,14 @@ const SHARDS: usize = 16;
 /// Distinct (hour, user agent, referrer host) keys kept per link and window;
 /// beyond it visits are still counted exactly, under an "other" key.
 const MAX_KEYS_PER_LINK: usize = 128;
-/// Bytes kept of a user agent and a referrer: enough for the stored form (512
-/// and 2,048 characters), and a flood of huge headers cannot grow memory.
-const MAX_USER_AGENT_BYTES: usize = MAX_USER_AGENT_CHARS * 4;
-const MAX_REFERRER_BYTES: usize = MAX_REFERRER_CHARS * 4;
+/// Distinct referrer hosts kept per link and hour until they are written: while
+/// PostgreSQL is away windows merge, and a flood of made-up hosts must not grow
+/// memory for as long as the outage lasts. Past it, visits are still counted
+/// exactly, under no referrer host (`""`), as past `MAX_KEYS_PER_LINK`.
+const MAX_HOSTS_PER_LINK_HOUR: usize = 1_000;
+/// What a raw visit of the full log is reckoned to cost besides its text (the
+/// struct, its IP, allocation headers, the vector's slot).
+const RAW_VISIT_OVERHEAD: usize = 160;
 
 /// Whether every raw visit is kept, or only each link's newest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,9 +67,10 @@ pub struct VisitAggregatorConfig {
     /// How long the final flush keeps retrying an unreachable database at shutdown.
     pub drain_timeout: Duration,
     pub log: VisitLog,
-    /// Most raw visits held for the full log while the database is unreachable;
-    /// beyond it the raw log (never the counts) loses visits, and says so.
-    pub max_pending_raw: usize,
+    /// Most bytes of raw visits held for the full log (until written, so while
+    /// PostgreSQL is slow or away); beyond it the raw log (never the counts)
+    /// loses visits, and says so (`offndat_visit_log_dropped_total`).
+    pub max_raw_bytes: usize,
 }
 
 /// Counts one (hour, user agent, referrer host) of a link.
@@ -156,13 +163,29 @@ impl RawVisit {
             visited_at: visit.visited_at,
             ip: visit.ip,
             user_agent,
-            referrer: visit.referrer.map(|b| Box::from(cut(b, MAX_REFERRER_BYTES))),
+            referrer: visit.referrer.map(|b| Box::from(referrer_span(b))),
         }
+    }
+
+    /// What it is reckoned to hold in memory (its text as if not shared).
+    fn size(&self) -> usize {
+        raw_size(self.user_agent.as_deref(), self.referrer.as_deref())
     }
 }
 
-fn cut(bytes: &[u8], max: usize) -> &[u8] {
-    &bytes[..bytes.len().min(max)]
+fn raw_size(user_agent: Option<&[u8]>, referrer: Option<&[u8]>) -> usize {
+    RAW_VISIT_OVERHEAD + user_agent.map_or(0, <[u8]>::len) + referrer.map_or(0, <[u8]>::len)
+}
+
+/// What is kept of a user agent: its stored form's bytes (at most 512
+/// characters), never the whole header.
+fn user_agent_span(bytes: &[u8]) -> &[u8] {
+    stored_span(bytes, MAX_USER_AGENT_CHARS)
+}
+
+/// What is kept of a referrer: its stored form's bytes (at most 2,048 characters).
+fn referrer_span(bytes: &[u8]) -> &[u8] {
+    stored_span(bytes, MAX_REFERRER_CHARS)
 }
 
 /// One link's visits in the current window.
@@ -189,6 +212,10 @@ pub struct VisitAggregator {
     keys: AtomicUsize,
     flush_at_keys: usize,
     full_log: bool,
+    /// Bytes of raw visits held for the full log, in windows, folded or in a
+    /// batch not yet written (see `RawVisit::size`).
+    raw_bytes: AtomicUsize,
+    max_raw_bytes: usize,
     wake: Notify,
     /// Only for visits past `MAX_KEYS_PER_LINK`, which keep no user agent.
     classifier: Arc<dyn UserAgentClassifier>,
@@ -207,6 +234,21 @@ impl VisitAggregator {
         windows
     }
 
+    /// Takes room for a raw visit of `size` bytes in the full log's budget.
+    fn reserve_raw(&self, size: usize) -> bool {
+        let before = self.raw_bytes.fetch_add(size, Ordering::Relaxed);
+        if before + size > self.max_raw_bytes {
+            self.raw_bytes.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Gives back the room of raw visits written (or lost for good).
+    fn release_raw(&self, size: usize) {
+        self.raw_bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+
     fn count_key(&self) {
         if self.keys.fetch_add(1, Ordering::Relaxed) + 1 == self.flush_at_keys {
             self.wake.notify_one();
@@ -222,7 +264,7 @@ fn lock(shard: &Mutex<Window>) -> std::sync::MutexGuard<'_, Window> {
 impl VisitSink for VisitAggregator {
     fn record(&self, visit: PendingVisit<'_>) {
         let hour = visit.visited_at.timestamp().div_euclid(3600);
-        let user_agent = visit.user_agent.map(|b| cut(b, MAX_USER_AGENT_BYTES));
+        let user_agent = visit.user_agent.map(user_agent_span);
         let host = visit.referrer.and_then(referrer_host);
         let mut shard = lock(self.shard(&visit.link_id));
         let full_log = self.full_log;
@@ -265,12 +307,21 @@ impl VisitSink for VisitAggregator {
             let at = newest.partition_point(|kept| kept.visited_at <= visit.visited_at);
             newest.insert(at, RawVisit::new(&visit, agent()));
         }
+        let mut raw_lost = false;
         if full_log {
-            shard.raw.push((visit.link_id, RawVisit::new(&visit, agent())));
+            let size = raw_size(user_agent, visit.referrer.map(referrer_span));
+            if self.reserve_raw(size) {
+                shard.raw.push((visit.link_id, RawVisit::new(&visit, agent())));
+            } else {
+                raw_lost = true;
+            }
         }
         drop(shard);
         if new_key {
             self.count_key();
+        }
+        if raw_lost {
+            metrics::counter!("offndat_visit_log_dropped_total").increment(1);
         }
     }
 
@@ -303,6 +354,8 @@ pub fn visit_aggregator(
         keys: AtomicUsize::new(0),
         flush_at_keys: config.flush_at_keys.max(1),
         full_log: config.log == VisitLog::Full,
+        raw_bytes: AtomicUsize::new(0),
+        max_raw_bytes: config.max_raw_bytes,
         wake: Notify::new(),
         classifier: classifier.clone(),
     });
@@ -322,7 +375,7 @@ fn describe_metrics() {
     metrics::counter!("offndat_visits_dropped_total", "reason" => "shutdown").absolute(0);
     metrics::describe_counter!(
         "offndat_visit_log_dropped_total",
-        "Raw visits left out of the full visit log while the database was unreachable (counts unaffected)."
+        "Raw visits left out of the full visit log: its memory budget was used up while PostgreSQL was slow or away (counts unaffected)."
     );
     metrics::counter!("offndat_visit_log_dropped_total").absolute(0);
     metrics::describe_counter!("offndat_orphan_visits_total", "Requests for phrases that name no link.");
@@ -342,6 +395,8 @@ impl VisitFlusher {
     pub async fn run(self, stop: CancellationToken) {
         let mut pending = VisitTally::default();
         let mut pending_raw: Vec<(Uuid, RecentVisit)> = Vec::new();
+        // Their share of the raw log's budget, given back once written.
+        let (mut pending_raw_bytes, mut batch_raw_bytes) = (0, 0);
         // A batch that failed to write is retried exactly as it was (same event
         // ids), while new windows gather in `pending`.
         let mut batch: Option<FlushBatch> = None;
@@ -353,7 +408,7 @@ impl VisitFlusher {
                 () = tokio::time::sleep(self.config.flush_interval) => false,
                 () = self.aggregator.wake.notified() => false,
             };
-            self.fold_into(&mut pending, &mut pending_raw);
+            pending_raw_bytes += self.fold_into(&mut pending, &mut pending_raw);
             if stopping {
                 break;
             }
@@ -362,11 +417,13 @@ impl VisitFlusher {
             }
             if batch.is_none() {
                 batch = FlushBatch::new(&std::mem::take(&mut pending), std::mem::take(&mut pending_raw));
+                batch_raw_bytes = std::mem::take(&mut pending_raw_bytes);
             }
             let Some(ready) = &batch else { continue };
             match self.write(ready).await {
                 Ok(()) => {
                     batch = None;
+                    self.aggregator.release_raw(std::mem::take(&mut batch_raw_bytes));
                     delay = Duration::from_millis(100);
                 }
                 Err(error) => {
@@ -413,13 +470,15 @@ impl VisitFlusher {
         tracing::info!("visit aggregator drained");
     }
 
-    /// Takes the current window and folds it into `pending`.
-    fn fold_into(&self, pending: &mut VisitTally, pending_raw: &mut Vec<(Uuid, RecentVisit)>) {
+    /// Takes the current window and folds it into `pending`; returns the raw
+    /// log's bytes (`RawVisit::size`) moved into `pending_raw`.
+    fn fold_into(&self, pending: &mut VisitTally, pending_raw: &mut Vec<(Uuid, RecentVisit)>) -> usize {
         let windows = self.aggregator.take();
         let mut classes: HashMap<&[u8], UserAgentClass> = HashMap::new();
         let mut tally = VisitTally::default();
         let unknown = UserAgentClass::unknown();
         let unknown_bot = UserAgentClass { bot: true, device: DeviceClass::Bot, ..UserAgentClass::unknown() };
+        let mut raw_bytes = 0;
         for window in &windows {
             for (link_id, link) in &window.links {
                 for (key, count) in &link.counts {
@@ -430,6 +489,7 @@ impl VisitFlusher {
                     };
                     let host = key.referrer_host.as_deref().map(host_text).unwrap_or_default();
                     let hour = DateTime::from_timestamp(key.hour * 3600, 0).unwrap_or_default();
+                    let host = bounded_host([&*pending, &tally], link_id, hour, host);
                     tally.add(*link_id, hour, &class, &host, *count);
                 }
                 for raw in &link.newest {
@@ -440,17 +500,14 @@ impl VisitFlusher {
             for (hour, count) in &window.orphans {
                 tally.add_orphans(DateTime::from_timestamp(hour * 3600, 0).unwrap_or_default(), *count);
             }
-            if !window.raw.is_empty() {
-                let room = self.config.max_pending_raw.saturating_sub(pending_raw.len());
-                let (kept, lost) = window.raw.split_at(window.raw.len().min(room));
-                pending_raw.extend(kept.iter().map(|(id, raw)| (*id, self.stored(&mut classes, raw))));
-                if !lost.is_empty() {
-                    metrics::counter!("offndat_visit_log_dropped_total").increment(lost.len() as u64);
-                }
+            for (id, raw) in &window.raw {
+                raw_bytes += raw.size();
+                pending_raw.push((*id, self.stored(&mut classes, raw)));
             }
         }
         pending.merge(tally);
         metrics::gauge!("offndat_visit_pending_links").set(pending.links.len() as f64);
+        raw_bytes
     }
 
     fn stored<'a>(&self, classes: &mut HashMap<&'a [u8], UserAgentClass>, raw: &'a RawVisit) -> RecentVisit {
@@ -493,6 +550,22 @@ fn classify<'a>(
             None => UserAgentClass::unknown(),
         })
         .clone()
+}
+
+/// `host`, or `""` (no referrer host) once `link_id`'s hour already holds
+/// `MAX_HOSTS_PER_LINK_HOUR` others in `tallies`.
+fn bounded_host(tallies: [&VisitTally; 2], link_id: &Uuid, hour: DateTime<Utc>, host: String) -> String {
+    if host.is_empty() {
+        return host;
+    }
+    let hosts = tallies.map(|tally| {
+        tally.links.get(link_id).and_then(|link| link.hours.get(&hour)).map(|h| h.dimension(Dimension::ReferrerHost))
+    });
+    if hosts.iter().flatten().any(|known| known.contains_key(&host)) {
+        return host;
+    }
+    let held: usize = hosts.iter().flatten().map(|known| known.len()).sum();
+    if held >= MAX_HOSTS_PER_LINK_HOUR { String::new() } else { host }
 }
 
 /// A referrer host as stored: lower-case text.

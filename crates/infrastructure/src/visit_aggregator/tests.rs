@@ -14,6 +14,11 @@ const CHROME: &str =
 const GOOGLEBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn flusher() -> (Arc<VisitAggregator>, VisitFlusher) {
+    flusher_with(1 << 30)
+}
+
+/// A flusher whose full log may hold `max_raw_bytes`.
+fn flusher_with(max_raw_bytes: usize) -> (Arc<VisitAggregator>, VisitFlusher) {
     // Never connected: these tests only fold.
     let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").expect("lazy pool");
     visit_aggregator(
@@ -24,7 +29,7 @@ fn flusher() -> (Arc<VisitAggregator>, VisitFlusher) {
             flush_at_keys: 1_000_000,
             drain_timeout: Duration::from_secs(1),
             log: VisitLog::Full,
-            max_pending_raw: 1_000,
+            max_raw_bytes,
         },
     )
 }
@@ -42,7 +47,8 @@ fn visit<'a>(link: u128, second: i64, ua: &'a str, referrer: &'a str) -> Pending
 fn fold(flusher: &VisitFlusher) -> (VisitTally, Vec<(Uuid, RecentVisit)>) {
     let mut tally = VisitTally::default();
     let mut raw = Vec::new();
-    flusher.fold_into(&mut tally, &mut raw);
+    let bytes = flusher.fold_into(&mut tally, &mut raw);
+    assert_eq!(bytes == 0, raw.is_empty());
     (tally, raw)
 }
 
@@ -140,35 +146,86 @@ async fn a_flood_of_made_up_bot_agents_past_the_key_bound_stays_bots() {
 }
 
 #[tokio::test]
-async fn huge_headers_are_cut_before_they_are_kept() {
+async fn huge_headers_are_cut_to_their_stored_length_before_they_are_kept() {
     let (aggregator, flusher) = flusher();
     let huge = "x".repeat(16 * 1024);
+    // Leading blanks are not stored either; a multi-byte character counts once.
+    let wide = format!("   {}", "ł".repeat(16 * 1024));
     aggregator.record(visit(4, 0, &huge, &format!("https://a.example/{huge}")));
+    aggregator.record(visit(4, 1, &wide, &format!("https://b.example/{wide}")));
     {
         let shard = lock(aggregator.shard(&Uuid::from_u128(4)));
         let window = &shard.links[&Uuid::from_u128(4)];
-        let key = window.counts.keys().next().expect("key");
-        assert_eq!(key.user_agent.as_deref().map(<[u8]>::len), Some(MAX_USER_AGENT_BYTES));
-        assert_eq!(window.newest[0].referrer.as_deref().map(<[u8]>::len), Some(MAX_REFERRER_BYTES));
+        let mut agents: Vec<usize> = window.counts.keys().filter_map(|k| k.user_agent.as_deref().map(<[u8]>::len)).collect();
+        agents.sort_unstable();
+        assert_eq!(agents, [MAX_USER_AGENT_CHARS, 2 * MAX_USER_AGENT_CHARS], "512 characters, in bytes");
+        let referrers: Vec<usize> = window.newest.iter().filter_map(|v| v.referrer.as_deref().map(<[u8]>::len)).collect();
+        assert_eq!(referrers, [MAX_REFERRER_CHARS, 2 * MAX_REFERRER_CHARS - "https://b.example/   ".len()]);
+        let raw: Vec<usize> = shard.raw.iter().map(|(_, v)| v.size()).collect();
+        assert_eq!(raw[0], RAW_VISIT_OVERHEAD + MAX_USER_AGENT_CHARS + MAX_REFERRER_CHARS);
     }
     let (tally, raw) = fold(&flusher);
-    let recent = &tally.links[&Uuid::from_u128(4)].recent[0];
-    assert_eq!(recent.user_agent.as_deref().map(str::len), Some(MAX_USER_AGENT_CHARS));
-    assert_eq!(recent.referrer.as_deref().map(str::len), Some(MAX_REFERRER_CHARS));
-    assert_eq!(raw.len(), 1);
+    let recent = &tally.links[&Uuid::from_u128(4)].recent;
+    assert_eq!(recent[1].user_agent.as_deref(), Some(&huge[..MAX_USER_AGENT_CHARS]));
+    assert_eq!(recent[1].referrer.as_deref().map(str::len), Some(MAX_REFERRER_CHARS));
+    assert_eq!(recent[0].user_agent.as_deref(), Some(&wide.trim_start()[..2 * MAX_USER_AGENT_CHARS]), "as stored");
+    assert_eq!(raw.len(), 2);
 }
 
 #[tokio::test]
-async fn the_full_log_is_bounded_while_counts_stay_exact() {
-    let (aggregator, flusher) = flusher();
+async fn the_full_log_is_bounded_in_bytes_while_counts_stay_exact() {
+    let visit_size = RAW_VISIT_OVERHEAD + CHROME.len();
+    let (aggregator, flusher) = flusher_with(1_000 * visit_size);
+    let dropped = || metric("offndat_visit_log_dropped_total");
+    let before = dropped();
     let mut tally = VisitTally::default();
     let mut raw = Vec::new();
+    let mut held = 0;
     for round in 0..3 {
         for i in 0..600 {
             aggregator.record(visit(5, round * 1_000 + i, CHROME, ""));
         }
-        flusher.fold_into(&mut tally, &mut raw);
+        held += flusher.fold_into(&mut tally, &mut raw);
     }
-    assert_eq!(tally.visits(), 1_800);
-    assert_eq!(raw.len(), 1_000, "max_pending_raw");
+    assert_eq!(tally.visits(), 1_800, "every visit counted");
+    assert_eq!(raw.len(), 1_000, "the raw log holds what its budget allows");
+    assert_eq!(held, 1_000 * visit_size);
+    assert!(dropped() >= before + 800, "and says what it lost");
+    // Written: the room is given back.
+    aggregator.release_raw(held);
+    aggregator.record(visit(5, 9_999, CHROME, ""));
+    assert_eq!(fold(&flusher).1.len(), 1);
+}
+
+#[tokio::test]
+async fn referrer_hosts_piling_up_while_nothing_is_written_are_bounded_and_still_counted() {
+    let (aggregator, flusher) = flusher();
+    let mut pending = VisitTally::default();
+    let mut raw = Vec::new();
+    // Window after window (PostgreSQL away), each with new made-up hosts.
+    for window in 0..20 {
+        for i in 0..100 {
+            aggregator.record(visit(6, 3_600, CHROME, &format!("https://h{window}-{i}.example/")));
+        }
+        aggregator.record(visit(6, 3_600, CHROME, "https://kept.example/"));
+        flusher.fold_into(&mut pending, &mut raw);
+    }
+    let hour = pending.links[&Uuid::from_u128(6)].hours.values().next().expect("hour");
+    let hosts = hour.dimension(Dimension::ReferrerHost);
+    assert_eq!(hour.visits.total(), 20 * 101);
+    assert_eq!(hosts.values().map(|s| s.total()).sum::<u64>(), 20 * 101, "every visit in the dimension");
+    assert!(hosts.len() <= MAX_HOSTS_PER_LINK_HOUR + 1, "{} hosts", hosts.len());
+    // At most 1,000 hosts of one visit each besides kept.example's 20: the rest
+    // is under no host.
+    assert!(hosts[""].total() >= 20 * 101 - 20 - MAX_HOSTS_PER_LINK_HOUR as u64, "{}", hosts[""].total());
+    assert_eq!(hosts["kept.example"].total(), 20, "a host already held keeps counting");
+}
+
+/// A counter of the global recorder (zero when none is installed).
+fn metric(name: &str) -> u64 {
+    crate::telemetry::metrics_handle()
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
 }
