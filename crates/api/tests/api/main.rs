@@ -19,6 +19,7 @@ mod links_list;
 mod links_manage;
 mod links_replicas;
 mod links_support;
+mod memory;
 mod metrics;
 mod openapi;
 mod pages;
