@@ -252,7 +252,10 @@ mod tests {
 
     #[test]
     fn a_stored_target_keeps_the_rules_that_do_not_depend_on_the_policy() {
-        assert_eq!(TargetUrl::from_stored("https://example.com/a").map(|t| t.to_string()).as_deref(), Ok("https://example.com/a"));
+        assert_eq!(
+            TargetUrl::from_stored("https://example.com/a").map(|t| t.to_string()).as_deref(),
+            Ok("https://example.com/a")
+        );
         // Refused by today's policy, but made under an older one: still served.
         assert!(TargetUrl::from_stored("http://10.0.0.1/").is_ok());
         for (raw, error) in [

@@ -170,7 +170,8 @@ mod tests {
     #[test]
     fn the_cache_is_bounded_in_entries_and_in_bytes_and_keys_are_cut() {
         let agents = UserAgents::default();
-        let huge = format!("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0 {}", "x".repeat(16 * 1024));
+        let huge =
+            format!("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0 {}", "x".repeat(16 * 1024));
         let class = agents.classify(&huge);
         assert_eq!(class.browser, "Firefox");
         {

@@ -32,8 +32,14 @@ impl RedisServer {
         let (child, port) = spawn(
             |port| {
                 let mut args: Vec<String> =
-                    ["--port", "0", "--tls-port", &port.to_string(), "--tls-auth-clients", "no"].map(String::from).into();
-                for (flag, file) in [("--tls-cert-file", &files.cert), ("--tls-key-file", &files.key), ("--tls-ca-cert-file", &files.ca)] {
+                    ["--port", "0", "--tls-port", &port.to_string(), "--tls-auth-clients", "no"]
+                        .map(String::from)
+                        .into();
+                for (flag, file) in [
+                    ("--tls-cert-file", &files.cert),
+                    ("--tls-key-file", &files.key),
+                    ("--tls-ca-cert-file", &files.ca),
+                ] {
                     args.push(flag.to_owned());
                     args.push(file.display().to_string());
                 }
@@ -125,12 +131,30 @@ fn certificates(dir: &Path) -> Certificates {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let p = |name: &str| path(name).display().to_string();
     for args in [
-        [&["req", "-x509"][..], &ec, &["-keyout", &p("ca.key"), "-out", &p("ca.pem"), "-days", "2", "-subj", "/CN=offndat test CA"]]
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", &p("ca.key"), "-out", &p("ca.pem"), "-days", "2", "-subj", "/CN=offndat test CA"],
+        ]
+        .concat(),
+        [&["req"][..], &ec, &["-keyout", &p("server.key"), "-out", &p("server.csr"), "-subj", "/CN=localhost"]]
             .concat(),
-        [&["req"][..], &ec, &["-keyout", &p("server.key"), "-out", &p("server.csr"), "-subj", "/CN=localhost"]].concat(),
         vec![
-            "x509", "-req", "-in", &p("server.csr"), "-CA", &p("ca.pem"), "-CAkey", &p("ca.key"), "-CAcreateserial",
-            "-out", &p("server.pem"), "-days", "2", "-extfile", &p("server.ext"),
+            "x509",
+            "-req",
+            "-in",
+            &p("server.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &p("server.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &p("server.ext"),
         ],
     ] {
         let output = std::process::Command::new("openssl").args(&args).output().expect("openssl is installed");

@@ -29,8 +29,7 @@ fn huge(i: usize, len: usize) -> String {
 
 /// A counter of the process's /metrics, summed over its labels.
 async fn counter(client: &reqwest::Client, ops: std::net::SocketAddr, name: &str) -> f64 {
-    let text =
-        client.get(format!("http://{ops}/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let text = client.get(format!("http://{ops}/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(text.contains(name), "{name} is registered from the start");
     text.lines()
         .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
@@ -75,7 +74,9 @@ async fn a_flood_of_huge_headers_while_flushes_hang_stays_bounded_and_every_visi
         let created: Value = client
             .post(format!("{base}/v1/links"))
             .header("X-Offnd-Api-Key", API_KEY)
-            .json(&json!({"targetUrl": format!("https://example.com/{n}"), "languageId": 0, "themeId": 0, "formatId": 0}))
+            .json(
+                &json!({"targetUrl": format!("https://example.com/{n}"), "languageId": 0, "themeId": 0, "formatId": 0}),
+            )
             .send()
             .await
             .expect("create")
@@ -146,7 +147,8 @@ async fn a_flood_of_huge_headers_while_flushes_hang_stays_bounded_and_every_visi
             .await;
         assert_eq!(per_link, total / 4, "{phrase}");
     }
-    let stored = db.scalar("SELECT (max(octet_length(user_agent)) + max(octet_length(referrer)))::bigint FROM visits").await;
+    let stored =
+        db.scalar("SELECT (max(octet_length(user_agent)) + max(octet_length(referrer)))::bigint FROM visits").await;
     assert_eq!(stored, 512 + 2048, "stored cut, as the memory was");
     for lost in ["offndat_visits_dropped_total", "offndat_visit_log_dropped_total"] {
         assert_eq!(counter(&client, running.ops_address, lost).await, 0.0, "{lost}");

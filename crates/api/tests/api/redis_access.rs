@@ -132,7 +132,8 @@ async fn redis_over_tls_is_used_when_its_ca_is_trusted_and_refused_when_not() {
 
     for mut running in [trusted, untrusted] {
         sigterm(&running.child);
-        let status = tokio::time::timeout(Duration::from_secs(30), running.child.wait()).await.expect("exits").expect("wait");
+        let status =
+            tokio::time::timeout(Duration::from_secs(30), running.child.wait()).await.expect("exits").expect("wait");
         assert_eq!(status.code(), Some(0));
     }
 }

@@ -365,7 +365,8 @@ mod tests {
 
     #[test]
     fn redis_and_rediss_urls_with_passwords_are_accepted_and_nothing_else() {
-        for ok in ["redis://127.0.0.1:6379", "redis://:secret@127.0.0.1:6379/2", "rediss://user:secret@redis.example:6380/0"]
+        for ok in
+            ["redis://127.0.0.1:6379", "redis://:secret@127.0.0.1:6379/2", "rediss://user:secret@redis.example:6380/0"]
         {
             assert!(L2::new(&Url::parse(ok).expect("url"), settings()).is_ok(), "{ok}");
         }

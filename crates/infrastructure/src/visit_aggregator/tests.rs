@@ -156,10 +156,12 @@ async fn huge_headers_are_cut_to_their_stored_length_before_they_are_kept() {
     {
         let shard = lock(aggregator.shard(&Uuid::from_u128(4)));
         let window = &shard.links[&Uuid::from_u128(4)];
-        let mut agents: Vec<usize> = window.counts.keys().filter_map(|k| k.user_agent.as_deref().map(<[u8]>::len)).collect();
+        let mut agents: Vec<usize> =
+            window.counts.keys().filter_map(|k| k.user_agent.as_deref().map(<[u8]>::len)).collect();
         agents.sort_unstable();
         assert_eq!(agents, [MAX_USER_AGENT_CHARS, 2 * MAX_USER_AGENT_CHARS], "512 characters, in bytes");
-        let referrers: Vec<usize> = window.newest.iter().filter_map(|v| v.referrer.as_deref().map(<[u8]>::len)).collect();
+        let referrers: Vec<usize> =
+            window.newest.iter().filter_map(|v| v.referrer.as_deref().map(<[u8]>::len)).collect();
         assert_eq!(referrers, [MAX_REFERRER_CHARS, 2 * MAX_REFERRER_CHARS - "https://b.example/   ".len()]);
         let raw: Vec<usize> = shard.raw.iter().map(|(_, v)| v.size()).collect();
         assert_eq!(raw[0], RAW_VISIT_OVERHEAD + MAX_USER_AGENT_CHARS + MAX_REFERRER_CHARS);

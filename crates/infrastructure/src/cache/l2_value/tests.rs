@@ -116,7 +116,12 @@ fn authenticated_values_are_still_validated_like_a_target_from_postgresql() {
 
 /// Any state `encode` may be given.
 fn state() -> impl Strategy<Value = StoredState> {
-    (any::<bool>(), any::<bool>(), any::<bool>(), proptest::option::of(-8_000_000_000_000_000i64..8_000_000_000_000_000))
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        proptest::option::of(-8_000_000_000_000_000i64..8_000_000_000_000_000),
+    )
         .prop_map(|(deleted, disabled, limit_reached, millis)| StoredState {
             deleted,
             disabled,
