@@ -378,7 +378,7 @@ fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>) -> anyhow::Result<Two
                 key_prefix: settings.redis_key_prefix.clone(),
                 timeout: settings.redis_timeout,
                 cooldown: settings.redis_cooldown,
-                timeouts_to_open: settings.redis_breaker_timeouts,
+                unanswered_to_open: settings.redis_unanswered_to_open,
             },
         )
         .map_err(anyhow::Error::msg)?;

@@ -365,11 +365,11 @@ pub struct CacheConfig {
     #[arg(long, env = "OFFNDAT_REDIS_COOLDOWN", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub redis_cooldown: Duration,
 
-    /// Redis timeouts in a row (no answer between them) that open the breaker. A
-    /// connection error opens it at once; a single late answer on a busy machine
-    /// only counts as a miss.
-    #[arg(long, env = "OFFNDAT_REDIS_BREAKER_TIMEOUTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
-    pub redis_breaker_timeouts: u32,
+    /// How long Redis commands may time out with no answer in between before the
+    /// breaker opens (a connection error opens it at once). Late answers on a
+    /// busy machine only count as misses; 0s: open at the first timeout.
+    #[arg(long, env = "OFFNDAT_REDIS_UNANSWERED_TO_OPEN", value_parser = duration_in(Duration::ZERO, Duration::from_secs(60)), default_value = "1s", global = true)]
+    pub redis_unanswered_to_open: Duration,
 }
 
 /// Protection of the API: rate limits (per client IP, per replica), timeouts and

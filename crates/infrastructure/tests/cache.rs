@@ -97,7 +97,7 @@ impl Fixture {
             key_prefix: self.redis.prefix.clone(),
             timeout: Duration::from_millis(100),
             cooldown,
-            timeouts_to_open: 3,
+            unanswered_to_open: Duration::from_millis(250),
         };
         Arc::new(L2::new(&Url::parse(url).expect("url"), settings).expect("l2"))
     }
@@ -275,9 +275,10 @@ async fn redis_down_at_start_and_mid_traffic_never_fails_a_lookup() {
 }
 
 #[tokio::test]
-async fn one_late_redis_answer_is_a_miss_and_only_a_run_of_them_skips_redis() {
+async fn late_redis_answers_are_misses_and_only_lasting_silence_skips_redis() {
     let fixture = Fixture::new().await;
     let proxy = TcpProxy::to_port(6379).await;
+    // Timeout 100 ms; the breaker opens after 250 ms without an answer.
     let l2 = fixture.l2_with_cooldown(&format!("redis://{}", proxy.address()), Duration::from_secs(600));
     let phrase = "tardy-grumpy-walrus";
     assert_eq!(l2.get(phrase).await, L2Lookup::Miss);
@@ -290,12 +291,15 @@ async fn one_late_redis_answer_is_a_miss_and_only_a_run_of_them_skips_redis() {
     assert!(!l2.skipping());
 
     proxy.stall();
-    for _ in 0..2 {
-        assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
-        assert!(!l2.skipping());
-    }
     assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
-    assert!(l2.skipping(), "three timeouts in a row: Redis is skipped for the cool-down");
+    assert!(!l2.skipping(), "silent for less than 250 ms");
+    let mut timeouts = 1;
+    while !l2.skipping() {
+        assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
+        timeouts += 1;
+        assert!(timeouts <= 20, "the breaker never opened");
+    }
+    assert!(timeouts >= 3, "opened after {timeouts} timeouts of 100 ms, not 250 ms of silence");
 }
 
 #[tokio::test]
