@@ -2,6 +2,7 @@
 //! serves health and metrics endpoints. `main.rs` is only the process around it.
 
 pub mod app;
+pub mod config;
 mod health;
 
 pub use app::Worker;

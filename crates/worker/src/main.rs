@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use offndat_infrastructure::config::WorkerConfig;
 use offndat_infrastructure::shutdown;
 use offndat_worker::Worker;
+use offndat_worker::config::WorkerConfig;
 
 /// offndat worker: consumes link events from RabbitMQ.
 ///

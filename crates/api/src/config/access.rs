@@ -15,7 +15,7 @@ pub struct AccessConfig {
     /// How long the last known stored keys are trusted while PostgreSQL cannot be
     /// polled; after that stored keys get 503 until it answers (keys from
     /// `OFFNDAT_API_KEYS` keep working).
-    #[arg(long, env = "OFFNDAT_KEYS_MAX_STALENESS", value_parser = super::duration_in(Duration::from_millis(100), Duration::from_secs(3600)), default_value = "5s", global = true)]
+    #[arg(long, env = "OFFNDAT_KEYS_MAX_STALENESS", value_parser = offndat_infrastructure::config::duration_in(Duration::from_millis(100), Duration::from_secs(3600)), default_value = "5s", global = true)]
     pub keys_max_staleness: Duration,
 
     /// Accept targets on private, loopback, link-local and carrier-grade NAT
