@@ -23,7 +23,13 @@ pub use limits::LimitsConfig;
 pub use relay::RelayConfig;
 
 /// Settings of the API binary.
+///
+/// Each group has a help heading, shared by `--help` and the tables of
+/// docs/configuration.md. The service's own settings come first; a flattened
+/// group's heading carries over to the fields after it, so every field below the
+/// first group names its heading.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Service")]
 pub struct ApiConfig {
     /// Address the API listens on: the v1 API, short URLs, `/health/live`, the
     /// OpenAPI document and `/docs`.
@@ -36,26 +42,10 @@ pub struct ApiConfig {
     pub ops_listen: SocketAddr,
 
     /// Base of the short URLs handed out (`<base>/<phrase>`); targets under it are refused.
+    ///
+    /// An http or https URL, without query or fragment.
     #[arg(long, env = "OFFNDAT_PUBLIC_BASE_URL", default_value = "http://127.0.0.1:8090", value_parser = parse_base_url, global = true)]
     pub public_base_url: Url,
-
-    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`, each at least 32
-    /// characters and none a placeholder from deploy/ (unless
-    /// `OFFNDAT_DEVELOPMENT_MODE`). When none is set a random key is generated at
-    /// start and written to `OFFNDAT_GENERATED_API_KEY_FILE`, never to the log.
-    #[arg(long, env = "OFFNDAT_API_KEYS", value_delimiter = ',', hide_env_values = true, global = true)]
-    pub api_keys: Vec<Secret<String>>,
-
-    /// Where a generated API key is written (created readable by its owner only,
-    /// replaced if present). Default: `offndat-api-<pid>.key` in the temporary
-    /// directory.
-    #[arg(long, env = "OFFNDAT_GENERATED_API_KEY_FILE", global = true)]
-    pub generated_api_key_file: Option<PathBuf>,
-
-    /// Development mode: accepts short API keys and the placeholders of deploy/
-    /// (`local-dev-key`). Never in production.
-    #[arg(long, env = "OFFNDAT_DEVELOPMENT_MODE", default_value_t = false, action = clap::ArgAction::Set, global = true)]
-    pub development_mode: bool,
 
     /// Load vocabularies from this directory (same layout as the built-in ones)
     /// instead of the built-in lists.
@@ -76,71 +66,113 @@ pub struct ApiConfig {
     #[arg(long, env = "OFFNDAT_WEB_CREATE", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub web_create: bool,
 
-    #[command(flatten)]
-    pub limits: LimitsConfig,
-
-    #[command(flatten)]
-    pub access: AccessConfig,
-
     /// Apply pending migrations at start (safe with many replicas: they take a lock).
     #[arg(long, env = "OFFNDAT_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub migrate_on_start: bool,
 
-    /// Largest request body accepted, in bytes; larger bodies get a 413 problem.
-    #[arg(long, env = "OFFNDAT_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true)]
-    pub max_body_bytes: usize,
-
-    /// How long shutdown waits for in-flight requests before exiting anyway.
+    /// How long shutdown waits for in-flight requests before exiting anyway
+    /// [range: 0s to 1h].
+    ///
+    /// It also bounds how long the final write of the visits counted in memory
+    /// keeps retrying a database that is down.
     #[arg(long, env = "OFFNDAT_SHUTDOWN_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "30s", global = true)]
     pub shutdown_timeout: Duration,
 
-    /// How often the visits counted in memory are written, as one event per flush
-    /// (PostgreSQL sees about one transaction per interval, whatever the visit rate).
-    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = parse_flush_interval, default_value = "1s", global = true)]
-    pub visit_flush_interval: Duration,
-
-    /// Distinct (link, hour, user agent, referrer host) keys in memory at which a
-    /// flush starts before the interval is up.
-    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_AT_KEYS", default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..), global = true)]
-    pub visit_flush_at_keys: u32,
-
-    /// Store visitors' IPs anonymised (IPv4 last octet zeroed, IPv6 cut to /48).
-    /// `false` stores them whole.
-    #[arg(long, env = "OFFNDAT_ANONYMIZE_IPS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
-    pub anonymize_ips: bool,
-
-    /// How long a stats answer (`/v1/links/{phrase}/stats`, `/v1/stats`) is reused;
-    /// counts change once per flush interval at most. `0s` turns the cache off.
-    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true)]
-    pub stats_cache_ttl: Duration,
-
     /// Days a deleted link's phrase is not issued again (generated or chosen); it
-    /// answers `410 Link.Deleted` meanwhile.
+    /// answers `410 Link.Deleted` meanwhile [range: 0 to 36500].
+    ///
+    /// With 0, a reissued phrase may still answer `410` on other replicas for up
+    /// to `OFFNDAT_CACHE_L1_TTL`.
     #[arg(long, env = "OFFNDAT_PHRASE_QUARANTINE_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=36_500), global = true)]
     pub phrase_quarantine_days: u32,
 
-    /// PostgreSQL cancels a redirect lookup (a phrase not in the caches) running
-    /// longer than this; the redirect then answers 503.
-    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_TIMEOUT", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)), default_value = "1s", global = true)]
-    pub database_lookup_timeout: Duration,
+    /// Comma-separated API keys accepted in `X-Offnd-Api-Key`, each at least 32
+    /// characters and none a placeholder from deploy/ (unless
+    /// `OFFNDAT_DEVELOPMENT_MODE`). When none is set a random key is generated at
+    /// start and written to `OFFNDAT_GENERATED_API_KEY_FILE`, never to the log.
+    ///
+    /// These are admin keys, audited as `OFFNDAT_API_KEYS#n` (n from 1, in list
+    /// order). A short or placeholder key (`local-dev-key`, `CHANGE-ME…`) stops
+    /// start-up with a line naming its position, never the key. Keys stored with
+    /// `offndat-api keys create` work besides these.
+    #[arg(
+        long,
+        env = "OFFNDAT_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        global = true,
+        help_heading = "Access"
+    )]
+    pub api_keys: Vec<Secret<String>>,
 
-    /// Connections of the separate pool redirect lookups use, on top of
-    /// `OFFNDAT_DATABASE_MAX_CONNECTIONS`: a flood of unknown phrases can take
-    /// these, never the ones creates and stats need.
-    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
-    pub database_lookup_connections: u32,
+    /// Where a generated API key is written (created readable by its owner only,
+    /// replaced if present). Default: `offndat-api-<pid>.key` in the temporary
+    /// directory.
+    #[arg(long, env = "OFFNDAT_GENERATED_API_KEY_FILE", global = true, help_heading = "Access")]
+    pub generated_api_key_file: Option<PathBuf>,
+
+    /// Development mode: accepts short API keys and the placeholders of deploy/
+    /// (`local-dev-key`). Never in production.
+    ///
+    /// For a laptop and for tests; docker-compose.yaml turns it on.
+    #[arg(long, env = "OFFNDAT_DEVELOPMENT_MODE", default_value_t = false, action = clap::ArgAction::Set, global = true, help_heading = "Access")]
+    pub development_mode: bool,
 
     #[command(flatten)]
-    pub visit_log: VisitLogConfig,
+    pub access: AccessConfig,
 
     #[command(flatten)]
-    pub relay: RelayConfig,
+    pub limits: LimitsConfig,
+
+    /// Largest request body accepted, in bytes; larger bodies get a 413 problem.
+    #[arg(long, env = "OFFNDAT_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true, help_heading = "Limits")]
+    pub max_body_bytes: usize,
 
     #[command(flatten)]
     pub cache: CacheConfig,
 
     #[command(flatten)]
+    pub visit_log: VisitLogConfig,
+
+    /// How often the visits counted in memory are written, as one event per flush
+    /// (PostgreSQL sees about one transaction per interval, whatever the visit
+    /// rate) [range: 10ms to 60s].
+    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = parse_flush_interval, default_value = "1s", global = true, help_heading = "Visits")]
+    pub visit_flush_interval: Duration,
+
+    /// Distinct (link, hour, user agent, referrer host) keys in memory at which a
+    /// flush starts before the interval is up [range: at least 1].
+    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_AT_KEYS", default_value_t = 200_000, value_parser = clap::value_parser!(u32).range(1..), global = true, help_heading = "Visits")]
+    pub visit_flush_at_keys: u32,
+
+    /// Store visitors' IPs anonymised (IPv4 last octet zeroed, IPv6 cut to /48).
+    /// `false` stores them whole.
+    #[arg(long, env = "OFFNDAT_ANONYMIZE_IPS", default_value_t = true, action = clap::ArgAction::Set, global = true, help_heading = "Visits")]
+    pub anonymize_ips: bool,
+
+    /// How long a stats answer (`/v1/links/{phrase}/stats`, `/v1/stats`) is reused
+    /// by each replica; counts change once per flush interval at most. `0s` turns
+    /// the cache off [range: 0s to 1h].
+    #[arg(long, env = "OFFNDAT_STATS_CACHE_TTL", value_parser = duration_in(Duration::ZERO, Duration::from_secs(3600)), default_value = "2s", global = true, help_heading = "Visits")]
+    pub stats_cache_ttl: Duration,
+
+    #[command(flatten)]
+    pub relay: RelayConfig,
+
+    #[command(flatten)]
     pub database: DatabaseConfig,
+
+    /// PostgreSQL cancels a redirect lookup (a phrase not in the caches) running
+    /// longer than this (its `statement_timeout`); the redirect then answers 503
+    /// [range: 10ms to 60s].
+    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_TIMEOUT", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)), default_value = "1s", global = true, help_heading = "Database")]
+    pub database_lookup_timeout: Duration,
+
+    /// Connections of the separate pool redirect lookups use, on top of
+    /// `OFFNDAT_DATABASE_MAX_CONNECTIONS`: a flood of unknown phrases can take
+    /// these, never the ones creates and stats need [range: 1 to 1000].
+    #[arg(long, env = "OFFNDAT_DATABASE_LOOKUP_CONNECTIONS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000), global = true, help_heading = "Database")]
+    pub database_lookup_connections: u32,
 
     #[command(flatten)]
     pub messaging: MessagingConfig,
@@ -225,6 +257,8 @@ fn parse_ip_net(raw: &str) -> Result<IpNet, String> {
 
 #[cfg(test)]
 mod tests {
+    use offndat_infrastructure::config::reference;
+
     use super::*;
 
     #[test]
@@ -246,6 +280,16 @@ mod tests {
             config: ApiConfig,
         }
         assert!(Api::try_parse_from(["api"]).is_ok());
+    }
+
+    /// docs/configuration.md's tables of the API's settings are rendered from
+    /// their definitions; regenerate with `OFFNDAT_UPDATE_DOCS=1`.
+    #[test]
+    fn config_docs_match_the_definitions() {
+        use clap::CommandFactory;
+        if let Err(message) = reference::check_docs(&crate::cli::Cli::command(), "api") {
+            panic!("{message}");
+        }
     }
 
     #[test]

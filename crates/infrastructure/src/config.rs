@@ -3,7 +3,8 @@
 //! setting uses. Each binary's own settings live in its crate
 //! (`offndat_api::config`, `offndat_worker::config`) and flatten these in. Every
 //! setting is a flag and an `OFFNDAT_*` environment variable (the flag wins);
-//! every field is documented, and `--help` prints it.
+//! every field is documented, and `--help` prints it. `reference` renders the
+//! tables of docs/configuration.md from these definitions.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use url::Url;
 
 mod bounded;
+pub mod reference;
 
 pub use bounded::{duration_in, parse_positive_rate};
 
@@ -56,12 +58,17 @@ pub enum LogFormat {
 
 /// Logging settings shared by both binaries.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Logging and traces")]
 pub struct LogConfig {
     /// Log format.
     #[arg(long, env = "OFFNDAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
     /// Log filter in `tracing` env-filter syntax, e.g. `info,offndat=debug`.
+    ///
+    /// `info,sqlx=warn` quiets the database driver;
+    /// `info,offndat_api::request_context=debug` adds an access log line per
+    /// request.
     #[arg(long, env = "OFFNDAT_LOG", default_value = "info", global = true)]
     pub log: String,
 
@@ -73,6 +80,7 @@ pub struct LogConfig {
 
 /// PostgreSQL settings shared by both binaries.
 #[derive(Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseConfig {
     /// PostgreSQL URL. The database is created if missing.
     #[arg(
@@ -88,11 +96,13 @@ pub struct DatabaseConfig {
     #[arg(long, env = "OFFNDAT_DATABASE_MAX_CONNECTIONS", default_value_t = 16, global = true)]
     pub database_max_connections: u32,
 
-    /// How long a query waits for a free connection before failing with 503.
+    /// How long a query waits for a free connection before failing with 503
+    /// [range: 1ms to 10m].
     #[arg(long, env = "OFFNDAT_DATABASE_ACQUIRE_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(600)), default_value = "3s", global = true)]
     pub database_acquire_timeout: Duration,
 
-    /// How long start-up keeps retrying an unreachable PostgreSQL before giving up.
+    /// How long start-up keeps retrying an unreachable PostgreSQL (with capped
+    /// exponential backoff) before giving up [range: 0s to 1d].
     #[arg(long, env = "OFFNDAT_DATABASE_STARTUP_TIMEOUT", value_parser = duration_in(Duration::ZERO, Duration::from_secs(86400)), default_value = "60s", global = true)]
     pub database_startup_timeout: Duration,
 }
@@ -127,6 +137,7 @@ pub fn redact(url: &Url) -> String {
 
 /// Broker and cache endpoints shared by both binaries.
 #[derive(Clone, clap::Args)]
+#[command(next_help_heading = "Broker and Redis")]
 pub struct MessagingConfig {
     /// Redis URL of the shared (L2) redirect cache.
     #[arg(
@@ -150,6 +161,8 @@ pub struct MessagingConfig {
 
     /// Prefix of every RabbitMQ name: exchange `<ns>.events`, queues
     /// `<ns>.link-visited` and `<ns>.link-created`, dead letters `<ns>.dead-letter`.
+    ///
+    /// 1 to 100 letters, digits, `-`, `_` and `.`.
     #[arg(long, env = "OFFNDAT_AMQP_NAMESPACE", default_value = "offndat", value_parser = parse_namespace, global = true)]
     pub amqp_namespace: String,
 }
@@ -167,14 +180,19 @@ impl fmt::Debug for MessagingConfig {
 /// What is kept of raw visits; both binaries read it (the API writes the full
 /// log, the worker prunes it).
 #[derive(Debug, Clone, Copy, clap::Args)]
+#[command(next_help_heading = "Visits")]
 pub struct VisitLogConfig {
     /// `recent`: keep each link's newest 10 visits only. `full`: keep every visit
     /// (written with COPY), pruned after `OFFNDAT_VISIT_RETENTION_DAYS`. Totals
     /// and rollups are exact and kept either way.
+    ///
+    /// Set it the same on the API and the worker.
     #[arg(long, env = "OFFNDAT_VISIT_LOG", value_enum, default_value_t = VisitLog::Recent, global = true)]
     pub visit_log: VisitLog,
 
-    /// Days the full visit log keeps a visit.
+    /// Days the full visit log keeps a visit [range: 1 to 36500].
+    ///
+    /// The worker prunes older ones; totals and rollups stay.
     #[arg(long, env = "OFFNDAT_VISIT_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=36_500), global = true)]
     pub visit_retention_days: u32,
 }
