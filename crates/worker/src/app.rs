@@ -10,7 +10,6 @@ use axum::Router;
 use backon::{ExponentialBuilder, Retryable};
 use offndat_infrastructure::amqp::consumer::describe_metrics;
 use offndat_infrastructure::amqp::{BatchSettings, BrokerStatus, EventConsumer, Topology};
-use offndat_infrastructure::config::WorkerConfig;
 use std::sync::Arc;
 
 use offndat_application::apply_events::{EventLedger, Retention};
@@ -22,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::WorkerConfig;
 use crate::health::{self, HealthState, SchemaStatus};
 
 /// A built worker, its HTTP listener bound, not yet consuming.

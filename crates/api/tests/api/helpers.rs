@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use offndat_api::Application;
 use offndat_api::cli::Cli;
-use offndat_infrastructure::config::ApiConfig;
+use offndat_api::config::ApiConfig;
 pub use offndat_test_support::{AmqpNamespace, RedisPrefix, TestDatabase, eventually};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
@@ -126,7 +126,7 @@ pub struct TestWorker {
 #[derive(Parser)]
 struct WorkerArgs {
     #[command(flatten)]
-    config: offndat_infrastructure::config::WorkerConfig,
+    config: offndat_worker::config::WorkerConfig,
 }
 
 impl TestWorker {

@@ -12,9 +12,9 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use offndat_infrastructure::amqp::Topology;
-use offndat_infrastructure::config::WorkerConfig;
 use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
 use offndat_worker::Worker;
+use offndat_worker::config::WorkerConfig;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
