@@ -182,19 +182,24 @@ impl L2 {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
-            let conn = self.connection().await?;
-            command(conn).await.map_err(|e| e.to_string())
+            let conn = self.connection().await.map_err(Failure::Connect)?;
+            command(conn).await.map_err(Failure::Command)
         };
         match tokio::time::timeout(self.settings.timeout, attempt).await {
             Ok(Ok(value)) => {
                 self.breaker.close();
                 Some(value)
             }
-            Ok(Err(error)) => {
+            Ok(Err(Failure::Connect(error))) => {
                 self.fail(&error);
                 None
             }
-            Err(_) => {
+            // The client's own response timeout: a late answer like ours below.
+            Ok(Err(Failure::Command(error))) if !error.is_timeout() => {
+                self.fail(&error.to_string());
+                None
+            }
+            Ok(Err(Failure::Command(_))) | Err(_) => {
                 metrics::counter!("offndat_cache_l2_errors_total").increment(1);
                 // The multiplexed connection stays: a late answer is read and
                 // dropped. Only lasting silence (Redis hung, or the network path
@@ -240,6 +245,12 @@ impl L2 {
             );
         }
     }
+}
+
+/// Why a command got no answer.
+enum Failure {
+    Connect(String),
+    Command(redis::RedisError),
 }
 
 /// Skips Redis for a cool-down after an error or lasting silence.
