@@ -112,12 +112,5 @@ async fn health_reports_redis_and_rabbitmq_and_their_loss_only_degrades() {
 
 /// `offndat_redirect_lookups_total` by source, from /metrics.
 async fn lookups(app: &TestApp) -> std::collections::HashMap<String, f64> {
-    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter_map(|line| line.strip_prefix("offndat_redirect_lookups_total{source=\""))
-        .filter_map(|rest| {
-            let (source, value) = rest.split_once("\"} ")?;
-            Some((source.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    app.metrics().await.by_label("offndat_redirect_lookups_total", "source").into_iter().collect()
 }

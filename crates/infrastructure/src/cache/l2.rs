@@ -424,13 +424,22 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_for_the_cooldown() {
-        let breaker = Breaker::new(Duration::from_millis(30), Duration::ZERO);
+        // Long enough that the checks right after opening surely come before it ends.
+        let cooldown = Duration::from_millis(300);
+        let breaker = Breaker::new(cooldown, Duration::ZERO);
         assert!(!breaker.is_open());
+        let opened = Instant::now();
         assert!(breaker.open());
         assert!(!breaker.open(), "already open");
         assert!(breaker.is_open());
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!breaker.is_open(), "half-open after the cooldown");
+        // Polled rather than slept past: it closes, and not before the cooldown.
+        let deadline = opened + Duration::from_secs(10);
+        while breaker.is_open() {
+            assert!(Instant::now() < deadline, "still open long after the cooldown");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Within a millisecond: the breaker counts whole milliseconds.
+        assert!(opened.elapsed() + Duration::from_millis(1) >= cooldown, "half-open only after the cooldown");
     }
 
     #[test]
