@@ -66,6 +66,7 @@ impl Worker {
             prefetch: config.worker_prefetch,
             batch_size,
             batch_timeout: config.worker_batch_timeout,
+            batch_max_bytes: config.worker_batch_max_bytes as usize,
             max_message_bytes: config.worker_max_message_bytes as usize,
             max_visits_per_link: config.worker_max_visits_per_link,
         };

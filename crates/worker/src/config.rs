@@ -35,6 +35,17 @@ pub struct WorkerConfig {
     #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]
     pub worker_batch_timeout: Duration,
 
+    /// Most message bytes in one batch: a batch stops filling once its bodies
+    /// reach this, so the worker's memory is bounded by it whatever the batch
+    /// size [range: 1024 to 1073741824].
+    ///
+    /// A batch is parsed, merged and written in one transaction: its memory is
+    /// a few times its bodies. The default, 8 MiB, holds about eight of the
+    /// API's largest visit events (it splits flushes at 1 MiB) and any number of
+    /// small ones; a single message larger than this still forms a batch alone.
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_MAX_BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024 * 1024), global = true)]
+    pub worker_batch_max_bytes: u32,
+
     /// Largest message body the worker reads, in bytes; larger ones are
     /// dead-lettered unread [range: 1024 to 134217728].
     ///

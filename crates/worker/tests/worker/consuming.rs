@@ -1,10 +1,13 @@
 //! Valid events: visit totals, zero summaries for created links, de-duplication,
 //! and visits of links that do not exist.
 
-use offndat_test_support::{AmqpNamespace, Metrics, TestDatabase, eventually};
+use chrono::Utc;
+use offndat_test_support::{AmqpNamespace, Metrics, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
-use crate::helpers::{DEADLINE, Publisher, TestWorker, await_total, counter, insert_link, metrics, total};
+use crate::helpers::{
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, metrics, total, visited_body,
+};
 
 #[tokio::test]
 async fn visit_batches_add_up_to_exact_totals_per_link() {
@@ -225,5 +228,35 @@ async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
     assert!(visits("skipped") >= 9.0, "{metrics}");
     let topology = namespace.topology();
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "duplicate"), 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_stops_filling_at_its_byte_bound() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let link = insert_link(&db).await;
+    let publisher = Publisher::new(&namespace).await;
+    // Queued before the worker starts: without the bound one batch takes them all.
+    let messages = 10;
+    for _ in 0..messages {
+        publisher.visited(Uuid::now_v7(), &[(link, 1)]).await;
+    }
+    let body = visited_body(&[(link, 1)], Utc::now()).len();
+    let extra = ["--worker-batch-max-bytes", "1024"];
+    let worker = TestWorker::spawn_with(config(&db.url, &amqp_url(), &namespace.name, &extra)).await;
+
+    await_total(&db, link, messages).await;
+    let queue = namespace.topology().link_visited_queue;
+    let batches = metrics(&worker)
+        .await
+        .value(&format!("offndat_worker_batch_duration_seconds_count{{queue=\"{queue}\"}}"))
+        .unwrap_or(0.0) as i64;
+    // A batch takes messages until its bodies reach 1,024 bytes.
+    let most_per_batch = 1024u64.div_ceil(body as u64);
+    assert!(
+        batches as u64 >= (messages as u64).div_ceil(most_per_batch),
+        "{batches} batches for {messages} messages of {body} bytes under a 1,024-byte bound"
+    );
     worker.stop().await;
 }
