@@ -2,8 +2,9 @@
 """The offndat benchmark driver (Python 3 standard library only).
 
 `load-tests/run.sh` builds the binaries, then runs this. It starts a fresh
-database, the API, the worker and the ceiling server on free loopback ports, seeds
-the links, runs every scenario with wrk (and pgbench), writes
+database, the API, the worker and the ceiling server on loopback ports the kernel
+picks (each reports what it bound in its log), seeds the links, runs every
+scenario with wrk (and pgbench), writes
 `load-tests/results/<timestamp>.json` and hands it to report.py. Everything it
 starts it stops again, by PID; everything it creates (database, Redis keys, the
 RabbitMQ namespace's queues and exchanges) it removes. See load-tests/README.md.
@@ -21,7 +22,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -102,12 +102,6 @@ class Config:
 
 
 # ---------------------------------------------------------------- small helpers
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int | None) -> float | None:
@@ -246,12 +240,41 @@ class Proc:
         self.log_file = open(log_path, "ab")
         self.log_file.write(f"==== {dt.datetime.now().isoformat()} {' '.join(argv)}\n".encode())
         self.log_file.flush()
+        # Where this life of the process starts in a log its earlier lives share.
+        self.log_start = self.log_file.tell()
         self.popen = subprocess.Popen(argv, env=env, stdout=self.log_file, stderr=subprocess.STDOUT,
                                       stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid = self.popen.pid
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def listening(self, message: str, field: str, timeout: float = 90.0) -> str:
+        """The address the process reports it bound: `field` of its log line
+        `message`, JSON (`"message":…,"address":…`) or text (`… address=…`). The
+        services bind port 0 and say what they got, so no port is picked, freed
+        and reused (docs/development.md)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_start)
+                for raw in f:
+                    line = raw.decode("utf-8", "replace")
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        event = None
+                    if isinstance(event, dict):
+                        if event.get("message") == message and field in event:
+                            return str(event[field])
+                    elif message in line:
+                        for word in line.split(message, 1)[1].split():
+                            if word.startswith(field + "="):
+                                return word.split("=", 1)[1]
+            if not self.alive():
+                raise BenchError(f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}")
+            time.sleep(0.1)
+        raise BenchError(f"{self.name} did not log {message!r} within {timeout:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -310,8 +333,8 @@ class Bench:
         self.api_addr = ""
         self.api_ops_addr = ""
         self.api_config = "default"
-        self.worker_addr = f"127.0.0.1:{free_port()}"
-        self.ceiling_addr = f"127.0.0.1:{free_port()}"
+        self.worker_addr = ""
+        self.ceiling_addr = ""
         self.runs: list[dict] = []
         self.notes: list[str] = []
         self.phases: dict[str, float] = {}
@@ -431,18 +454,21 @@ class Bench:
     def api_env(self, extra: dict[str, str]) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("OFFNDAT_")}
         env.update({
-            "OFFNDAT_LISTEN": self.api_addr,
-            "OFFNDAT_OPS_LISTEN": self.api_ops_addr,
-            "OFFNDAT_PUBLIC_BASE_URL": f"http://{self.api_addr}",
+            # Ports of the kernel's choosing, read back from the "listening" lines.
+            "OFFNDAT_LISTEN": "127.0.0.1:0",
+            "OFFNDAT_OPS_LISTEN": "127.0.0.1:0",
+            "OFFNDAT_PUBLIC_BASE_URL": "http://offndat-bench.test",
             "OFFNDAT_DATABASE_URL": self.cfg.database_url,
             "OFFNDAT_API_KEYS": self.api_key,
             "OFFNDAT_AMQP_NAMESPACE": self.namespace,
             "OFFNDAT_REDIS_KEY_PREFIX": self.redis_prefix,
             "OFFNDAT_RATE_LIMIT_ENABLED": "false",
-            "OFFNDAT_WORKER_LISTEN": self.worker_addr,
+            "OFFNDAT_WORKER_LISTEN": "127.0.0.1:0",
             # Logging as the container image runs it, so the per-request span
             # (request and trace ids on every line) is part of what is measured.
-            "OFFNDAT_LOG": env_str("LT_SERVICE_LOG", "info"),
+            # Plus the INFO line of each binary's `app` module that reports the
+            # ports it bound, whatever LT_SERVICE_LOG filters out.
+            "OFFNDAT_LOG": env_str("LT_SERVICE_LOG", "info") + ",offndat_api::app=info,offndat_worker::app=info",
             "OFFNDAT_LOG_FORMAT": env_str("LT_SERVICE_LOG_FORMAT", "json"),
         })
         # LT_SERVICE_ENV="OFFNDAT_VISIT_LOG=full ...": settings for both binaries,
@@ -458,24 +484,30 @@ class Bench:
         if self.api is not None:
             self.api_stops.append({"config": self.api_config, **self.api.stop()})
             self.api = None
-        self.api_addr = f"127.0.0.1:{free_port()}"
-        self.api_ops_addr = f"127.0.0.1:{free_port()}"
         self.api_config = config
+        started = time.monotonic()
         self.api = Proc("offndat-api", [str(self.cfg.target / "offndat-api")], self.api_env(extra),
                         self.work / "api.log")
-        took = wait_ready(self.api, f"http://{self.api_ops_addr}/health/ready")
+        self.api_addr = self.api.listening("offndat-api listening", "address")
+        self.api_ops_addr = self.api.listening("offndat-api listening", "ops_address")
+        wait_ready(self.api, f"http://{self.api_ops_addr}/health/ready")
+        took = time.monotonic() - started
         log(f"API ({config}) ready on {self.api_addr} in {took:.1f}s (pid {self.api.pid})")
 
     def start_worker(self) -> None:
+        started = time.monotonic()
         self.worker = Proc("offndat-worker", [str(self.cfg.target / "offndat-worker")], self.api_env({}),
                            self.work / "worker.log")
-        took = wait_ready(self.worker, f"http://{self.worker_addr}/health/ready")
+        self.worker_addr = self.worker.listening("offndat-worker listening", "address")
+        wait_ready(self.worker, f"http://{self.worker_addr}/health/ready")
+        took = time.monotonic() - started
         log(f"worker ready on {self.worker_addr} in {took:.1f}s (pid {self.worker.pid})")
 
     def start_ceiling(self) -> None:
         self.ceiling = Proc("offndat-ceiling",
-                            [str(self.cfg.target / "offndat-ceiling"), self.ceiling_addr, str(self.links_file)],
+                            [str(self.cfg.target / "offndat-ceiling"), "127.0.0.1:0", str(self.links_file)],
                             dict(os.environ), self.work / "ceiling.log")
+        self.ceiling_addr = self.ceiling.listening("offndat-ceiling listening", "address")
         wait_ready(self.ceiling, f"http://{self.ceiling_addr}/health/ready")
         log(f"ceiling ready on {self.ceiling_addr} (pid {self.ceiling.pid})")
 

@@ -7,7 +7,7 @@
 #   load-tests/cpu-per-request.sh LABEL [VAR=VALUE ...]
 #
 # Starts target/release/offndat-api (build it first: cargo build --release
-# --workspace) on a free loopback port with a fresh database, the image's logging
+# --workspace) on loopback ports the kernel picks, with a fresh database, the image's logging
 # (OFFNDAT_LOG=info, OFFNDAT_LOG_FORMAT=json) and the given variables, creates one
 # link, warms up for 3 s, then runs wrk (64 connections, 10 s) on the link and
 # prints CPU µs per redirect and req/s. The outbox relay and the Redis cache are
@@ -31,15 +31,20 @@ binary="${CARGO_TARGET_DIR:-$repo/target}/release/offndat-api"
 [ -x "$binary" ] || { echo "cpu-per-request.sh: $binary not built" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "cpu-per-request.sh: wrk not found (apt-get install wrk)" >&2; exit 2; }
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-ops_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Ports of the kernel's choosing (port 0), read back from the API's
+# `offndat-api listening` line: the filter keeps that line (of `offndat_api::app`)
+# whatever OFFNDAT_LOG the run measures.
+filter=info
+for setting in "$@"; do
+    case "$setting" in OFFNDAT_LOG=*) filter=${setting#OFFNDAT_LOG=} ;; esac
+done
 name="cpu_$(date +%s)_$$"
 log="$(mktemp)"
 env -i PATH="$PATH" \
-    OFFNDAT_LISTEN="127.0.0.1:$port" OFFNDAT_OPS_LISTEN="127.0.0.1:$ops_port" OFFNDAT_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
+    OFFNDAT_LISTEN=127.0.0.1:0 OFFNDAT_OPS_LISTEN=127.0.0.1:0 OFFNDAT_PUBLIC_BASE_URL=http://offndat-cpu.test \
     OFFNDAT_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$name" OFFNDAT_API_KEYS=cpu-key OFFNDAT_DEVELOPMENT_MODE=true \
     OFFNDAT_RATE_LIMIT_ENABLED=false OFFNDAT_OUTBOX_RELAY_ENABLED=false OFFNDAT_CACHE_L2_ENABLED=false \
-    OFFNDAT_LOG=info OFFNDAT_LOG_FORMAT=json "$@" \
+    OFFNDAT_LOG_FORMAT=json "$@" OFFNDAT_LOG="$filter,offndat_api::app=info" \
     "$binary" >"$log" 2>&1 &
 pid=$!
 cleanup() {
@@ -49,17 +54,42 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The `field` of the API's listening line, JSON or text, once it is out.
+listening() {
+    python3 - "$log" "$1" <<'PY'
+import json, sys
+path, field = sys.argv[1:]
+for line in open(path, encoding="utf-8", errors="replace"):
+    try:
+        event = json.loads(line)
+    except ValueError:
+        event = None
+    if isinstance(event, dict):
+        if event.get("message") == "offndat-api listening" and field in event:
+            print(event[field])
+            break
+    elif "offndat-api listening" in line:
+        values = dict(w.split("=", 1) for w in line.split("offndat-api listening", 1)[1].split() if "=" in w)
+        if field in values:
+            print(values[field])
+            break
+PY
+}
+
 ready=0
 for _ in $(seq 1 150); do
-    curl -sf "http://127.0.0.1:$ops_port/health/ready" >/dev/null && { ready=1; break; }
+    address=$(listening address)
+    ops_address=$(listening ops_address)
+    [ -n "$address" ] && [ -n "$ops_address" ] && curl -sf "http://$ops_address/health/ready" >/dev/null && { ready=1; break; }
     kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
     sleep 0.2
 done
 [ "$ready" = 1 ] || { echo "cpu-per-request.sh: the API was not ready within 30 s" >&2; cat "$log" >&2; exit 1; }
-url=$(curl -sf -X POST "http://127.0.0.1:$port/v1/links" -H 'X-Offnd-Api-Key: cpu-key' \
+phrase=$(curl -sf -X POST "http://$address/v1/links" -H 'X-Offnd-Api-Key: cpu-key' \
     -H 'Content-Type: application/json' \
     -d '{"targetUrl":"https://example.com/","languageId":0,"themeId":0,"formatId":0}' |
-    python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["url"].rsplit("/", 1)[1])')
+url="http://$address/$phrase"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 wrk -t2 -c64 -d3s "$url" >/dev/null

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The offndat benchmark in one command: builds the release binaries and the ceiling
-# server, starts a fresh database, the API, the worker and the ceiling on free
-# loopback ports, runs every scenario with wrk and pgbench, stops everything it
-# started, prints the report and writes load-tests/results/<timestamp>.json (and,
-# for full runs, docs/benchmarks.md).
+# server, starts a fresh database, the API, the worker and the ceiling on
+# loopback ports the kernel picks, runs every scenario with wrk and pgbench, stops
+# everything it started, prints the report and writes
+# load-tests/results/<timestamp>.json (and, for full runs, docs/benchmarks.md).
 #
 #   load-tests/run.sh            full run (about 15 minutes on 2 cores, warm build)
 #   load-tests/run.sh --quick    smoke run: 2–3-second scenarios, does not touch docs/

@@ -17,7 +17,6 @@ use offndat_domain::TargetPolicy;
 use offndat_infrastructure::amqp::{BrokerStatus, LinkChangeListener, Topology};
 use offndat_infrastructure::blocklist::FileBlocklist;
 use offndat_infrastructure::cache::{CachedVisitStats, L1, L1Settings, L2, L2Settings, TwoLevelCache};
-use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::deployment::{Deployment, redis_key_prefix};
 use offndat_infrastructure::outbox_relay::{OutboxRelay, RelaySettings};
 use offndat_infrastructure::postgres::{
@@ -33,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ApiKeys, Authenticator, generate_key};
+use crate::config::ApiConfig;
 use crate::rate_limit::RateLimits;
 use crate::routes::{RouterConfig, router};
 use crate::server::{self, ConnectionLimits};
@@ -89,8 +89,7 @@ impl Application {
             );
         }
         let vocabulary = Arc::new(vocabulary::load(config.vocabulary_dir.as_deref())?);
-        offndat_infrastructure::config::check_api_keys(&config.api_keys, config.development_mode)
-            .map_err(anyhow::Error::msg)?;
+        crate::config::check_api_keys(&config.api_keys, config.development_mode).map_err(anyhow::Error::msg)?;
         let api_keys = api_keys(&config)?;
         let policy = target_policy(&config)?;
         if config.access.keys_max_staleness < config.access.keys_refresh_interval * 2 {
@@ -392,7 +391,7 @@ async fn link_cache(config: &ApiConfig, store: Arc<PgLinkStore>, pool: &PgPool) 
                 deployment,
                 timeout: settings.redis_timeout,
                 cooldown: settings.redis_cooldown,
-                timeouts_to_open: settings.redis_breaker_timeouts,
+                unanswered_to_open: settings.redis_unanswered_to_open,
             },
         )
         .map_err(anyhow::Error::msg)?;

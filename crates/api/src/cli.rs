@@ -1,6 +1,6 @@
 //! Command-line interface of `offndat-api`.
 
-use offndat_infrastructure::config::ApiConfig;
+use crate::config::ApiConfig;
 
 /// offndat API: turns long URLs into memorable, profane three-word phrases.
 ///

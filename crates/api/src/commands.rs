@@ -8,7 +8,6 @@ use offndat_application::keys::CLI_ACTOR;
 use offndat_application::{ApplicationError, ApplyBlocklist, KeyRecord, ManageKeys};
 use offndat_domain::{Language, Theme};
 use offndat_infrastructure::blocklist::FileBlocklist;
-use offndat_infrastructure::config::ApiConfig;
 use offndat_infrastructure::postgres::{PgKeyStore, PgLinkTakedowns};
 use offndat_infrastructure::system::SystemClock;
 use offndat_infrastructure::{postgres, vocabulary};
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::Application;
 use crate::cli::{BlocklistCommand, KeysCommand};
+use crate::config::ApiConfig;
 
 /// Serves until `shutdown` is cancelled, then drains and returns. Start-up may
 /// wait for PostgreSQL for `OFFNDAT_DATABASE_STARTUP_TIMEOUT`; a signal meanwhile

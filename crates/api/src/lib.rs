@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cli;
 pub mod client_ip;
 pub mod commands;
+pub mod config;
 pub mod error;
 pub mod extract;
 pub mod http_metrics;

@@ -15,13 +15,13 @@ use axum::http::Request;
 use axum::response::IntoResponse;
 use governor::middleware::NoOpMiddleware;
 use ipnet::IpNet;
-use offndat_infrastructure::config::LimitsConfig;
 use tower_governor::GovernorLayer;
 use tower_governor::errors::GovernorError;
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
 
 use crate::client_ip::client_ip;
+use crate::config::LimitsConfig;
 use crate::error::ApiError;
 
 /// Keys requests by client: the TCP peer, or behind a trusted proxy the

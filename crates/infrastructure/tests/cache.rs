@@ -14,13 +14,17 @@ use offndat_infrastructure::deployment::Deployment;
 use offndat_infrastructure::postgres::PgLinkStore;
 use offndat_test_support::{RedisPrefix, TcpProxy, TestDatabase, eventually};
 use sqlx::postgres::PgPoolOptions;
+use tokio::sync::watch;
 use url::Url;
 use uuid::Uuid;
 
-/// The real store, counting the lookups that reach PostgreSQL.
+/// The real store, counting the lookups that reach PostgreSQL, each held at a
+/// gate while the test keeps it shut.
 struct CountingStore {
     inner: PgLinkStore,
     finds: AtomicUsize,
+    /// Open (true) unless a test shuts it to hold lookups in flight.
+    gate: watch::Sender<bool>,
 }
 
 #[async_trait]
@@ -30,9 +34,7 @@ impl LinkStore for CountingStore {
     }
     async fn find_by_phrase(&self, phrase: &Phrase) -> Result<Option<Link>, StoreError> {
         self.finds.fetch_add(1, Ordering::SeqCst);
-        // A little latency, as a real network round trip has, so concurrent
-        // misses really overlap.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = self.gate.subscribe().wait_for(|open| *open).await;
         self.inner.find_by_phrase(phrase).await
     }
     async fn stats_by_phrase(&self, phrase: &Phrase, recent: u32) -> Result<Option<LinkStats>, StoreError> {
@@ -53,7 +55,11 @@ impl Fixture {
         let db = TestDatabase::migrated().await;
         let pool = PgPoolOptions::new().max_connections(8).connect(&db.url).await.expect("pool");
         let deployment = Deployment::load(&pool).await.expect("the migrations made an identity");
-        let store = Arc::new(CountingStore { inner: PgLinkStore::new(pool), finds: AtomicUsize::new(0) });
+        let store = Arc::new(CountingStore {
+            inner: PgLinkStore::new(pool),
+            finds: AtomicUsize::new(0),
+            gate: watch::Sender::new(true),
+        });
         Self { _db: db, store, redis: RedisPrefix::new(), deployment }
     }
 
@@ -106,7 +112,7 @@ impl Fixture {
             deployment,
             timeout: Duration::from_millis(100),
             cooldown,
-            timeouts_to_open: 3,
+            unanswered_to_open: Duration::from_millis(250),
         };
         Arc::new(L2::new(&Url::parse(url).expect("url"), settings).expect("l2"))
     }
@@ -125,6 +131,43 @@ fn body(value: &[u8]) -> &[u8] {
     &rest[33..]
 }
 
+/// Resolves `phrases` at once, one task each, while lookups that reach the store
+/// are held until every task has joined: until then none can finish, so a miss
+/// of a phrase another task is loading always finds that load in flight. Returns
+/// the answers in order.
+async fn stampede(fixture: &Fixture, cache: &Arc<TwoLevelCache>, phrases: Vec<String>) -> Vec<Option<String>> {
+    fixture.store.gate.send_replace(false);
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = phrases
+        .into_iter()
+        .map(|phrase| {
+            let (cache, arrived) = (cache.clone(), arrived.clone());
+            tokio::spawn(async move {
+                // Counted in the same poll in which the lookup joins its flight
+                // (nothing before `SingleFlight::run` awaits), and this runtime
+                // has one thread: when the test sees every task arrived, every
+                // one has joined.
+                arrived.fetch_add(1, Ordering::SeqCst);
+                resolve(&cache, &phrase).await
+            })
+        })
+        .collect();
+    let all = tasks.len();
+    eventually(Duration::from_secs(10), "every lookup started", || async {
+        match arrived.load(Ordering::SeqCst) {
+            n if n == all => Ok(()),
+            n => Err(format!("{n} of {all}")),
+        }
+    })
+    .await;
+    fixture.store.gate.send_replace(true);
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.expect("task"));
+    }
+    answers
+}
+
 async fn resolve(cache: &TwoLevelCache, phrase: &str) -> Option<String> {
     let found = match cache.cached(phrase) {
         Some(hit) => hit,
@@ -140,14 +183,9 @@ async fn a_stampede_of_misses_makes_one_database_query() {
     for (l1, l2) in [(true, Some(REDIS)), (false, None)] {
         let before = fixture.finds();
         let cache = fixture.cache(l1, l2);
-        let tasks: Vec<_> = (0..200)
-            .map(|_| {
-                let cache = cache.clone();
-                tokio::spawn(async move { resolve(&cache, "stampede-of-walruses").await })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.expect("task").as_deref(), Some("https://example.com/s"));
+        let answers = stampede(&fixture, &cache, vec!["stampede-of-walruses".to_owned(); 200]).await;
+        for answer in answers {
+            assert_eq!(answer.as_deref(), Some("https://example.com/s"));
         }
         // With L2 on, a later pass may find it in Redis: still no second query.
         assert_eq!(fixture.finds() - before, 1, "l1={l1} l2={l2:?}");
@@ -162,15 +200,8 @@ async fn a_flood_of_unknown_phrases_reaches_the_database_once_per_phrase() {
     let fixture = Fixture::new().await;
     let cache = fixture.cache(true, Some(REDIS));
     for _round in 0..5 {
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let cache = cache.clone();
-                tokio::spawn(async move { resolve(&cache, &format!("bogus-phrase-{}", i % 10)).await })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.expect("task"), None);
-        }
+        let phrases = (0..200).map(|i| format!("bogus-phrase-{}", i % 10)).collect();
+        assert_eq!(stampede(&fixture, &cache, phrases).await, vec![None; 200]);
     }
     assert_eq!(fixture.finds(), 10, "1,000 lookups of 10 unknown phrases");
 }
@@ -347,9 +378,10 @@ async fn redis_down_at_start_and_mid_traffic_never_fails_a_lookup() {
 }
 
 #[tokio::test]
-async fn one_late_redis_answer_is_a_miss_and_only_a_run_of_them_skips_redis() {
+async fn late_redis_answers_are_misses_and_only_lasting_silence_skips_redis() {
     let fixture = Fixture::new().await;
     let proxy = TcpProxy::to_port(6379).await;
+    // Timeout 100 ms; the breaker opens after 250 ms without an answer.
     let l2 = fixture.l2_with_cooldown(&format!("redis://{}", proxy.address()), Duration::from_secs(600));
     let phrase = "tardy-grumpy-walrus";
     assert_eq!(l2.get(phrase).await, L2Lookup::Miss);
@@ -362,12 +394,15 @@ async fn one_late_redis_answer_is_a_miss_and_only_a_run_of_them_skips_redis() {
     assert!(!l2.skipping());
 
     proxy.stall();
-    for _ in 0..2 {
-        assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
-        assert!(!l2.skipping());
-    }
     assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
-    assert!(l2.skipping(), "three timeouts in a row: Redis is skipped for the cool-down");
+    assert!(!l2.skipping(), "silent for less than 250 ms");
+    let mut timeouts = 1;
+    while !l2.skipping() {
+        assert_eq!(l2.get(phrase).await, L2Lookup::Unavailable);
+        timeouts += 1;
+        assert!(timeouts <= 20, "the breaker never opened");
+    }
+    assert!(timeouts >= 3, "opened after {timeouts} timeouts of 100 ms, not 250 ms of silence");
 }
 
 #[tokio::test]

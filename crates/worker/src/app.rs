@@ -10,7 +10,6 @@ use axum::Router;
 use backon::{ExponentialBuilder, Retryable};
 use offndat_infrastructure::amqp::consumer::describe_metrics;
 use offndat_infrastructure::amqp::{BatchSettings, BrokerStatus, EventConsumer, Topology};
-use offndat_infrastructure::config::WorkerConfig;
 use std::sync::Arc;
 
 use offndat_application::apply_events::{EventLedger, Retention};
@@ -22,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::WorkerConfig;
 use crate::health::{self, HealthState, SchemaStatus};
 
 /// A built worker, its HTTP listener bound, not yet consuming.
@@ -66,6 +66,7 @@ impl Worker {
             prefetch: config.worker_prefetch,
             batch_size,
             batch_timeout: config.worker_batch_timeout,
+            batch_max_bytes: config.worker_batch_max_bytes as usize,
             max_message_bytes: config.worker_max_message_bytes as usize,
             max_visits_per_link: config.worker_max_visits_per_link,
         };

@@ -4,19 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use offndat_infrastructure::config::WorkerConfig;
 use offndat_infrastructure::shutdown;
 use offndat_worker::Worker;
-
-/// offndat worker: consumes link events from RabbitMQ.
-///
-/// Every setting is a flag and an `OFFNDAT_*` environment variable (the flag wins).
-#[derive(Debug, Parser)]
-#[command(name = "offndat-worker", version, about)]
-struct Cli {
-    #[command(flatten)]
-    config: WorkerConfig,
-}
+use offndat_worker::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

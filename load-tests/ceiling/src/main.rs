@@ -79,7 +79,9 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    eprintln!("offndat-ceiling: {count} links on {listen}");
+    // As the services do: the address it bound (port 0 picks one), for bench.py.
+    let address = listener.local_addr().map_or_else(|_| listen.clone(), |a| a.to_string());
+    eprintln!("offndat-ceiling listening address={address} links={count}");
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {

@@ -159,13 +159,19 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
     let (chromium, axe) = (chromium(), axe_source());
     let target = target_site().await;
     let mut system = System::new().await;
-    let base = system.url("");
-    system.env.push(("OFFNDAT_PUBLIC_BASE_URL", base.clone()));
+    // The API binds a port of the kernel's choosing, known only once it listens,
+    // after its public base URL is set: Chromium resolves the base's host to it.
+    // A `.localhost` name, so that the pages are a secure context and Chromium
+    // sends the Fetch Metadata the form's forgery check reads, as over HTTPS.
+    let base = "http://offndat.localhost";
+    system.env.push(("OFFNDAT_PUBLIC_BASE_URL", base.to_owned()));
     // The target site is this test's own, on loopback, which targets may not be by default.
     system.env.push(("OFFNDAT_ALLOW_PRIVATE_TARGETS", "true".to_owned()));
     system.env.push(("OFFNDAT_STATS_CACHE_TTL", "0s".to_owned()));
     let _api = system.start_api().await;
-    let _worker = system.start_worker();
+    let _worker = system.start_worker().await;
+    let listening = system.url("");
+    let rule = format!("MAP {} {}", base.trim_start_matches("http://"), listening.trim_start_matches("http://"));
 
     let profile = tempfile::tempdir().expect("profile dir");
     let config = BrowserConfig::builder()
@@ -173,8 +179,11 @@ async fn a_person_makes_a_link_follows_it_and_sees_the_visit_counted() {
         .no_sandbox()
         .user_data_dir(profile.path())
         .viewport(Viewport { width: DESKTOP.0, height: DESKTOP.1, ..Viewport::default() })
-        .arg("--disable-gpu")
-        .arg("--disable-dev-shm-usage")
+        // chromiumoxide adds the leading `--` itself (it made `----disable-gpu`
+        // of `--disable-gpu`, which Chromium ignored).
+        .arg(("host-resolver-rules", rule.as_str()))
+        .arg("disable-gpu")
+        .arg("disable-dev-shm-usage")
         .launch_timeout(Duration::from_secs(60))
         .build()
         .expect("browser config");

@@ -117,14 +117,7 @@ async fn health_reports_redis_and_rabbitmq_and_their_loss_only_degrades() {
 
 /// `offndat_redirect_lookups_total` by source, from /metrics.
 async fn lookups(app: &TestApp) -> std::collections::HashMap<String, f64> {
-    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .filter_map(|line| line.strip_prefix("offndat_redirect_lookups_total{source=\""))
-        .filter_map(|rest| {
-            let (source, value) = rest.split_once("\"} ")?;
-            Some((source.to_owned(), value.parse().ok()?))
-        })
-        .collect()
+    app.metrics().await.by_label("offndat_redirect_lookups_total", "source").into_iter().collect()
 }
 
 /// Follows `phrase`: status and `Location`.
@@ -241,9 +234,8 @@ async fn a_value_from_another_deployment_under_a_shared_prefix_is_refused_and_re
 /// `offndat_cache_l2_rejected_total{reason="foreign"}` (process-wide: other tests
 /// in this binary count too, so only growth is asserted).
 async fn rejected_foreign(app: &TestApp) -> f64 {
-    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix("offndat_cache_l2_rejected_total{reason=\"foreign\"} "))
-        .and_then(|value| value.parse().ok())
+    app.metrics()
+        .await
+        .value(r#"offndat_cache_l2_rejected_total{reason="foreign"}"#)
         .expect("registered from the start")
 }

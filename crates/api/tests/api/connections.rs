@@ -32,6 +32,7 @@ async fn a_client_sending_headers_one_byte_a_second_is_closed_while_others_are_s
     let trickle = tokio::spawn({
         let sent = sent.clone();
         async move {
+            // The pace is the thing under test: a client trickling its headers.
             let mut every_second = tokio::time::interval(Duration::from_secs(1));
             for byte in request {
                 every_second.tick().await;
@@ -94,7 +95,9 @@ async fn past_the_connection_cap_new_connections_wait_until_one_closes() {
     });
     let waiting = {
         let mut waiting = waiting;
-        // Unanswered while the place is taken.
+        // Unanswered while the place is taken. That something does not happen can
+        // only be watched for a while: this window is the thing under test, not a
+        // wait for an effect (which would be polled).
         assert!(tokio::time::timeout(Duration::from_millis(500), &mut waiting).await.is_err(), "answered past the cap");
         waiting
     };

@@ -249,12 +249,9 @@ async fn a_stalled_database_loses_no_visit_and_costs_one_flush() {
 /// `offndat_visits_dropped_total` as /metrics shows it (process-wide, so other
 /// tests in this binary count too: they drop nothing either).
 async fn dropped(app: &TestApp) -> u64 {
-    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(text.contains("offndat_visits_dropped_total"), "registered from the start");
-    text.lines()
-        .filter(|l| l.starts_with("offndat_visits_dropped_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    let metrics = app.metrics().await;
+    assert!(metrics.samples("offndat_visits_dropped_total").next().is_some(), "registered from the start");
+    metrics.sum("offndat_visits_dropped_total") as u64
 }
 
 #[tokio::test]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 use offndat_api::Application;
 use offndat_api::cli::Cli;
-use offndat_infrastructure::config::ApiConfig;
-pub use offndat_test_support::{AmqpNamespace, RedisPrefix, TestDatabase, eventually};
+use offndat_api::config::ApiConfig;
+pub use offndat_test_support::{AmqpNamespace, Metrics, RedisPrefix, TestDatabase, eventually};
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -39,6 +39,11 @@ impl TestApp {
     /// A URL on the operations listener.
     pub fn ops_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.ops_address)
+    }
+
+    /// The app's `/metrics` (process-wide: other tests in this binary count too).
+    pub async fn metrics(&self) -> Metrics {
+        Metrics::get(&self.client, &self.ops_url("/metrics")).await
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -133,7 +138,7 @@ pub struct TestWorker {
 #[derive(Parser)]
 struct WorkerArgs {
     #[command(flatten)]
-    config: offndat_infrastructure::config::WorkerConfig,
+    config: offndat_worker::config::WorkerConfig,
 }
 
 impl TestWorker {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use offndat_test_support::TcpProxy;
 use serde_json::{Value, json};
-use tokio::process::Command;
 
 use crate::helpers::{API_KEY, TestApp, TestDatabase, assert_problem, eventually, spawn, spawn_with};
+use crate::system::api_binary;
 
 /// Creates a stored key through the API as the configured admin; its secret.
 async fn create_key(app: &TestApp, name: &str, role: &str) -> String {
@@ -364,13 +364,7 @@ async fn stored_keys_fail_closed_while_postgres_is_unreachable_and_last_use_is_r
 
 /// Runs `offndat-api keys ...` on `db`; (exit code, stdout, stderr).
 async fn cli(db: &TestDatabase, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_offndat-api"))
-        .env_clear()
-        .env("OFFNDAT_DATABASE_URL", &db.url)
-        .args(args)
-        .output()
-        .await
-        .expect("run");
+    let output = api_binary().command().env("OFFNDAT_DATABASE_URL", &db.url).args(args).output().await;
     let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("utf-8");
     (output.status.code().unwrap_or(-1), text(output.stdout), text(output.stderr))
 }

@@ -5,10 +5,14 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use offndat_test_support::Metrics;
 use serde_json::{Value, json};
 
-use crate::binary::{command, free_port, sigterm, start};
 use crate::helpers::{API_KEY, AmqpNamespace, RedisPrefix, TestDatabase, TestWorker, eventually};
+use crate::system::api_binary;
+
+/// Where the binary's short URLs point; requests go to the address it reports.
+const BASE: &str = "http://memory.test";
 
 /// The resident memory of `pid`, in bytes.
 fn rss(pid: u32) -> u64 {
@@ -25,16 +29,6 @@ fn rss(pid: u32) -> u64 {
 fn huge(i: usize, len: usize) -> String {
     let head = format!("Mozilla/5.0 (X11; Linux x86_64; flood {i}) Gecko/20100101 Firefox/133.0 ");
     format!("{head}{}", "x".repeat(len - head.len()))
-}
-
-/// A counter of the process's /metrics, summed over its labels.
-async fn counter(client: &reqwest::Client, ops: std::net::SocketAddr, name: &str) -> f64 {
-    let text = client.get(format!("http://{ops}/metrics")).send().await.expect("metrics").text().await.expect("text");
-    assert!(text.contains(name), "{name} is registered from the start");
-    text.lines()
-        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// 16 KiB user agents and 16 KiB referrers, each one different, 6,000 redirects
@@ -54,21 +48,27 @@ async fn a_flood_of_huge_headers_while_flushes_hang_stays_bounded_and_every_visi
     const WARM_UP: usize = 400;
     const BOUND: u64 = 40 * 1024 * 1024;
     let (db, namespace, redis) = (TestDatabase::new(), AmqpNamespace::new(), RedisPrefix::new());
-    let port = free_port();
-    let mut launch = command(&db, &namespace, port);
-    launch
+    let api = api_binary()
+        .command()
+        .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
+        .env("OFFNDAT_LISTEN", "127.0.0.1:0")
+        .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
+        .env("OFFNDAT_PUBLIC_BASE_URL", BASE)
+        .env("OFFNDAT_DATABASE_URL", &db.url)
         .env("OFFNDAT_API_KEYS", API_KEY)
         .env("OFFNDAT_REDIS_KEY_PREFIX", &redis.prefix)
         .env("OFFNDAT_VISIT_LOG", "full")
         .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
         .env("OFFNDAT_MAX_HEADER_BYTES", "65536")
         .env("OFFNDAT_RATE_LIMIT_ENABLED", "false")
-        .env("OFFNDAT_LOG", "warn,offndat_api::app=info");
-    let running = start(launch).await;
-    let pid = running.child.id().expect("running");
+        .env("OFFNDAT_LOG", "warn,offndat_api::app=info")
+        .spawn();
+    let listening = api.listening().await;
+    let (address, ops) = (listening.address("address"), listening.address("ops_address"));
+    let pid = api.pid();
     let worker = TestWorker::spawn(&db, &namespace.name, &[]).await;
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!("http://{address}");
     let mut phrases = Vec::new();
     for n in 0..4 {
         let created: Value = client
@@ -84,7 +84,7 @@ async fn a_flood_of_huge_headers_while_flushes_hang_stays_bounded_and_every_visi
             .await
             .expect("json");
         let url = created["url"].as_str().expect("url");
-        let encoded = url.rsplit('/').next().expect("a phrase");
+        let encoded = url.strip_prefix(&format!("{BASE}/")).unwrap_or_else(|| panic!("{url} under {BASE}"));
         phrases.push(percent_encoding::percent_decode_str(encoded).decode_utf8().expect("utf-8").into_owned());
     }
     let flood = |from: usize, count: usize| {
@@ -150,13 +150,13 @@ async fn a_flood_of_huge_headers_while_flushes_hang_stays_bounded_and_every_visi
     let stored =
         db.scalar("SELECT (max(octet_length(user_agent)) + max(octet_length(referrer)))::bigint FROM visits").await;
     assert_eq!(stored, 512 + 2048, "stored cut, as the memory was");
+    // The binary's own counters (no other test shares its process).
+    let metrics = Metrics::get(&client, &format!("http://{ops}/metrics")).await;
     for lost in ["offndat_visits_dropped_total", "offndat_visit_log_dropped_total"] {
-        assert_eq!(counter(&client, running.ops_address, lost).await, 0.0, "{lost}");
+        assert!(metrics.names().contains(lost), "{lost} is registered from the start");
+        assert_eq!(metrics.sum(lost), 0.0, "{lost}");
     }
 
     worker.stop().await;
-    let mut child = running.child;
-    sigterm(&child);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits").expect("wait");
-    assert_eq!(status.code(), Some(0));
+    api.stop().await;
 }

@@ -6,8 +6,10 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use offndat_test_support::Metrics;
+
 use crate::helpers::eventually;
-use crate::system::{System, exit_code, signal};
+use crate::system::System;
 
 fn repository_file(path: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(path);
@@ -30,15 +32,6 @@ fn metric_names(text: &str) -> BTreeSet<String> {
         }
     }
     names
-}
-
-/// The sample names on a Prometheus text page.
-fn exported(page: &str) -> BTreeSet<String> {
-    page.lines()
-        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
-        .filter_map(|line| line.split(['{', ' ']).next())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// Whether `name` (a sample name, or a histogram's base name) is on the page.
@@ -95,22 +88,14 @@ fn is_foreign(query: &str) -> bool {
 #[tokio::test]
 async fn every_metric_in_the_docs_dashboard_and_alerts_is_exported_from_the_start() {
     let system = System::new().await;
-    let mut api = system.start_api().await;
-    let mut worker = system.start_worker();
-    let page = |url: String| {
-        let client = system.client.clone();
-        async move {
-            let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
-            if response.status() != 200 {
-                return Err(format!("{url}: {}", response.status()));
-            }
-            response.text().await.map_err(|e| e.to_string())
-        }
-    };
-    let api_page = page(system.ops_url("/metrics")).await.expect("API metrics");
-    let worker_page =
-        eventually(Duration::from_secs(30), "the worker serves /metrics", || page(system.worker_url("/metrics"))).await;
-    let exported: BTreeSet<String> = exported(&api_page).into_iter().chain(exported(&worker_page)).collect();
+    let api = system.start_api().await;
+    let worker = system.start_worker().await;
+    let api_page = system.api_metrics().await;
+    let worker_page = eventually(Duration::from_secs(30), "the worker serves /metrics", || async {
+        Metrics::fetch(&system.client, &system.worker_url("/metrics")).await
+    })
+    .await;
+    let exported: BTreeSet<String> = api_page.names().into_iter().chain(worker_page.names()).collect();
 
     let operations = repository_file("docs/operations.md");
     // The metrics and alerts tables of docs/operations.md.
@@ -132,10 +117,8 @@ async fn every_metric_in_the_docs_dashboard_and_alerts_is_exported_from_the_star
         }
     }
 
-    signal(&worker, "-TERM");
-    assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+    system.stop(worker).await;
+    system.stop(api).await;
 }
 
 #[test]

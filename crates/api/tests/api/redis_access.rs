@@ -1,13 +1,14 @@
 //! Redis as a careful operator runs it: behind a password, and over TLS. A
 //! wrong password or an untrusted certificate only degrades the service.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use offndat_test_support::RedisServer;
+use offndat_test_support::{Metrics, RedisServer};
 use serde_json::{Value, json};
 
-use crate::binary::{Running, command, free_port, sigterm, start};
 use crate::helpers::{API_KEY, AmqpNamespace, TestApp, TestDatabase, eventually, spawn_with};
+use crate::system::api_binary;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
@@ -63,44 +64,42 @@ async fn a_password_protected_redis_is_used_and_a_wrong_password_only_degrades()
 }
 
 /// `offndat_redirect_lookups_total{source="l2"}` of one process.
-async fn l2_lookups(client: &reqwest::Client, running: &Running) -> f64 {
-    let text = client
-        .get(format!("http://{}/metrics", running.ops_address))
-        .send()
+async fn l2_lookups(client: &reqwest::Client, ops: SocketAddr) -> f64 {
+    Metrics::get(client, &format!("http://{ops}/metrics"))
         .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix("offndat_redirect_lookups_total{source=\"l2\"} "))
-        .and_then(|value| value.parse().ok())
+        .value(r#"offndat_redirect_lookups_total{source="l2"}"#)
         .unwrap_or(0.0)
 }
+
+/// Where the binary's short URLs point; requests go to the address it reports.
+const BASE: &str = "http://redis-access.test";
 
 #[tokio::test]
 async fn redis_over_tls_is_used_when_its_ca_is_trusted_and_refused_when_not() {
     let dir = tempfile::tempdir().expect("tempdir");
     let redis = RedisServer::start_tls("tls-pass-for-tests", dir.path()).await;
     let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
-    let launch = |port: u16, trust: bool| {
-        let mut command = command(&db, &namespace, port);
-        command
+    let launch = |trust: bool| {
+        let launch = api_binary()
+            .command()
+            .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
+            .env("OFFNDAT_LISTEN", "127.0.0.1:0")
+            .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
+            .env("OFFNDAT_PUBLIC_BASE_URL", BASE)
+            .env("OFFNDAT_DATABASE_URL", &db.url)
             .env("OFFNDAT_API_KEYS", API_KEY)
             .env("OFFNDAT_REDIS_URL", redis.url())
             .env("OFFNDAT_CACHE_L1_ENABLED", "false")
             .env("OFFNDAT_RATE_LIMIT_ENABLED", "false");
-        if trust {
-            // The system's roots, or this file: how an operator trusts a private CA.
-            command.env("SSL_CERT_FILE", redis.ca_file().expect("a TLS server"));
-        }
-        command
+        // The system's roots, or this file: how an operator trusts a private CA.
+        if trust { launch.env("SSL_CERT_FILE", redis.ca_file().expect("a TLS server")) } else { launch }
     };
     let client = client();
-    let port = free_port();
-    let trusted = start(launch(port, true)).await;
+    let trusted = launch(true).spawn();
+    let listening = trusted.listening().await;
+    let (address, ops) = (listening.address("address"), listening.address("ops_address"));
     let created: Value = client
-        .post(format!("http://127.0.0.1:{port}/v1/links"))
+        .post(format!("http://{address}/v1/links"))
         .header("X-Offnd-Api-Key", API_KEY)
         .json(&json!({"targetUrl": "https://example.com/tls", "languageId": 0, "themeId": 0, "formatId": 0}))
         .send()
@@ -109,31 +108,30 @@ async fn redis_over_tls_is_used_when_its_ca_is_trusted_and_refused_when_not() {
         .json()
         .await
         .expect("json");
-    let short = created["url"].as_str().expect("url").to_owned();
+    let url = created["url"].as_str().expect("url");
+    let phrase = url.strip_prefix(&format!("{BASE}/")).unwrap_or_else(|| panic!("{url} under {BASE}")).to_owned();
     // The first redirect reads PostgreSQL and fills Redis; later ones are
     // answered by Redis, over TLS.
     eventually(Duration::from_secs(10), "a redirect answered by Redis over TLS", || async {
-        assert_eq!(follow(&client, &short).await, (301, "https://example.com/tls".to_owned()));
-        let lookups = l2_lookups(&client, &trusted).await;
+        let followed = follow(&client, &format!("http://{address}/{phrase}")).await;
+        assert_eq!(followed, (301, "https://example.com/tls".to_owned()));
+        let lookups = l2_lookups(&client, ops).await;
         if lookups >= 1.0 { Ok(()) } else { Err(lookups.to_string()) }
     })
     .await;
-    let up = health(&client, format!("http://{}/health", trusted.ops_address)).await;
+    let up = health(&client, format!("http://{ops}/health")).await;
     assert_eq!(up["dependencies"]["redis"]["status"], "up", "{up}");
 
     // Without the CA the certificate is not trusted: Redis is down, redirects go on.
-    let other_port = free_port();
-    let untrusted = start(launch(other_port, false)).await;
-    let other_short = short.replace(&port.to_string(), &other_port.to_string());
-    assert_eq!(follow(&client, &other_short).await, (301, "https://example.com/tls".to_owned()));
-    let down = health(&client, format!("http://{}/health", untrusted.ops_address)).await;
+    let untrusted = launch(false).spawn();
+    let listening = untrusted.listening().await;
+    let (address, ops) = (listening.address("address"), listening.address("ops_address"));
+    let followed = follow(&client, &format!("http://{address}/{phrase}")).await;
+    assert_eq!(followed, (301, "https://example.com/tls".to_owned()));
+    let down = health(&client, format!("http://{ops}/health")).await;
     assert_eq!(down["dependencies"]["redis"], json!({"status": "down", "error": "unreachable"}), "{down}");
-    assert_eq!(l2_lookups(&client, &untrusted).await, 0.0);
+    assert_eq!(l2_lookups(&client, ops).await, 0.0);
 
-    for mut running in [trusted, untrusted] {
-        sigterm(&running.child);
-        let status =
-            tokio::time::timeout(Duration::from_secs(30), running.child.wait()).await.expect("exits").expect("wait");
-        assert_eq!(status.code(), Some(0));
-    }
+    trusted.stop().await;
+    untrusted.stop().await;
 }

@@ -5,33 +5,34 @@
 //!
 //! Needs both binaries built (`cargo test --workspace` builds them).
 
-use std::path::PathBuf;
-use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use offndat_test_support::TcpProxy;
+use offndat_test_support::{Binary, Launch, Log, Metrics, Process, TcpProxy};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
+use tokio::sync::watch;
 
 use crate::helpers::{AmqpNamespace, TestDatabase, eventually};
 
 pub(crate) const KEY: &str = "system-key-0123456789abcdef0123456789";
+/// The public base URL of the system's API. Its own address is not known before it
+/// starts (it binds port 0), and need not be: requests go to the address it
+/// reports, and short URLs are read relative to this base.
+pub(crate) const PUBLIC_BASE: &str = "http://short.test";
 const BOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)";
 
 fn add((a, b): (i64, i64), (c, d): (i64, i64)) -> (i64, i64) {
     (a + c, b + d)
 }
 
-fn binary(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_BIN_EXE_offndat-api")).with_file_name(name);
-    assert!(path.exists(), "{} is not built; run the tests with `cargo test --workspace`", path.display());
-    path
+pub(crate) fn api_binary() -> Binary {
+    Binary::at(env!("CARGO_BIN_EXE_offndat-api"))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+pub(crate) fn worker_binary() -> Binary {
+    Binary::beside(env!("CARGO_BIN_EXE_offndat-api"), "offndat-worker")
 }
 
 /// The environment both binaries share.
@@ -43,10 +44,14 @@ pub(crate) struct System {
     broker: TcpProxy,
     /// Between both binaries and PostgreSQL: disabling it is a database restart.
     database: TcpProxy,
-    logs: tempfile::TempDir,
-    api_port: u16,
-    worker_port: u16,
-    ops_port: u16,
+    /// Every API process's output, restarts included; the same for the worker.
+    api_log: Log,
+    worker_log: Log,
+    /// Where the API started last listens: public and operations listeners. Every
+    /// start binds port 0 afresh and reports what it bound.
+    api: Mutex<Option<(SocketAddr, SocketAddr)>>,
+    /// Where the worker started last serves health and metrics.
+    worker: Mutex<Option<SocketAddr>>,
     pub(crate) client: reqwest::Client,
 }
 
@@ -58,10 +63,10 @@ impl System {
             namespace: AmqpNamespace::new(),
             broker: TcpProxy::to_port(5672).await,
             database: TcpProxy::to_port(5432).await,
-            logs: tempfile::tempdir().expect("tempdir"),
-            api_port: free_port(),
-            worker_port: free_port(),
-            ops_port: free_port(),
+            api_log: Log::default(),
+            worker_log: Log::default(),
+            api: Mutex::new(None),
+            worker: Mutex::new(None),
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
@@ -70,57 +75,82 @@ impl System {
         }
     }
 
-    fn command(&self, name: &str, log: &str) -> Command {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.logs.path().join(log)).expect("log");
-        let mut command = Command::new(binary(name));
-        command
-            .env_clear()
+    fn launch(&self, binary: &Binary, log: &Log) -> Launch {
+        binary
+            .command()
             .env("OFFNDAT_DATABASE_URL", self.db.url_via(self.database.address()))
             .env("OFFNDAT_AMQP_URL", format!("amqp://guest:guest@{}/%2f", self.broker.address()))
             .env("OFFNDAT_AMQP_NAMESPACE", &self.namespace.name)
             .env("OFFNDAT_API_KEYS", KEY)
-            .env("OFFNDAT_LISTEN", format!("127.0.0.1:{}", self.api_port))
-            .env("OFFNDAT_OPS_LISTEN", format!("127.0.0.1:{}", self.ops_port))
-            .env("OFFNDAT_PUBLIC_BASE_URL", "http://short.test")
-            .env("OFFNDAT_WORKER_LISTEN", format!("127.0.0.1:{}", self.worker_port))
+            .env("OFFNDAT_LISTEN", "127.0.0.1:0")
+            .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
+            .env("OFFNDAT_PUBLIC_BASE_URL", PUBLIC_BASE)
+            .env("OFFNDAT_WORKER_LISTEN", "127.0.0.1:0")
             .env("OFFNDAT_VISIT_FLUSH_INTERVAL", "50ms")
             .env("OFFNDAT_RATE_LIMIT_ENABLED", "false")
             .envs(self.env.iter().map(|(name, value)| (name, value)))
-            .stdout(Stdio::from(log.try_clone().expect("log")))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        command
+            .log_to(log)
     }
 
-    pub(crate) async fn start_api(&self) -> Child {
-        let child = self.command("offndat-api", "api.log").spawn().expect("spawn api");
-        let url = self.ops_url("/health/ready");
-        eventually(Duration::from_secs(60), "the API answers", || async {
-            match self.client.get(&url).send().await {
-                Ok(r) if r.status() == 200 => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        })
-        .await;
-        child
+    /// Starts the API without waiting for it.
+    pub(crate) fn spawn_api(&self) -> Process {
+        self.launch(&api_binary(), &self.api_log).spawn()
     }
 
-    pub(crate) fn start_worker(&self) -> Child {
-        self.command("offndat-worker", "worker.log").spawn().expect("spawn worker")
+    /// Starts the worker without waiting for it.
+    pub(crate) fn spawn_worker(&self) -> Process {
+        self.launch(&worker_binary(), &self.worker_log).spawn()
+    }
+
+    /// Takes the addresses `api` listens on, once it does.
+    async fn adopt_api(&self, api: &Process) {
+        let listening = api.listening().await;
+        *self.api.lock().expect("lock") = Some((listening.address("address"), listening.address("ops_address")));
+    }
+
+    /// Takes the address `worker` serves on, once it does.
+    async fn adopt_worker(&self, worker: &Process) {
+        *self.worker.lock().expect("lock") = Some(worker.address("address").await);
+    }
+
+    /// Starts the API and waits until it is ready.
+    pub(crate) async fn start_api(&self) -> Process {
+        let api = self.spawn_api();
+        self.adopt_api(&api).await;
+        api.ready("ops_address", &self.client).await;
+        api
+    }
+
+    /// Starts the worker and waits until it listens (ready comes later, once the
+    /// API has applied the migrations).
+    pub(crate) async fn start_worker(&self) -> Process {
+        let worker = self.spawn_worker();
+        self.adopt_worker(&worker).await;
+        worker
+    }
+
+    fn api_address(&self) -> (SocketAddr, SocketAddr) {
+        self.api.lock().expect("lock").expect("the API was started")
     }
 
     /// A URL on the API's operations listener (health detail, metrics).
     pub(crate) fn ops_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.ops_port)
+        format!("http://{}{path}", self.api_address().1)
     }
 
     /// A URL on the worker's health and metrics listener.
     pub(crate) fn worker_url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.worker_port)
+        let address = self.worker.lock().expect("lock").expect("the worker was started");
+        format!("http://{address}{path}")
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.api_port)
+        format!("http://{}{path}", self.api_address().0)
+    }
+
+    /// The API's `/metrics`, parsed.
+    pub(crate) async fn api_metrics(&self) -> Metrics {
+        Metrics::get(&self.client, &self.ops_url("/metrics")).await
     }
 
     pub(crate) async fn create(&self) -> String {
@@ -134,21 +164,39 @@ impl System {
             .expect("create");
         assert_eq!(response.status(), 201);
         let url = response.json::<Value>().await.expect("json")["url"].as_str().expect("url").to_owned();
-        url.trim_start_matches("http://short.test/").to_owned()
+        url.strip_prefix(&format!("{PUBLIC_BASE}/")).expect("under the public base").to_owned()
     }
 
     /// Sends `n` redirects, 8 at a time, every fourth from a crawler; all must
     /// answer 301. Returns (humans, bots) sent.
     async fn redirects(&self, phrase: &str, n: usize) -> (i64, i64) {
+        let (_, open) = watch::channel(true);
+        self.redirects_held(phrase, n, n, Arc::default(), open).await
+    }
+
+    /// As `redirects`, but the ones from the `held_at`-th on wait until `go` is
+    /// true; `answered` counts the 301s as they come.
+    async fn redirects_held(
+        &self,
+        phrase: &str,
+        n: usize,
+        held_at: usize,
+        answered: Arc<AtomicUsize>,
+        go: watch::Receiver<bool>,
+    ) -> (i64, i64) {
         let url = Arc::new(self.url(&format!("/{phrase}")));
         let mut tasks = tokio::task::JoinSet::new();
         for worker in 0..8 {
-            let (client, url) = (self.client.clone(), url.clone());
+            let (client, url, answered, mut go) = (self.client.clone(), url.clone(), answered.clone(), go.clone());
             tasks.spawn(async move {
                 for i in (worker..n).step_by(8) {
+                    if i >= held_at {
+                        go.wait_for(|go| *go).await.expect("the gate is kept");
+                    }
                     let agent = if i % 4 == 0 { BOT } else { "system-test" };
                     let response = client.get(url.as_str()).header("User-Agent", agent).send().await;
                     assert_eq!(response.expect("redirect").status(), 301);
+                    answered.fetch_add(1, Ordering::SeqCst);
                 }
             });
         }
@@ -189,47 +237,52 @@ impl System {
         assert_eq!(self.visits(phrase).await, Ok(expected), "{when}");
     }
 
-    /// What a binary wrote so far: `api.log` or `worker.log`.
-    pub(crate) fn log(&self, file: &str) -> String {
-        std::fs::read_to_string(self.logs.path().join(file)).unwrap_or_default()
+    /// What every API process of this system wrote so far.
+    pub(crate) fn api_log(&self) -> String {
+        self.api_log.text()
     }
 
     pub(crate) fn dump_logs(&self) -> String {
-        ["api.log", "worker.log"].iter().map(|f| format!("--- {f}\n{}", self.log(f))).collect()
+        format!("--- api\n{}--- worker\n{}", self.api_log.text(), self.worker_log.text())
     }
-}
 
-pub(crate) fn signal(child: &Child, signal: &str) {
-    let pid = child.id().expect("running").to_string();
-    assert!(std::process::Command::new("kill").args([signal, &pid]).status().expect("kill").success());
-}
-
-pub(crate) async fn exit_code(child: &mut Child) -> Option<i32> {
-    tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("exits in time").expect("wait").code()
+    /// SIGTERM to `process` and a clean exit, or the logs of both.
+    pub(crate) async fn stop(&self, mut process: Process) {
+        process.signal("TERM");
+        assert_eq!(process.exit_code().await, Some(0), "exit code\n{}", self.dump_logs());
+    }
 }
 
 #[tokio::test]
 async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
     let mut system = System::new().await;
-    let mut api = system.start_api().await;
-    let mut worker = system.start_worker();
+    let api = system.start_api().await;
+    let mut worker = system.start_worker().await;
     let phrase = system.create().await;
 
     // Plain traffic.
     let mut sent = system.redirects(&phrase, 200).await;
     system.await_visits(&phrase, sent, "after plain traffic").await;
 
-    // The worker is SIGKILLed while visits flow, then restarted.
-    let traffic = system.redirects(&phrase, 300);
+    // The worker is SIGKILLed while visits flow, then restarted: the traffic
+    // holds at half way until the kill is done.
+    let (answered, (go, held)) = (Arc::new(AtomicUsize::new(0)), watch::channel(false));
+    let traffic = system.redirects_held(&phrase, 300, 150, answered.clone(), held);
     let kill = async {
-        // Only places the kill inside the traffic; effects are awaited below.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        signal(&worker, "-KILL");
+        eventually(Duration::from_secs(30), "half the traffic answered", || async {
+            match answered.load(Ordering::SeqCst) {
+                150 => Ok(()),
+                n => Err(n.to_string()),
+            }
+        })
+        .await;
+        worker.signal("KILL");
+        go.send_replace(true);
     };
     let (during, ()) = tokio::join!(traffic, kill);
     sent = add(sent, during);
-    assert_eq!(exit_code(&mut worker).await, None, "killed by a signal");
-    let mut worker = system.start_worker();
+    assert_eq!(worker.exit_code().await, None, "killed by a signal");
+    let worker = system.start_worker().await;
     system.await_visits(&phrase, sent, "after a worker SIGKILL").await;
 
     // RabbitMQ is unreachable for API and worker while links are created and
@@ -252,8 +305,7 @@ async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
     // The API restarts with a flush interval longer than the test, then gets
     // SIGTERM while traffic flows: only the shutdown flush writes what it
     // counted, and everything it answered 301 to is counted.
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+    system.stop(api).await;
     system.env.push(("OFFNDAT_VISIT_FLUSH_INTERVAL", "60s".to_owned()));
     let api = system.start_api().await;
     let answered = Arc::new(AtomicU64::new(0));
@@ -268,6 +320,9 @@ async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
                         answered.fetch_add(1, Ordering::Relaxed);
                     }
                     Ok(r) => panic!("unexpected {}", r.status()),
+                    // Refused once the API has stopped listening. Not a wait for
+                    // an effect: a pause, so the loop does not spin until the
+                    // test tells it to stop.
                     Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
             }
@@ -278,35 +333,23 @@ async fn every_redirect_is_counted_once_across_kills_outages_and_restarts() {
     })
     .await;
     assert_eq!(system.visits(&phrase).await.map(|v| v.0), Ok(sent.0 + sent.1), "nothing flushed yet");
-    let mut api = api;
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+    system.stop(api).await;
     stop.store(true, Ordering::Relaxed);
     traffic.await.expect("traffic task");
     sent = add(sent, (answered.load(Ordering::Relaxed) as i64, 0));
     system.env.pop();
-    let mut api = system.start_api().await;
+    let api = system.start_api().await;
     system.await_visits(&phrase, sent, "after an API SIGTERM with an unflushed aggregate").await;
 
-    signal(&worker, "-TERM");
-    assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
-}
-
-/// The value of `name_and_labels` (exact label text) in a Prometheus text page.
-fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines().find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse().ok())
+    system.stop(worker).await;
+    system.stop(api).await;
 }
 
 #[tokio::test]
 async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     let system = System::new().await;
-    let mut api = system.start_api().await;
-    let metrics = || async {
-        system.client.get(system.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text")
-    };
-    let start = metrics().await;
+    let api = system.start_api().await;
+    let start = system.api_metrics().await;
     for name in [
         "offndat_visits_recorded_total",
         "offndat_visits_dropped_total{reason=\"shutdown\"}",
@@ -321,7 +364,7 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
         "offndat_outbox_published_total",
         "offndat_visit_flushes_total{outcome=\"failed\"}",
     ] {
-        assert_eq!(metric(&start, name), Some(0.0), "{name} at 0 from the start:\n{start}");
+        assert_eq!(start.value(name), Some(0.0), "{name} at 0 from the start:\n{start}");
     }
 
     let phrase = system.create().await;
@@ -334,33 +377,32 @@ async fn the_visit_metrics_exist_from_the_start_and_move_with_their_actions() {
     assert_eq!(missing.status(), 404);
 
     let after = eventually(Duration::from_secs(10), "the flush counted", || async {
-        let text = metrics().await;
-        if metric(&text, "offndat_visits_recorded_total") == Some(3.0) { Ok(text) } else { Err(text) }
+        let page = system.api_metrics().await;
+        if page.value("offndat_visits_recorded_total") == Some(3.0) { Ok(page) } else { Err(page.to_string()) }
     })
     .await;
-    assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"head\"}"), Some(1.0));
-    assert_eq!(metric(&after, "offndat_visits_uncounted_total{reason=\"prefetch\"}"), Some(1.0));
-    assert_eq!(metric(&after, "offndat_orphan_visits_total"), Some(1.0));
-    assert_eq!(metric(&after, "offndat_links_created_total{language=\"en\",theme=\"none\"}"), Some(1.0));
-    assert_eq!(metric(&after, "offndat_links_created_total{language=\"pl\",theme=\"none\"}"), Some(0.0));
-    assert_eq!(metric(&after, "offndat_redirect_lookups_total{source=\"not_found\"}"), Some(1.0));
-    assert_eq!(metric(&after, "offndat_visits_dropped_total{reason=\"shutdown\"}"), Some(0.0));
+    assert_eq!(after.value("offndat_visits_uncounted_total{reason=\"head\"}"), Some(1.0));
+    assert_eq!(after.value("offndat_visits_uncounted_total{reason=\"prefetch\"}"), Some(1.0));
+    assert_eq!(after.value("offndat_orphan_visits_total"), Some(1.0));
+    assert_eq!(after.value("offndat_links_created_total{language=\"en\",theme=\"none\"}"), Some(1.0));
+    assert_eq!(after.value("offndat_links_created_total{language=\"pl\",theme=\"none\"}"), Some(0.0));
+    assert_eq!(after.value("offndat_redirect_lookups_total{source=\"not_found\"}"), Some(1.0));
+    assert_eq!(after.value("offndat_visits_dropped_total{reason=\"shutdown\"}"), Some(0.0));
     let lookups: f64 = ["l1", "l2", "db"]
         .iter()
-        .filter_map(|source| metric(&after, &format!("offndat_redirect_lookups_total{{source=\"{source}\"}}")))
+        .filter_map(|source| after.value(&format!("offndat_redirect_lookups_total{{source=\"{source}\"}}")))
         .sum();
     assert!(lookups >= 5.0, "every redirect looked its link up:\n{after}");
-    assert!(metric(&after, "offndat_visit_flushes_total{outcome=\"written\"}").is_some_and(|n| n >= 1.0));
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
+    assert!(after.value("offndat_visit_flushes_total{outcome=\"written\"}").is_some_and(|n| n >= 1.0));
+    system.stop(api).await;
 }
 
 #[tokio::test]
 async fn the_api_and_the_worker_started_together_on_a_fresh_database_are_ready_within_30_s() {
     // As compose and Kubernetes start them: at once, on a database that does not exist yet.
     let system = System::new().await;
-    let mut worker = system.start_worker();
-    let mut api = system.command("offndat-api", "api.log").spawn().expect("spawn api");
+    let mut worker = system.spawn_worker();
+    let api = system.spawn_api();
     let ready = |url: String| {
         let client = system.client.clone();
         async move {
@@ -372,24 +414,24 @@ async fn the_api_and_the_worker_started_together_on_a_fresh_database_are_ready_w
         }
     };
     eventually(Duration::from_secs(30), "the API and the worker are ready", || async {
-        ready(system.ops_url("/health/ready")).await?;
-        ready(system.worker_url("/health/ready")).await
+        // Each reports its addresses once it has bound them: the API only after
+        // PostgreSQL answered and the migrations ran.
+        let (Some(api_at), Some(worker_at)) = (api.listening_now(), worker.listening_now()) else {
+            return Err(format!("not listening yet\n{}", system.dump_logs()));
+        };
+        ready(format!("http://{}/health/ready", api_at.address("ops_address"))).await?;
+        ready(format!("http://{}/health/ready", worker_at.address("address"))).await
     })
     .await;
-    assert_eq!(exit_code_now(&mut worker), None, "the worker is still running\n{}", system.dump_logs());
+    assert_eq!(worker.exited(), None, "the worker is still running\n{}", system.dump_logs());
+    system.adopt_api(&api).await;
+    system.adopt_worker(&worker).await;
 
     // And the worker does its job: a redirect is counted.
     let phrase = system.create().await;
     let sent = system.redirects(&phrase, 2).await;
     system.await_visits(&phrase, sent, "after a start together").await;
 
-    signal(&worker, "-TERM");
-    assert_eq!(exit_code(&mut worker).await, Some(0), "worker exit code\n{}", system.dump_logs());
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "API exit code\n{}", system.dump_logs());
-}
-
-/// The exit code if the process has already exited.
-fn exit_code_now(child: &mut Child) -> Option<i32> {
-    child.try_wait().expect("try_wait").map(|status| status.code().unwrap_or(-1))
+    system.stop(worker).await;
+    system.stop(api).await;
 }

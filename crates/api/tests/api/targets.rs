@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{TestApp, TestDatabase, assert_problem, eventually, spawn, spawn_with};
+use crate::system::api_binary;
 
 async fn create(app: &TestApp, target: &str) -> reqwest::Response {
     app.post("/v1/links")
@@ -187,14 +188,13 @@ async fn blocklist_apply_finds_the_links_it_now_matches() {
     app.stop().await;
     std::fs::write(&file, "evil.example\n").expect("write");
 
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_offndat-api"))
-        .env_clear()
+    let output = api_binary()
+        .command()
         .env("OFFNDAT_DATABASE_URL", &db.url)
         .env("OFFNDAT_BLOCKLIST_FILE", &file)
         .args(["blocklist", "apply", "--dry-run"])
         .output()
-        .await
-        .expect("run");
+        .await;
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(
@@ -206,20 +206,20 @@ async fn blocklist_apply_finds_the_links_it_now_matches() {
     // For real: the link is disabled with the reason, audited as the CLI's, and a
     // second run finds nothing left to do.
     let apply = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_offndat-api"))
-            .env_clear()
+        api_binary()
+            .command()
             .env("OFFNDAT_DATABASE_URL", &db.url)
             .env("OFFNDAT_BLOCKLIST_FILE", &file)
             .args(["blocklist", "apply"])
             .output()
     };
-    let output = apply().await.expect("run");
+    let output = apply().await;
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(
         String::from_utf8(output.stdout).expect("utf-8"),
         format!("{bad}\twww.evil.example\tevil.example\n1 link(s) match the blocklist; 1 disabled now\n")
     );
-    let again = apply().await.expect("run");
+    let again = apply().await;
     assert_eq!(String::from_utf8(again.stdout).expect("utf-8"), "0 link(s) match the blocklist; 0 disabled now\n");
 
     let app = spawn_with(&db, &[]).await;

@@ -12,10 +12,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use serde_json::{Value, json};
-use tokio::process::Command;
 
 use crate::helpers::eventually;
-use crate::system::{KEY, System, exit_code, signal};
+use crate::system::{KEY, System, api_binary};
 
 /// One span as the collector received it, flattened for assertions.
 #[derive(Debug, Clone)]
@@ -179,7 +178,7 @@ async fn traced_system() -> (System, Collector) {
 async fn one_create_is_one_trace_from_the_request_through_the_relay_to_the_worker() {
     let (system, collector) = traced_system().await;
     let _api = system.start_api().await;
-    let _worker = system.start_worker();
+    let _worker = system.start_worker().await;
 
     // The caller's own trace: the API continues it.
     let (trace_id, caller_span_id) = (random_hex(16), random_hex(8));
@@ -268,7 +267,7 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
 
     let lines = eventually(Duration::from_secs(10), "the request's log lines", || async {
         let lines: Vec<Value> = system
-            .log("api.log")
+            .api_log()
             .lines()
             .filter_map(|line| serde_json::from_str::<Value>(line).ok())
             .filter(|line| line["span"]["request_id"] == "log-me-1")
@@ -276,7 +275,7 @@ async fn every_log_line_of_a_request_names_its_request_and_trace() {
         if lines.iter().any(|l| l["message"] == "request finished") && lines.len() >= 2 {
             Ok(lines)
         } else {
-            Err(system.log("api.log"))
+            Err(system.api_log())
         }
     })
     .await;
@@ -305,12 +304,11 @@ async fn spans_still_queued_are_exported_on_sigterm() {
         // Far beyond the test: only the flush at exit can deliver the span.
         ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
     ]);
-    let mut api = system.start_api().await;
+    let api = system.start_api().await;
     let (response, trace_id) = traced_get(&system, "/health/live", None).await;
     assert_eq!(response.status(), 200);
 
-    signal(&api, "-TERM");
-    assert_eq!(exit_code(&mut api).await, Some(0), "{}", system.dump_logs());
+    system.stop(api).await;
     let spans = collector.in_trace(&trace_id);
     assert_eq!(one(&spans, "GET /health/live").service, "offndat-api", "{}", system.dump_logs());
 }
@@ -337,14 +335,12 @@ async fn traces_go_over_http_protobuf_when_asked() {
 
 #[tokio::test]
 async fn an_unsupported_otlp_protocol_stops_the_start_with_a_clear_error() {
-    let binary = env!("CARGO_BIN_EXE_offndat-api");
-    let output = Command::new(binary)
-        .env_clear()
+    let output = api_binary()
+        .command()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
         .output()
-        .await
-        .expect("run");
+        .await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -352,13 +348,12 @@ async fn an_unsupported_otlp_protocol_stops_the_start_with_a_clear_error() {
         "{stderr}"
     );
 
-    let output = Command::new(binary)
-        .env_clear()
+    let output = api_binary()
+        .command()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
         .env("OFFNDAT_TRACE_FILTER", "info,[")
         .output()
-        .await
-        .expect("run");
+        .await;
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("invalid OFFNDAT_TRACE_FILTER `info,[`"), "{stderr}");

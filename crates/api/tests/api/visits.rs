@@ -46,10 +46,7 @@ async fn await_visits(app: &TestApp, phrase: &str, expected: i64) -> Value {
 
 /// The value of a counter with `labels` (exact label text) in the API's /metrics.
 async fn counter(app: &TestApp, name_and_labels: &str) -> f64 {
-    let text = app.client.get(app.ops_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    text.lines()
-        .find_map(|line| line.strip_prefix(name_and_labels)?.strip_prefix(' ')?.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("{name_and_labels} is not exported"))
+    app.metrics().await.value(name_and_labels).unwrap_or_else(|| panic!("{name_and_labels} is not exported"))
 }
 
 #[tokio::test]

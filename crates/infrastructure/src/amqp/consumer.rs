@@ -53,6 +53,8 @@ pub struct BatchSettings {
     pub batch_size: usize,
     /// Longest the first delivery of a batch waits for the batch to fill.
     pub batch_timeout: Duration,
+    /// A batch stops filling once its bodies reach this many bytes.
+    pub batch_max_bytes: usize,
     /// Largest body read; larger ones are dead-lettered unread.
     pub max_message_bytes: usize,
     /// Most visits one message may add to one link (see `Event::check_bounds`).
@@ -183,16 +185,20 @@ impl EventConsumer {
                 None => return Err(SessionError::Cancelled),
             };
             let started = Instant::now();
+            let mut batch_bytes = first.data.len();
             let mut batch = vec![first];
             let mut ended = None;
             let deadline = started + self.settings.batch_timeout;
-            while batch.len() < self.settings.batch_size {
+            while batch.len() < self.settings.batch_size && batch_bytes < self.settings.batch_max_bytes {
                 tokio::select! {
                     biased;
                     () = shutdown.cancelled() => break,
                     () = tokio::time::sleep_until(deadline) => break,
                     next = consumer.next() => match next {
-                        Some(Ok(delivery)) => batch.push(delivery),
+                        Some(Ok(delivery)) => {
+                            batch_bytes += delivery.data.len();
+                            batch.push(delivery);
+                        }
                         Some(Err(error)) => { ended = Some(SessionError::Broker(error)); break }
                         None => { ended = Some(SessionError::Cancelled); break }
                     },
@@ -486,6 +492,7 @@ mod tests {
         prefetch: 1,
         batch_size: 1,
         batch_timeout: Duration::from_millis(1),
+        batch_max_bytes: 1024 * 1024,
         max_message_bytes: 64,
         max_visits_per_link: 10,
     };

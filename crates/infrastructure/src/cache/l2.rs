@@ -1,13 +1,14 @@
 //! L2: Redis, shared by every replica. Slow or failing Redis never stalls a
 //! redirect: every call is bounded by a short timeout and a failure counts as a
 //! miss. A circuit breaker skips Redis for a cool-down once it is failing: at
-//! once on a connection error, or after several timeouts in a row. One late
-//! answer under CPU load is not an outage: opening the breaker for it would send
-//! every L1 miss to PostgreSQL for the whole cool-down, the most expensive way to
-//! serve them on a busy machine.
+//! once on a connection error, or when commands have timed out with no answer
+//! in between for a while. Late answers under CPU load are not an outage (with
+//! many requests in flight they time out together): opening the breaker for them
+//! would send every L1 miss to PostgreSQL for the whole cool-down, the most
+//! expensive way to serve them on a busy machine.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::aio::MultiplexedConnection;
@@ -33,8 +34,9 @@ pub struct L2Settings {
     pub deployment: Deployment,
     pub timeout: Duration,
     pub cooldown: Duration,
-    /// Timeouts in a row, with no answer between them, that open the breaker.
-    pub timeouts_to_open: u32,
+    /// How long commands may time out with no answer in between before the
+    /// breaker opens; zero: at the first timeout.
+    pub unanswered_to_open: Duration,
 }
 
 /// What a lookup found.
@@ -103,7 +105,7 @@ impl L2 {
             pool,
             connection: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
-            breaker: Breaker::new(settings.cooldown, settings.timeouts_to_open),
+            breaker: Breaker::new(settings.cooldown, settings.unanswered_to_open),
             settings,
             foreign_logged_ms: AtomicU64::new(0),
         })
@@ -233,27 +235,32 @@ impl L2 {
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let attempt = async {
-            let conn = self.connection().await?;
-            command(conn).await.map_err(|e| e.to_string())
+            let conn = self.connection().await.map_err(Failure::Connect)?;
+            command(conn).await.map_err(Failure::Command)
         };
         match tokio::time::timeout(self.settings.timeout, attempt).await {
             Ok(Ok(value)) => {
                 self.breaker.close();
                 Some(value)
             }
-            Ok(Err(error)) => {
+            Ok(Err(Failure::Connect(error))) => {
                 self.fail(&error);
                 None
             }
-            Err(_) => {
+            // The client's own response timeout: a late answer like ours below.
+            Ok(Err(Failure::Command(error))) if !error.is_timeout() => {
+                self.fail(&error.to_string());
+                None
+            }
+            Ok(Err(Failure::Command(_))) | Err(_) => {
                 metrics::counter!("offndat_cache_l2_errors_total").increment(1);
                 // The multiplexed connection stays: a late answer is read and
-                // dropped. Only a run of timeouts (Redis hung, or the network
-                // path gone) drops it and opens the breaker.
+                // dropped. Only lasting silence (Redis hung, or the network path
+                // gone) drops it and opens the breaker.
                 if self.breaker.timed_out() {
                     self.fail_open(&format!(
-                        "{} commands in a row got no answer within {:?}",
-                        self.settings.timeouts_to_open, self.settings.timeout
+                        "no answer for {:?} (every command timed out after {:?})",
+                        self.settings.unanswered_to_open, self.settings.timeout
                     ));
                 }
                 None
@@ -293,34 +300,46 @@ impl L2 {
     }
 }
 
-/// Skips Redis for a cool-down after an error or a run of timeouts.
+/// Why a command got no answer.
+enum Failure {
+    Connect(String),
+    Command(redis::RedisError),
+}
+
+/// Skips Redis for a cool-down after an error or lasting silence.
 struct Breaker {
     epoch: Instant,
     /// Milliseconds since `epoch` until which Redis is skipped.
     open_until_ms: AtomicU64,
     open: AtomicBool,
     cooldown: Duration,
-    /// Timeouts since the last answer.
-    timeouts: AtomicU32,
-    timeouts_to_open: u32,
+    /// One plus the millisecond of the first timeout since the last answer; 0:
+    /// answered since. Not reset when the breaker opens, so after the cool-down
+    /// one more timeout re-opens it at once if Redis is still silent.
+    unanswered_since_ms: AtomicU64,
+    unanswered_to_open_ms: u64,
 }
 
 impl Breaker {
-    fn new(cooldown: Duration, timeouts_to_open: u32) -> Self {
+    fn new(cooldown: Duration, unanswered_to_open: Duration) -> Self {
         Self {
             epoch: Instant::now(),
             open_until_ms: AtomicU64::new(0),
             open: AtomicBool::new(false),
             cooldown,
-            timeouts: AtomicU32::new(0),
-            timeouts_to_open: timeouts_to_open.max(1),
+            unanswered_since_ms: AtomicU64::new(0),
+            unanswered_to_open_ms: u64::try_from(unanswered_to_open.as_millis()).unwrap_or(u64::MAX),
         }
     }
 
-    /// Counts a timeout; true when it completes a run that should open the breaker.
+    /// Notes a timeout; true when Redis has been silent long enough to open.
     fn timed_out(&self) -> bool {
-        let run = self.timeouts.fetch_add(1, Ordering::Relaxed) + 1;
-        run.is_multiple_of(self.timeouts_to_open)
+        let now = self.now_ms() + 1;
+        let since = match self.unanswered_since_ms.compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => now,
+            Err(since) => since,
+        };
+        now - since >= self.unanswered_to_open_ms
     }
 
     fn now_ms(&self) -> u64 {
@@ -338,8 +357,8 @@ impl Breaker {
     }
 
     fn close(&self) {
-        if self.timeouts.load(Ordering::Relaxed) != 0 {
-            self.timeouts.store(0, Ordering::Relaxed);
+        if self.unanswered_since_ms.load(Ordering::Relaxed) != 0 {
+            self.unanswered_since_ms.store(0, Ordering::Relaxed);
         }
         if self.open.swap(false, Ordering::Relaxed) {
             tracing::info!("Redis answers again; L2 back in use");
@@ -359,7 +378,7 @@ mod tests {
             deployment: Deployment::new(uuid::Uuid::nil(), "db"),
             timeout: Duration::from_millis(50),
             cooldown: Duration::from_secs(1),
-            timeouts_to_open: 1,
+            unanswered_to_open: Duration::ZERO,
         }
     }
 
@@ -382,23 +401,40 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_for_the_cooldown() {
-        let breaker = Breaker::new(Duration::from_millis(30), 3);
+        // Long enough that the checks right after opening surely come before it ends.
+        let cooldown = Duration::from_millis(300);
+        let breaker = Breaker::new(cooldown, Duration::ZERO);
         assert!(!breaker.is_open());
+        let opened = Instant::now();
         assert!(breaker.open());
         assert!(!breaker.open(), "already open");
         assert!(breaker.is_open());
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(!breaker.is_open(), "half-open after the cooldown");
+        // Polled rather than slept past: it closes, and not before the cooldown.
+        let deadline = opened + Duration::from_secs(10);
+        while breaker.is_open() {
+            assert!(Instant::now() < deadline, "still open long after the cooldown");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Within a millisecond: the breaker counts whole milliseconds.
+        assert!(opened.elapsed() + Duration::from_millis(1) >= cooldown, "half-open only after the cooldown");
     }
 
     #[test]
-    fn only_a_run_of_timeouts_opens_the_breaker() {
-        let breaker = Breaker::new(Duration::from_secs(60), 3);
-        assert!(!breaker.timed_out());
-        assert!(!breaker.timed_out());
+    fn only_lasting_silence_opens_the_breaker() {
+        let patient = Breaker::new(Duration::from_secs(60), Duration::from_secs(3600));
+        for _ in 0..100 {
+            assert!(!patient.timed_out(), "timeouts close together are late answers, not an outage");
+        }
+        let strict = Breaker::new(Duration::from_secs(60), Duration::ZERO);
+        assert!(strict.timed_out(), "zero: the first timeout opens");
+        // Silence is measured from the first timeout since the last answer.
+        let mut breaker = Breaker::new(Duration::from_secs(60), Duration::from_secs(10));
+        breaker.epoch = Instant::now() - Duration::from_secs(20);
+        breaker.unanswered_since_ms.store(1 + 18_000, Ordering::Relaxed);
+        assert!(!breaker.timed_out(), "silent for 2 s");
+        breaker.unanswered_since_ms.store(1 + 5_000, Ordering::Relaxed);
+        assert!(breaker.timed_out(), "silent for 15 s");
         breaker.close();
-        assert!(!breaker.timed_out(), "an answer between timeouts starts the run again");
-        assert!(!breaker.timed_out());
-        assert!(breaker.timed_out(), "the third in a row opens");
+        assert_eq!(breaker.unanswered_since_ms.load(Ordering::Relaxed), 0, "an answer ends the silence");
     }
 }

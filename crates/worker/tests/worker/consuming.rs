@@ -1,10 +1,13 @@
 //! Valid events: visit totals, zero summaries for created links, de-duplication,
 //! and visits of links that do not exist.
 
-use offndat_test_support::{AmqpNamespace, TestDatabase, eventually};
+use chrono::Utc;
+use offndat_test_support::{AmqpNamespace, Metrics, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
-use crate::helpers::{DEADLINE, Publisher, TestWorker, await_total, counter, insert_link, total};
+use crate::helpers::{
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, metrics, total, visited_body,
+};
 
 #[tokio::test]
 async fn visit_batches_add_up_to_exact_totals_per_link() {
@@ -80,8 +83,7 @@ async fn a_message_delivered_twice_is_counted_once() {
     publisher.visited(twin, &[(link, 1)]).await;
 
     let metrics_seen = eventually(DEADLINE, "duplicates observed", || async {
-        let metrics = worker.client.get(worker.url("/metrics")).send().await.map_err(|e| e.to_string())?;
-        let metrics = metrics.text().await.map_err(|e| e.to_string())?;
+        let metrics = Metrics::fetch(&worker.client, &worker.url("/metrics")).await?;
         let (applied, duplicate) = (counter(&metrics, &queue, "applied"), counter(&metrics, &queue, "duplicate"));
         if applied == 2 && duplicate == 2 { Ok(()) } else { Err(format!("applied {applied}, duplicate {duplicate}")) }
     });
@@ -111,7 +113,7 @@ async fn visits_of_unknown_links_are_skipped_and_later_messages_still_apply() {
     assert_eq!(total(&db, unknown).await, -1, "nothing counted for an unknown link");
     assert_eq!(db.count("inbox").await, 3, "the skipped message is recorded too");
     assert_eq!(publisher.ready_count(&topology.dead_letter_queue).await, 0, "skipping is not poison");
-    let metrics = worker.client.get(worker.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = metrics(&worker).await;
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "skipped"), 1);
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "applied"), 2);
     worker.stop().await;
@@ -220,17 +222,41 @@ async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
     assert_eq!(db.scalar(&sum("service_visits_daily", "dimension = 9")).await, 5, "orphans counted once");
     assert_eq!(db.count("visit_summaries").await, 2);
 
-    let metrics = worker.client.get(worker.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
-    let visits = |outcome: &str| -> u64 {
-        metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(&format!("offndat_worker_visits_total{{outcome=\"{outcome}\"}} "))?.parse().ok()
-            })
-            .unwrap_or(0)
-    };
-    assert!(visits("skipped") >= 9, "{metrics}");
+    let metrics = metrics(&worker).await;
+    let visits =
+        |outcome: &str| metrics.value(&format!("offndat_worker_visits_total{{outcome=\"{outcome}\"}}")).unwrap_or(0.0);
+    assert!(visits("skipped") >= 9.0, "{metrics}");
     let topology = namespace.topology();
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "duplicate"), 1);
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_stops_filling_at_its_byte_bound() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let link = insert_link(&db).await;
+    let publisher = Publisher::new(&namespace).await;
+    // Queued before the worker starts: without the bound one batch takes them all.
+    let messages = 10;
+    for _ in 0..messages {
+        publisher.visited(Uuid::now_v7(), &[(link, 1)]).await;
+    }
+    let body = visited_body(&[(link, 1)], Utc::now()).len();
+    let extra = ["--worker-batch-max-bytes", "1024"];
+    let worker = TestWorker::spawn_with(config(&db.url, &amqp_url(), &namespace.name, &extra)).await;
+
+    await_total(&db, link, messages).await;
+    let queue = namespace.topology().link_visited_queue;
+    let batches = metrics(&worker)
+        .await
+        .value(&format!("offndat_worker_batch_duration_seconds_count{{queue=\"{queue}\"}}"))
+        .unwrap_or(0.0) as i64;
+    // A batch takes messages until its bodies reach 1,024 bytes.
+    let most_per_batch = 1024u64.div_ceil(body as u64);
+    assert!(
+        batches as u64 >= (messages as u64).div_ceil(most_per_batch),
+        "{batches} batches for {messages} messages of {body} bytes under a 1,024-byte bound"
+    );
     worker.stop().await;
 }

@@ -8,7 +8,9 @@ use offndat_infrastructure::amqp::dead_letter_arguments;
 use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
-use crate::helpers::{DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, visited_body};
+use crate::helpers::{
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, metrics, visited_body,
+};
 
 #[tokio::test]
 async fn unreadable_messages_are_dead_lettered_at_once_and_change_nothing() {
@@ -52,7 +54,7 @@ async fn unreadable_messages_are_dead_lettered_at_once_and_change_nothing() {
     assert_eq!(publisher.ready_count(&topology.link_visited_queue).await, 0, "none requeued");
     assert_eq!(publisher.ready_count(&topology.link_created_queue).await, 0, "none requeued");
     assert_eq!(publisher.ready_count(&topology.dead_letter_queue).await, 8, "dead letters stay put");
-    let metrics = worker.client.get(worker.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = metrics(&worker).await;
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "dead_lettered"), 7);
     assert_eq!(counter(&metrics, &topology.link_created_queue, "dead_lettered"), 1);
     worker.stop().await;
@@ -93,7 +95,7 @@ async fn a_message_postgres_refuses_is_dead_lettered_alone_and_its_batch_mates_a
     .await;
     assert_eq!(db.count("inbox").await, 2, "the refused message left no trace");
     assert_eq!(publisher.ready_count(&topology.link_visited_queue).await, 0);
-    let metrics = worker.client.get(worker.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = metrics(&worker).await;
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "dead_lettered"), 1);
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "applied"), 2);
     worker.stop().await;

@@ -1,6 +1,6 @@
 //! The worker's health and metrics endpoints.
 
-use offndat_test_support::{AmqpNamespace, TestDatabase};
+use offndat_test_support::{AmqpNamespace, Metrics, TestDatabase};
 use uuid::Uuid;
 
 use crate::helpers::{Publisher, TestWorker, await_total, insert_link};
@@ -38,8 +38,13 @@ async fn health_endpoints_report_each_dependency_and_metrics_are_prometheus_text
         response.headers()["content-type"].to_str().expect("ascii").starts_with("text/plain"),
         "Prometheus text format"
     );
-    let metrics = response.text().await.expect("text");
-    assert!(metrics.contains("offndat_worker_messages_total"), "{metrics}");
-    assert!(metrics.contains("offndat_worker_batch_duration_seconds_bucket"), "{metrics}");
+    let metrics = Metrics::parse(&response.text().await.expect("text")).expect("Prometheus text");
+    let queue = &topology.link_visited_queue;
+    assert_eq!(
+        metrics.value(&format!("offndat_worker_messages_total{{queue=\"{queue}\",outcome=\"applied\"}}")),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(metrics.samples("offndat_worker_batch_duration_seconds_bucket").next().is_some(), "{metrics}");
     worker.stop().await;
 }

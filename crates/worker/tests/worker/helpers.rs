@@ -2,8 +2,6 @@
 //! reading what the worker did.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,12 +10,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOpti
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use offndat_infrastructure::amqp::Topology;
-use offndat_infrastructure::config::WorkerConfig;
-use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
+use offndat_test_support::{AmqpNamespace, Binary, Metrics, Process, TestDatabase, amqp_url, eventually};
 use offndat_worker::Worker;
+use offndat_worker::config::WorkerConfig;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -246,85 +242,36 @@ pub async fn await_total(db: &TestDatabase, link_id: Uuid, expected: i64) {
     .await;
 }
 
-/// The worker's `/metrics` counter for `queue` and `outcome` (0 when absent).
-pub fn counter(metrics: &str, queue: &str, outcome: &str) -> u64 {
-    let needle = format!("offndat_worker_messages_total{{queue=\"{queue}\",outcome=\"{outcome}\"}} ");
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&needle))
-        .map_or(0, |value| value.trim().parse::<f64>().expect("a number") as u64)
+/// The worker's `/metrics`, parsed.
+pub async fn metrics(worker: &TestWorker) -> Metrics {
+    Metrics::get(&worker.client, &worker.url("/metrics")).await
 }
 
-/// The worker binary, started with `env`, its output collected.
-pub struct WorkerProcess {
-    pub child: Child,
-    pub address: SocketAddr,
-    pub output: Arc<Mutex<Vec<String>>>,
+/// The worker's counter of messages from `queue` with `outcome` (0 when absent).
+pub fn counter(metrics: &Metrics, queue: &str, outcome: &str) -> u64 {
+    metrics.value(&format!("offndat_worker_messages_total{{queue=\"{queue}\",outcome=\"{outcome}\"}}")).unwrap_or(0.0)
+        as u64
 }
 
-impl WorkerProcess {
-    /// Starts the binary against `db` and `namespace` and waits until it listens.
-    pub async fn start(db: &TestDatabase, namespace: &AmqpNamespace, env: &[(&str, &str)]) -> Self {
-        let mut child = worker_command(&db.url, &namespace.name, env).spawn().expect("spawn offndat-worker");
-        let stdout = child.stdout.take().expect("stdout");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (address_tx, address_rx) = tokio::sync::oneshot::channel();
-        let lines = output.clone();
-        tokio::spawn(async move {
-            let mut address_tx = Some(address_tx);
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if line.contains("offndat-worker listening")
-                    && let Some(address) = line.split_whitespace().find_map(|f| f.strip_prefix("address="))
-                    && let Some(tx) = address_tx.take()
-                {
-                    let _ = tx.send(address.parse::<SocketAddr>().expect("an address"));
-                }
-                lines.lock().expect("lock").push(line);
-            }
-        });
-        let address = tokio::time::timeout(DEADLINE, address_rx)
-            .await
-            .unwrap_or_else(|_| panic!("worker did not listen; output: {:?}", output.lock().expect("lock")))
-            .expect("worker exited before listening");
-        Self { child, address, output }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Sends `signal` (`TERM`, `KILL`) to the process.
-    pub async fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let status = Command::new("kill").args([&format!("-{signal}"), &pid]).status().await.expect("kill");
-        assert!(status.success(), "kill -{signal} {pid}");
-    }
-
-    /// Waits for the exit code.
-    pub async fn exit_code(&mut self) -> Option<i32> {
-        let status = tokio::time::timeout(DEADLINE, self.child.wait()).await.expect("exits in time").expect("wait");
-        status.code()
-    }
-}
-
-/// The worker binary's command line: configured by environment variables.
-pub fn worker_command(database_url: &str, namespace: &str, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_offndat-worker"));
-    command
-        .env("OFFNDAT_DATABASE_URL", database_url)
+/// The worker binary, configured by environment variables: on `db` and
+/// `namespace`, health and metrics on a port it picks and reports, `env` last.
+pub fn worker_process(db: &TestDatabase, namespace: &AmqpNamespace, env: &[(&str, &str)]) -> Process {
+    Binary::at(env!("CARGO_BIN_EXE_offndat-worker"))
+        .command()
+        .env("OFFNDAT_DATABASE_URL", &db.url)
         .env("OFFNDAT_AMQP_URL", amqp_url())
-        .env("OFFNDAT_AMQP_NAMESPACE", namespace)
+        .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
         .env("OFFNDAT_WORKER_LISTEN", "127.0.0.1:0")
         .env("OFFNDAT_WORKER_BATCH_TIMEOUT", "10ms")
         .env("OFFNDAT_LOG", "info")
         .env("OFFNDAT_LOG_FORMAT", "text")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    command
+        .spawn()
+}
+
+/// A URL on a worker process's health and metrics listener, once it listens.
+pub async fn process_url(worker: &Process, path: &str) -> String {
+    format!("http://{}{path}", worker.address("address").await)
 }
 
 impl Publisher {
