@@ -139,7 +139,7 @@ async fn out_of_range_rates_and_durations_are_refused_with_their_bounds() {
         ),
         ("OFFNDAT_RATE_LIMIT_REDIRECT_PER_SECOND", "0", "--rate-limit-redirect-per-second", "from 0.001 to 1000000"),
         ("OFFNDAT_REQUEST_TIMEOUT", "0s", "--request-timeout", "must be from 1ms to 10m"),
-        ("OFFNDAT_CACHE_L1_TTL", "2000years", "--cache-l1-ttl", "must be from 1s to 30days"),
+        ("OFFNDAT_CACHE_L1_TTL", "2000years", "--cache-l1-ttl", "must be from 1s to 30d"),
         ("OFFNDAT_REDIS_TIMEOUT", "5h", "--redis-timeout", "must be from 1ms to 1m"),
         ("OFFNDAT_SHUTDOWN_TIMEOUT", "soon", "--shutdown-timeout", "expected number at 0"),
     ] {

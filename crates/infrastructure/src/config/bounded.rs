@@ -24,8 +24,20 @@ pub fn duration_in(
         if (min..=max).contains(&duration) {
             Ok(duration)
         } else {
-            Err(format!("must be from {} to {}", humantime::format_duration(min), humantime::format_duration(max)))
+            Err(format!("must be from {} to {}", bound(min), bound(max)))
         }
+    }
+}
+
+/// A bound as an operator would write it: whole days as days (humantime shows
+/// 365 days as `11months 30days 3h 50m 24s`, its months being 30.44 days).
+fn bound(duration: Duration) -> String {
+    const DAY: u64 = 86_400;
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() == 0 && secs >= DAY && secs.is_multiple_of(DAY) {
+        format!("{}d", secs / DAY)
+    } else {
+        humantime::format_duration(duration).to_string()
     }
 }
 
@@ -55,5 +67,8 @@ mod tests {
         assert_eq!(parse("11m"), Err("must be from 1ms to 10m".to_owned()));
         assert_eq!(parse("2000years"), Err("must be from 1ms to 10m".to_owned()));
         assert_eq!(parse("soon"), Err("expected number at 0".to_owned()));
+        let days = duration_in(Duration::from_secs(1), Duration::from_secs(365 * 86_400));
+        assert_eq!(days("366d"), Err("must be from 1s to 365d".to_owned()));
+        assert_eq!(days("365d"), Ok(Duration::from_secs(365 * 86_400)));
     }
 }
