@@ -124,8 +124,9 @@ pub struct ApiConfig {
     #[command(flatten)]
     pub limits: LimitsConfig,
 
-    /// Largest request body accepted, in bytes; larger bodies get a 413 problem.
-    #[arg(long, env = "OFFNDAT_MAX_BODY_BYTES", default_value_t = 64 * 1024, global = true, help_heading = "Limits")]
+    /// Largest request body accepted, in bytes; larger bodies get a 413 problem
+    /// [range: 1024 to 67108864].
+    #[arg(long, env = "OFFNDAT_MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=64 * 1024 * 1024), global = true, help_heading = "Limits")]
     pub max_body_bytes: usize,
 
     #[command(flatten)]

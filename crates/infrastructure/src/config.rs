@@ -92,8 +92,8 @@ pub struct DatabaseConfig {
     )]
     pub database_url: Url,
 
-    /// Most connections this process opens to PostgreSQL.
-    #[arg(long, env = "OFFNDAT_DATABASE_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    /// Most connections this process opens to PostgreSQL [range: 1 to 10000].
+    #[arg(long, env = "OFFNDAT_DATABASE_MAX_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub database_max_connections: u32,
 
     /// How long a query waits for a free connection before failing with 503

@@ -77,7 +77,8 @@ pub struct LimitsConfig {
     #[arg(long, env = "OFFNDAT_HTTP_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000), global = true)]
     pub http_max_connections: u32,
 
-    /// Largest total size of a request's headers, in bytes; more gets a 431 problem.
-    #[arg(long, env = "OFFNDAT_MAX_HEADER_BYTES", default_value_t = 16 * 1024, global = true)]
+    /// Largest total size of a request's headers, in bytes; more gets a 431 problem
+    /// [range: 1024 to 1048576].
+    #[arg(long, env = "OFFNDAT_MAX_HEADER_BYTES", default_value_t = 16 * 1024, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1024..=1024 * 1024), global = true)]
     pub max_header_bytes: usize,
 }

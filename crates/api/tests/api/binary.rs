@@ -142,6 +142,9 @@ async fn out_of_range_rates_and_durations_are_refused_with_their_bounds() {
         ("OFFNDAT_CACHE_L1_TTL", "2000years", "--cache-l1-ttl", "must be from 1s to 30d"),
         ("OFFNDAT_REDIS_TIMEOUT", "5h", "--redis-timeout", "must be from 1ms to 1m"),
         ("OFFNDAT_SHUTDOWN_TIMEOUT", "soon", "--shutdown-timeout", "expected number at 0"),
+        ("OFFNDAT_MAX_BODY_BYTES", "0", "--max-body-bytes", "0 is not in 1024..=67108864"),
+        ("OFFNDAT_MAX_HEADER_BYTES", "0", "--max-header-bytes", "0 is not in 1024..=1048576"),
+        ("OFFNDAT_DATABASE_MAX_CONNECTIONS", "0", "--database-max-connections", "0 is not in 1..=10000"),
     ] {
         let (code, stderr) = start_with(name, value).await;
         assert_eq!(code, Some(2), "{name}={value}: {stderr}");
