@@ -84,3 +84,8 @@ if ! port_open 5672; then
   rabbitmq-server -detached || true
 fi
 wait_for RabbitMQ 5672 120
+
+# Some tests start Redis servers of their own (with a password, over TLS) and make
+# a certificate authority with the openssl CLI.
+need redis-server redis-server
+need openssl openssl
