@@ -6,19 +6,13 @@ use offndat_test_support::{Launch, TcpProxy};
 use serde_json::{Value, json};
 
 use crate::helpers::{AmqpNamespace, TestDatabase, write_vocabulary};
-use crate::system::api_binary;
+use crate::system::api_command;
 
 /// Where the binary's short URLs point; requests go to the address it reports.
 const BASE: &str = "http://binary.test";
 
 fn command(db: &TestDatabase, namespace: &AmqpNamespace) -> Launch {
-    api_binary()
-        .command()
-        .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
-        .env("OFFNDAT_LISTEN", "127.0.0.1:0")
-        .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
-        .env("OFFNDAT_PUBLIC_BASE_URL", BASE)
-        .env("OFFNDAT_DATABASE_URL", &db.url)
+    api_command(db, namespace, BASE)
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use offndat_test_support::Metrics;
 use serde_json::{Value, json};
 
 use crate::helpers::{API_KEY, AmqpNamespace, RedisPrefix, TestDatabase, TestWorker, eventually};
-use crate::system::api_binary;
+use crate::system::api_command;
 
 /// Where the binary's short URLs point; requests go to the address it reports.
 const BASE: &str = "http://memory.test";
@@ -48,13 +48,7 @@ async fn a_flood_of_huge_headers_while_flushes_hang_stays_bounded_and_every_visi
     const WARM_UP: usize = 400;
     const BOUND: u64 = 40 * 1024 * 1024;
     let (db, namespace, redis) = (TestDatabase::new(), AmqpNamespace::new(), RedisPrefix::new());
-    let api = api_binary()
-        .command()
-        .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
-        .env("OFFNDAT_LISTEN", "127.0.0.1:0")
-        .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
-        .env("OFFNDAT_PUBLIC_BASE_URL", BASE)
-        .env("OFFNDAT_DATABASE_URL", &db.url)
+    let api = api_command(&db, &namespace, BASE)
         .env("OFFNDAT_API_KEYS", API_KEY)
         .env("OFFNDAT_REDIS_KEY_PREFIX", &redis.prefix)
         .env("OFFNDAT_VISIT_LOG", "full")

@@ -8,7 +8,7 @@ use offndat_test_support::{Metrics, RedisServer};
 use serde_json::{Value, json};
 
 use crate::helpers::{API_KEY, AmqpNamespace, TestApp, TestDatabase, eventually, spawn_with};
-use crate::system::api_binary;
+use crate::system::api_command;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
@@ -80,13 +80,7 @@ async fn redis_over_tls_is_used_when_its_ca_is_trusted_and_refused_when_not() {
     let redis = RedisServer::start_tls("tls-pass-for-tests", dir.path()).await;
     let (db, namespace) = (TestDatabase::new(), AmqpNamespace::new());
     let launch = |trust: bool| {
-        let launch = api_binary()
-            .command()
-            .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
-            .env("OFFNDAT_LISTEN", "127.0.0.1:0")
-            .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
-            .env("OFFNDAT_PUBLIC_BASE_URL", BASE)
-            .env("OFFNDAT_DATABASE_URL", &db.url)
+        let launch = api_command(&db, &namespace, BASE)
             .env("OFFNDAT_API_KEYS", API_KEY)
             .env("OFFNDAT_REDIS_URL", redis.url())
             .env("OFFNDAT_CACHE_L1_ENABLED", "false")

@@ -31,6 +31,18 @@ pub(crate) fn api_binary() -> Binary {
     Binary::at(env!("CARGO_BIN_EXE_offndat-api"))
 }
 
+/// The API binary on `db` and `namespace`, both listeners on ports it picks and
+/// reports, its short URLs under `base`; callers add the rest.
+pub(crate) fn api_command(db: &TestDatabase, namespace: &AmqpNamespace, base: &str) -> Launch {
+    api_binary()
+        .command()
+        .env("OFFNDAT_AMQP_NAMESPACE", &namespace.name)
+        .env("OFFNDAT_LISTEN", "127.0.0.1:0")
+        .env("OFFNDAT_OPS_LISTEN", "127.0.0.1:0")
+        .env("OFFNDAT_PUBLIC_BASE_URL", base)
+        .env("OFFNDAT_DATABASE_URL", &db.url)
+}
+
 pub(crate) fn worker_binary() -> Binary {
     Binary::beside(env!("CARGO_BIN_EXE_offndat-api"), "offndat-worker")
 }
