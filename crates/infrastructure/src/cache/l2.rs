@@ -360,7 +360,9 @@ impl Breaker {
         if self.unanswered_since_ms.load(Ordering::Relaxed) != 0 {
             self.unanswered_since_ms.store(0, Ordering::Relaxed);
         }
-        if self.open.swap(false, Ordering::Relaxed) {
+        // Read before writing: every answer comes here, and a write to a shared
+        // cache line per L2 hit is what the breaker being closed should cost nothing.
+        if self.open.load(Ordering::Relaxed) && self.open.swap(false, Ordering::Relaxed) {
             tracing::info!("Redis answers again; L2 back in use");
         }
     }
