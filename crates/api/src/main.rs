@@ -4,11 +4,9 @@
 
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: redirects allocate small, short-lived
-/// buffers on every request, and glibc spent a tenth of the hot path on them
-/// (see docs/performance.md).
+/// mimalloc (see `offndat_infrastructure::allocator` for why).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: offndat_infrastructure::allocator::MiMalloc = offndat_infrastructure::allocator::MiMalloc;
 
 use clap::Parser;
 use offndat_api::cli::{Cli, Command};
@@ -16,6 +14,7 @@ use offndat_api::commands;
 use offndat_infrastructure::shutdown;
 
 fn main() -> ExitCode {
+    offndat_infrastructure::allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

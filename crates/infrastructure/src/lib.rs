@@ -1,6 +1,7 @@
 //! Adapters of offndat: configuration, PostgreSQL stores and migrations, vocabulary
 //! loading, telemetry, and the system clock and randomness.
 
+pub mod allocator;
 pub mod amqp;
 pub mod blocklist;
 pub mod cache;

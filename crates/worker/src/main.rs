@@ -3,12 +3,17 @@
 
 use std::process::ExitCode;
 
+/// mimalloc (see `offndat_infrastructure::allocator` for why).
+#[global_allocator]
+static GLOBAL: offndat_infrastructure::allocator::MiMalloc = offndat_infrastructure::allocator::MiMalloc;
+
 use clap::Parser;
 use offndat_infrastructure::shutdown;
 use offndat_worker::Worker;
 use offndat_worker::cli::Cli;
 
 fn main() -> ExitCode {
+    offndat_infrastructure::allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
