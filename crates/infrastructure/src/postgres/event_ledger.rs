@@ -219,8 +219,9 @@ impl PgEventLedger {
     }
 }
 
-/// What a batch adds to one link's summary: total, bots, last visited, newest visits.
-type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, serde_json::Value);
+/// What a batch adds to one link's summary: total, bots, last visited, newest
+/// visits (JSON text, cast to `jsonb` in the statement).
+type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, String);
 
 /// Applies the visits of new `link.visited` messages to the links that exist:
 /// totals, newest visits, hourly and daily rollups, and the service-wide
@@ -279,7 +280,7 @@ async fn count_visits(
         }
         outcome.visits_counted += visits.total();
         let last = fold.recent.first().map(|v| v.visited_at);
-        let recent = serde_json::to_value(&fold.recent).unwrap_or_else(|_| serde_json::json!([]));
+        let recent = serde_json::to_string(&fold.recent).unwrap_or_else(|_| "[]".to_owned());
         summaries.insert(*id, (n, i64::try_from(visits.bot).unwrap_or(i64::MAX), last, recent));
     }
     for (id, (n, last)) in &v1 {
@@ -288,7 +289,7 @@ async fn count_visits(
             continue;
         }
         outcome.visits_counted += n.unsigned_abs();
-        let entry = summaries.entry(*id).or_insert((0, 0, None, serde_json::json!([])));
+        let entry = summaries.entry(*id).or_insert((0, 0, None, "[]".to_owned()));
         entry.0 += n;
         entry.2 = entry.2.max(Some(*last));
     }
@@ -298,11 +299,11 @@ async fn count_visits(
         let totals: Vec<i64> = summaries.values().map(|s| s.0).collect();
         let bots: Vec<i64> = summaries.values().map(|s| s.1).collect();
         let last: Vec<Option<DateTime<Utc>>> = summaries.values().map(|s| s.2).collect();
-        let recent: Vec<serde_json::Value> = summaries.values().map(|s| s.3.clone()).collect();
+        let recent: Vec<&str> = summaries.values().map(|s| s.3.as_str()).collect();
         sqlx::query!(
             r#"INSERT INTO visit_summaries AS s (link_id, total_visits, bot_visits, last_visited_at, recent_visits, updated_at)
-               SELECT v.link_id, v.total, v.bots, v.last_visited_at, v.recent, now()
-               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::jsonb[])
+               SELECT v.link_id, v.total, v.bots, v.last_visited_at, v.recent::jsonb, now()
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::text[])
                     AS v(link_id, total, bots, last_visited_at, recent)
                ORDER BY v.link_id
                ON CONFLICT (link_id) DO UPDATE
@@ -326,7 +327,7 @@ async fn count_visits(
             &totals,
             &bots,
             &last as &[Option<DateTime<Utc>>],
-            &recent,
+            &recent as &[&str],
         )
         .execute(&mut *tx)
         .await?;
@@ -404,7 +405,9 @@ async fn upsert_link_rollups(
     let query = match granularity {
         Granularity::Hour => sqlx::query!(
             "INSERT INTO link_rollups_hourly AS r (link_id, bucket, human, bot, human_by, bot_by)
-             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::jsonb[], $6::jsonb[])
+             SELECT v.link_id, v.bucket, v.human, v.bot, v.human_by::jsonb, v.bot_by::jsonb
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
+                  AS v(link_id, bucket, human, bot, human_by, bot_by)
              ORDER BY 1, 2
              ON CONFLICT (link_id, bucket) DO UPDATE
              SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot,
@@ -423,7 +426,9 @@ async fn upsert_link_rollups(
         ),
         Granularity::Day => sqlx::query!(
             "INSERT INTO link_rollups_daily AS r (link_id, bucket, human, bot, human_by, bot_by)
-             SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::jsonb[], $6::jsonb[])
+             SELECT v.link_id, v.bucket, v.human, v.bot, v.human_by::jsonb, v.bot_by::jsonb
+             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
+                  AS v(link_id, bucket, human, bot, human_by, bot_by)
              ORDER BY 1, 2
              ON CONFLICT (link_id, bucket) DO UPDATE
              SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot,
