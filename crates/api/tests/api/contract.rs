@@ -79,10 +79,13 @@ async fn read_reports_visits_from_the_tables() {
     let (app, db) = spawn().await;
     let phrase = app.create("https://example.com/", 0, 0, 0).await;
     let mut conn = db.connect().await;
-    // Written as the worker keeps them: totals and the newest visits on the summary.
+    // Written as the worker keeps them: totals on the summary, the newest visits
+    // beside it.
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO visit_summaries (link_id, total_visits, bot_visits, recent_visits)
-         SELECT id, 12, 1, (SELECT jsonb_agg(jsonb_build_object(
+        "INSERT INTO visit_summaries (link_id, total_visits, bot_visits)
+         SELECT id, 12, 1 FROM links WHERE phrase = '{phrase}';
+         INSERT INTO link_recent_visits (link_id, visits)
+         SELECT id, (SELECT jsonb_agg(jsonb_build_object(
                     'visitedAt', to_char((timestamptz '2026-11-21T10:00:00Z' + make_interval(secs => n)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
                     'ipAddress', '203.0.113.0', 'userAgent', 'agent ' || n, 'referrer', NULL, 'bot', n = 11) ORDER BY n DESC)
                 FROM generate_series(3, 12) AS n)

@@ -325,9 +325,14 @@ async fn erasing_visits_removes_what_identifies_visitors_and_keeps_totals() {
     for statement in [
         "INSERT INTO visits (link_id, visited_at, ip_address, user_agent) SELECT id, now(), '203.0.113.0', 'agent' FROM links",
         "INSERT INTO visits (link_id, visited_at, ip_address, user_agent) SELECT id, now(), '198.51.100.0', 'agent' FROM links",
+        // The newest visits where the worker keeps them, and a copy in the
+        // summary's old column, as releases before `link_recent_visits` left it.
         "INSERT INTO visit_summaries (link_id, total_visits, bot_visits, recent_visits)
-         SELECT id, 7, 0, '[{\"visitedAt\": \"2026-11-21T10:00:00Z\", \"ipAddress\": \"203.0.113.0\", \"userAgent\": \"agent\", \"referrer\": null, \"bot\": false},
-                          {\"visitedAt\": \"2026-11-21T09:00:00Z\", \"ipAddress\": \"198.51.100.0\", \"userAgent\": \"agent\", \"referrer\": null, \"bot\": false}]'::jsonb
+         SELECT id, 7, 0, '[{\"visitedAt\": \"2026-11-21T09:00:00Z\", \"ipAddress\": \"198.51.100.0\", \"userAgent\": \"agent\", \"referrer\": null, \"bot\": false}]'::jsonb
+         FROM links",
+        "INSERT INTO link_recent_visits (link_id, visits)
+         SELECT id, '[{\"visitedAt\": \"2026-11-21T10:00:00Z\", \"ipAddress\": \"203.0.113.0\", \"userAgent\": \"agent\", \"referrer\": null, \"bot\": false},
+                      {\"visitedAt\": \"2026-11-21T09:00:00Z\", \"ipAddress\": \"198.51.100.0\", \"userAgent\": \"agent\", \"referrer\": null, \"bot\": false}]'::jsonb
          FROM links",
         "INSERT INTO link_visits_hourly (link_id, bucket, dimension, value, human) SELECT id, '2026-11-21T10:00:00Z', 0, 'news.example', 7 FROM links",
         "INSERT INTO link_visits_daily (link_id, bucket, dimension, value, human) SELECT id, '2026-11-21T00:00:00Z', 0, 'news.example', 7 FROM links",
@@ -344,6 +349,12 @@ async fn erasing_visits_removes_what_identifies_visitors_and_keeps_totals() {
     let link: Value = app.get("/v1/links/private-link").send().await.expect("read").json().await.expect("json");
     assert_eq!((&link["visits"], &link["recentVisits"]), (&json!(7), &json!([])));
     assert_eq!(db.count("visits").await, 0);
+    assert_eq!(db.count("link_recent_visits").await, 0);
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM visit_summaries WHERE recent_visits IS NOT NULL").await,
+        0,
+        "the old column's copy is erased too"
+    );
     for table in ["link_visits_hourly", "link_visits_daily", "link_rollups_hourly", "link_rollups_daily"] {
         assert_eq!(db.count(table).await, 0, "{table}");
     }

@@ -299,38 +299,52 @@ async fn count_visits(
         let totals: Vec<i64> = summaries.values().map(|s| s.0).collect();
         let bots: Vec<i64> = summaries.values().map(|s| s.1).collect();
         let last: Vec<Option<DateTime<Utc>>> = summaries.values().map(|s| s.2).collect();
-        let recent: Vec<&str> = summaries.values().map(|s| s.3.as_str()).collect();
         sqlx::query!(
-            r#"INSERT INTO visit_summaries AS s (link_id, total_visits, bot_visits, last_visited_at, recent_visits, updated_at)
-               SELECT v.link_id, v.total, v.bots, v.last_visited_at, v.recent::jsonb, now()
-               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::text[])
-                    AS v(link_id, total, bots, last_visited_at, recent)
+            r#"INSERT INTO visit_summaries AS s (link_id, total_visits, bot_visits, last_visited_at, updated_at)
+               SELECT v.link_id, v.total, v.bots, v.last_visited_at, now()
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
+                    AS v(link_id, total, bots, last_visited_at)
                ORDER BY v.link_id
                ON CONFLICT (link_id) DO UPDATE
                SET total_visits = s.total_visits + EXCLUDED.total_visits,
                    bot_visits = s.bot_visits + EXCLUDED.bot_visits,
                    last_visited_at = GREATEST(s.last_visited_at, EXCLUDED.last_visited_at),
-                   recent_visits = CASE
-                       WHEN jsonb_array_length(EXCLUDED.recent_visits) = 0 THEN s.recent_visits
-                       WHEN s.recent_visits IS NULL OR jsonb_array_length(s.recent_visits) = 0
-                           THEN EXCLUDED.recent_visits
-                       -- The usual case, time moving forward: every new visit is newer
-                       -- than every stored one, so prepend and cut (half the cost of
-                       -- parsing and sorting both).
-                       WHEN (EXCLUDED.recent_visits -> -1 ->> 'visitedAt')::timestamptz
-                            >= (s.recent_visits -> 0 ->> 'visitedAt')::timestamptz
-                           THEN jsonb_path_query_array(EXCLUDED.recent_visits || s.recent_visits, '$[0 to 9]')
-                       ELSE offndat_newest_visits(s.recent_visits, EXCLUDED.recent_visits, 10)
-                   END,
                    updated_at = now()"#,
             &ids,
             &totals,
             &bots,
             &last as &[Option<DateTime<Utc>>],
-            &recent as &[&str],
         )
         .execute(&mut *tx)
         .await?;
+        // After the summaries, in link order: the order every replica and the
+        // API's erase take these rows in.
+        let with_recent: Vec<(Uuid, &str)> =
+            summaries.iter().filter(|(_, s)| s.3 != "[]").map(|(id, s)| (*id, s.3.as_str())).collect();
+        if !with_recent.is_empty() {
+            let recent_ids: Vec<Uuid> = with_recent.iter().map(|(id, _)| *id).collect();
+            let recent: Vec<&str> = with_recent.iter().map(|(_, json)| *json).collect();
+            sqlx::query!(
+                r#"INSERT INTO link_recent_visits AS r (link_id, visits)
+                   SELECT v.link_id, v.recent::jsonb
+                   FROM UNNEST($1::uuid[], $2::text[]) AS v(link_id, recent)
+                   ORDER BY v.link_id
+                   ON CONFLICT (link_id) DO UPDATE
+                   SET visits = CASE
+                       -- The usual case, time moving forward: every new visit is newer
+                       -- than every stored one, so prepend and cut (half the cost of
+                       -- parsing and sorting both).
+                       WHEN (EXCLUDED.visits -> -1 ->> 'visitedAt')::timestamptz
+                            >= (r.visits -> 0 ->> 'visitedAt')::timestamptz
+                           THEN jsonb_path_query_array(EXCLUDED.visits || r.visits, '$[0 to 9]')
+                       ELSE offndat_newest_visits(r.visits, EXCLUDED.visits, 10)
+                   END"#,
+                &recent_ids,
+                &recent as &[&str],
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         mark_visit_limits_reached(tx, &ids).await?;
     }
 
@@ -505,8 +519,8 @@ async fn record_created(tx: &mut sqlx::PgConnection, fresh: &[&InboxMessage]) ->
         r#"WITH existing AS (
                SELECT l.id FROM links l WHERE l.id = ANY($1::uuid[])
            ), inserted AS (
-               INSERT INTO visit_summaries (link_id, recent_visits)
-               SELECT id, '[]'::jsonb FROM existing ORDER BY id
+               INSERT INTO visit_summaries (link_id)
+               SELECT id FROM existing ORDER BY id
                ON CONFLICT (link_id) DO NOTHING
            )
            SELECT id AS "id!" FROM existing"#,

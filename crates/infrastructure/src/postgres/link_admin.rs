@@ -264,16 +264,20 @@ impl LinkAdminStore for PgLinkAdminStore {
             .await
             .map_err(store_error)?
             .rows_affected();
-        let recent_visits = sqlx::query_scalar!(
-            r#"WITH old AS (
-                   SELECT link_id, COALESCE(jsonb_array_length(recent_visits), 0) AS n
-                   FROM visit_summaries WHERE link_id = $1 FOR UPDATE
-               )
-               UPDATE visit_summaries s SET recent_visits = '[]'::jsonb, updated_at = $2
-               FROM old WHERE s.link_id = old.link_id
-               RETURNING old.n AS "n!""#,
+        // The summary first, then the newest visits: the worker's order. The
+        // summary's own column holds what releases before `link_recent_visits`
+        // wrote, so it is emptied too.
+        sqlx::query!(
+            "UPDATE visit_summaries SET recent_visits = NULL, updated_at = $2 WHERE link_id = $1",
             link_id,
             audit.at,
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let recent_visits = sqlx::query_scalar!(
+            r#"DELETE FROM link_recent_visits WHERE link_id = $1 RETURNING jsonb_array_length(visits)::bigint AS "n!""#,
+            link_id,
         )
         .fetch_optional(&mut *tx)
         .await

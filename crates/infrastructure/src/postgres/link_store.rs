@@ -176,7 +176,9 @@ impl LinkStore for PgLinkStore {
             return Ok(None);
         };
         let summary = sqlx::query!(
-            r#"SELECT total_visits AS "total!", bot_visits AS "bots!", recent_visits FROM visit_summaries WHERE link_id = $1"#,
+            r#"SELECT s.total_visits AS "total!", s.bot_visits AS "bots!", r.visits AS "recent_visits?"
+               FROM visit_summaries s LEFT JOIN link_recent_visits r ON r.link_id = s.link_id
+               WHERE s.link_id = $1"#,
             link.id
         )
         .fetch_optional(&self.pool)

@@ -173,11 +173,11 @@ async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
     let bots = |id: Uuid| format!("SELECT bot_visits FROM visit_summaries WHERE link_id = '{id}'");
     assert_eq!(db.scalar(&bots(a)).await, 1);
     let newest = db
-        .scalar(&format!("SELECT jsonb_array_length(recent_visits)::bigint FROM visit_summaries WHERE link_id = '{a}'"))
+        .scalar(&format!("SELECT jsonb_array_length(visits)::bigint FROM link_recent_visits WHERE link_id = '{a}'"))
         .await;
     assert_eq!(newest, 2, "the newest of both messages, merged");
     let first_newest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT recent_visits -> 0 ->> 'visitedAt' FROM visit_summaries WHERE link_id = '{a}'"
+        "SELECT visits -> 0 ->> 'visitedAt' FROM link_recent_visits WHERE link_id = '{a}'"
     )))
     .fetch_one(&mut db.connect().await)
     .await
@@ -190,7 +190,7 @@ async fn version_2_tallies_apply_once_to_totals_newest_visits_and_rollups() {
     publisher.publish_raw("link.visited", Some(&Uuid::now_v7().to_string()), Some("link.visited"), &late).await;
     await_total(&db, a, 6).await;
     let order: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT v ->> 'visitedAt' FROM visit_summaries, jsonb_array_elements(recent_visits) v WHERE link_id = '{a}'"
+        "SELECT v ->> 'visitedAt' FROM link_recent_visits, jsonb_array_elements(visits) v WHERE link_id = '{a}'"
     )))
     .fetch_all(&mut db.connect().await)
     .await
