@@ -54,6 +54,19 @@ impl Event {
         .unwrap_or(serde_json::Value::Null)
     }
 
+    /// The JSON body as text: what `payload` holds, for bodies large enough that
+    /// a `serde_json::Value` tree (several times the text) is worth skipping.
+    pub fn payload_text(&self) -> String {
+        // Serialising these plain structs cannot fail.
+        match self {
+            Self::LinkCreated(e) => serde_json::to_string(e),
+            Self::LinkVisitedV1(e) => serde_json::to_string(e),
+            Self::LinkVisited(e) => serde_json::to_string(e),
+            Self::LinkChanged(e) => serde_json::to_string(e),
+        }
+        .unwrap_or_else(|_| "null".to_owned())
+    }
+
     /// Parses a message body by its event type and schema version.
     pub fn parse(event_type: &str, body: &[u8]) -> Result<Self, EventParseError> {
         let invalid = |source| EventParseError::InvalidPayload { event_type: event_type.to_owned(), source };

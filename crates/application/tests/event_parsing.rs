@@ -112,7 +112,10 @@ proptest! {
     fn every_event_written_decodes_to_itself(event in event()) {
         let body = serde_json::to_vec(&event.payload()).expect("json");
         let decoded = Event::parse(event.event_type(), &body).expect("decodes");
-        prop_assert_eq!(decoded, event);
+        prop_assert_eq!(&decoded, &event);
+        let text = event.payload_text();
+        prop_assert_eq!(serde_json::from_str::<serde_json::Value>(&text).expect("json"), event.payload());
+        prop_assert_eq!(Event::parse(event.event_type(), text.as_bytes()).expect("decodes"), event);
     }
 
     #[test]

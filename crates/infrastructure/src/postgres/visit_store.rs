@@ -25,7 +25,10 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct FlushBatch {
     ids: Vec<Uuid>,
-    payloads: Vec<serde_json::Value>,
+    /// JSON text, cast to `jsonb` by PostgreSQL: a `serde_json::Value` of each
+    /// was the largest share of the API's heap at peak under load over many links
+    /// (measured with heaptrack), several times the text.
+    payloads: Vec<String>,
     raw: Vec<(Uuid, RecentVisit)>,
     /// Link visits the batch counts (orphans aside).
     pub visits: u64,
@@ -44,7 +47,7 @@ impl FlushBatch {
         }
         Some(Self {
             ids: events.iter().map(|_| Uuid::now_v7()).collect(),
-            payloads: events.into_iter().map(|e| Event::LinkVisited(e).payload()).collect(),
+            payloads: events.into_iter().map(|e| Event::LinkVisited(e).payload_text()).collect(),
             raw,
             visits: tally.visits(),
             links: tally.links.len(),
@@ -85,7 +88,7 @@ impl PgVisitStore {
         let types: Vec<&str> = batch.ids.iter().map(|_| LINK_VISITED).collect();
         sqlx::query!(
             "INSERT INTO outbox (id, event_type, payload, created_at)
-             SELECT id, event_type, payload, $4 FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[]) AS e(id, event_type, payload)
+             SELECT id, event_type, payload::jsonb, $4 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS e(id, event_type, payload)
              ON CONFLICT (id) DO NOTHING",
             &batch.ids,
             &types as &[&str],
