@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use litemap::LiteMap;
 use offndat_domain::{Dimension, UserAgentClass};
 use uuid::Uuid;
 
@@ -33,34 +34,78 @@ impl Split {
     }
 }
 
+/// One dimension's values and their visits, in value order.
+///
+/// Flat maps (one sorted vector each), not `BTreeMap`s: a window over many
+/// links holds a fold per link with one or a few values per dimension, and a
+/// B-tree's first node reserves room for eleven (≈ 2 KB per link and hour in
+/// all; see docs/performance.md, "Fourth full run").
+pub type ValueCounts = LiteMap<String, Split>;
+
 /// One hour of one link.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HourFold {
     pub visits: Split,
     /// Per dimension (by `Dimension::id`), per value.
-    pub dimensions: [BTreeMap<String, Split>; 4],
+    pub dimensions: [ValueCounts; 4],
 }
 
 impl HourFold {
     fn merge(&mut self, other: HourFold) {
         self.visits.add(other.visits);
         for (mine, theirs) in self.dimensions.iter_mut().zip(other.dimensions) {
-            for (value, split) in theirs {
-                mine.entry(value).or_default().add(split);
-            }
+            merge_values(mine, theirs);
         }
     }
 
     /// The values of `dimension` and their visits.
-    pub fn dimension(&self, dimension: Dimension) -> &BTreeMap<String, Split> {
+    pub fn dimension(&self, dimension: Dimension) -> &ValueCounts {
         &self.dimensions[dimension.id() as usize]
     }
+}
+
+/// Adds `theirs` into `mine`. A few values go in one by one; more are merged in
+/// one pass over both sorted vectors, so that merging many events' values (a
+/// flood of made-up referrer hosts, say) costs O(n) per merge, not a shift of
+/// the vector per value.
+fn merge_values(mine: &mut ValueCounts, theirs: ValueCounts) {
+    if theirs.len() <= 8 {
+        for (value, split) in theirs {
+            mine.entry(value).or_default().add(split);
+        }
+        return;
+    }
+    let ours = std::mem::take(mine).into_tuple_vec();
+    let theirs = theirs.into_tuple_vec();
+    let mut merged = Vec::with_capacity(ours.len() + theirs.len());
+    let (mut a, mut b) = (ours.into_iter().peekable(), theirs.into_iter().peekable());
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (Some((x, _)), Some((y, _))) => x.cmp(y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => break,
+        };
+        match order {
+            std::cmp::Ordering::Less => merged.extend(a.next()),
+            std::cmp::Ordering::Greater => merged.extend(b.next()),
+            std::cmp::Ordering::Equal => {
+                if let (Some((value, mut split)), Some((_, more))) = (a.next(), b.next()) {
+                    split.add(more);
+                    merged.push((value, split));
+                }
+            }
+        }
+    }
+    // Sorted and without repeats: both inputs were, and equal values were joined.
+    *mine = LiteMap::from_sorted_store_unchecked(merged);
 }
 
 /// One link's visits.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LinkFold {
-    pub hours: BTreeMap<DateTime<Utc>, HourFold>,
+    /// In hour order; usually one or two.
+    pub hours: LiteMap<DateTime<Utc>, HourFold>,
     /// Newest first, at most `RECENT_VISITS`.
     pub recent: Vec<RecentVisit>,
 }
@@ -215,7 +260,7 @@ impl VisitTally {
 }
 
 fn link_tally(link_id: Uuid, fold: &LinkFold) -> LinkTally {
-    let values = |map: &BTreeMap<String, Split>| -> Vec<ValueCount> {
+    let values = |map: &ValueCounts| -> Vec<ValueCount> {
         map.iter().map(|(value, s)| ValueCount { value: value.clone(), human: s.human, bot: s.bot }).collect()
     };
     let hours = fold
@@ -263,6 +308,31 @@ mod tests {
             referrer: None,
             bot: false,
         }
+    }
+
+    #[test]
+    fn merging_many_values_adds_them_up_in_order() {
+        // Interleaved and overlapping sets, large enough for the one-pass merge.
+        let tally_of = |hosts: std::ops::Range<u32>, step: usize, count: u64| {
+            let mut tally = VisitTally::default();
+            for n in hosts.step_by(step) {
+                tally.add(Uuid::from_u128(1), hour(1), &class(false, "Chrome"), &format!("h{n:05}.example"), count);
+            }
+            tally
+        };
+        let mut merged = tally_of(0..3_000, 2, 1);
+        merged.merge(tally_of(0..3_000, 3, 10));
+        merged.merge(tally_of(1..4, 1, 100)); // a few, one by one
+        let hosts = merged.links[&Uuid::from_u128(1)].hours[&hour(1)].dimension(Dimension::ReferrerHost);
+        let mut expected = BTreeMap::new();
+        for (n, count) in (0..3_000).step_by(2).map(|n| (n, 1)).chain((0..3_000).step_by(3).map(|n| (n, 10))) {
+            *expected.entry(format!("h{n:05}.example")).or_insert(0) += count;
+        }
+        for n in 1..4 {
+            *expected.entry(format!("h{n:05}.example")).or_insert(0) += 100;
+        }
+        let got: Vec<(String, u64)> = hosts.iter().map(|(k, v)| (k.clone(), v.human)).collect();
+        assert_eq!(got, expected.into_iter().collect::<Vec<_>>(), "every value once, in order, summed");
     }
 
     /// A small deterministic generator, so the property tests need no crate.
