@@ -137,8 +137,9 @@ pub struct ApiConfig {
 
     /// How often the visits counted in memory are written, as one event per flush
     /// (PostgreSQL sees about one transaction per interval, whatever the visit
-    /// rate) [range: 10ms to 60s].
-    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = parse_flush_interval, default_value = "1s", global = true, help_heading = "Visits")]
+    /// rate) [range: 10ms to 60s]. Shorter would make PostgreSQL the bottleneck
+    /// again; longer holds counts back.
+    #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)), default_value = "1s", global = true, help_heading = "Visits")]
     pub visit_flush_interval: Duration,
 
     /// Distinct (link, hour, user agent, referrer host) keys in memory at which a
@@ -236,17 +237,6 @@ pub fn parse_base_url(raw: &str) -> Result<Url, String> {
 /// The base URL as a string without trailing slash.
 pub fn base_without_slash(url: &Url) -> String {
     url.as_str().trim_end_matches('/').to_owned()
-}
-
-/// A flush interval between 10 ms and 1 minute: shorter would make PostgreSQL
-/// the bottleneck again, longer holds counts back for too long.
-fn parse_flush_interval(raw: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
-    if (Duration::from_millis(10)..=Duration::from_secs(60)).contains(&interval) {
-        Ok(interval)
-    } else {
-        Err("must be between 10ms and 60s".to_owned())
-    }
 }
 
 fn parse_ip_net(raw: &str) -> Result<IpNet, String> {

@@ -13,7 +13,7 @@ pub struct AccessConfig {
     /// How often each API process checks PostgreSQL for key changes; a new or
     /// revoked stored key takes effect everywhere within about this long
     /// [range: 10ms to 1s].
-    #[arg(long, env = "OFFNDAT_KEYS_REFRESH_INTERVAL", value_parser = parse_refresh, default_value = "250ms", global = true)]
+    #[arg(long, env = "OFFNDAT_KEYS_REFRESH_INTERVAL", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(1)), default_value = "250ms", global = true)]
     pub keys_refresh_interval: Duration,
 
     /// How long the last known stored keys are trusted while PostgreSQL cannot be
@@ -49,13 +49,3 @@ pub struct AccessConfig {
     pub blocklist_file: Option<PathBuf>,
 }
 
-/// A refresh interval between 10 ms and 1 s: the revocation promise is "within a
-/// second".
-fn parse_refresh(raw: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(raw).map_err(|e| e.to_string())?;
-    if (Duration::from_millis(10)..=Duration::from_secs(1)).contains(&interval) {
-        Ok(interval)
-    } else {
-        Err("must be between 10ms and 1s".to_owned())
-    }
-}
