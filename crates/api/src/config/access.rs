@@ -48,4 +48,3 @@ pub struct AccessConfig {
     #[arg(long, env = "OFFNDAT_BLOCKLIST_FILE", global = true)]
     pub blocklist_file: Option<PathBuf>,
 }
-

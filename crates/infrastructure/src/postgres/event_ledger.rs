@@ -220,8 +220,8 @@ impl PgEventLedger {
 }
 
 /// What a batch adds to one link's summary: total, bots, last visited, newest
-/// visits (JSON text, cast to `jsonb` in the statement).
-type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, String);
+/// visits if any (JSON text, cast to `jsonb` in the statement).
+type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, Option<String>);
 
 /// Applies the visits of new `link.visited` messages to the links that exist:
 /// totals, newest visits, hourly and daily rollups, and the service-wide
@@ -280,7 +280,7 @@ async fn count_visits(
         }
         outcome.visits_counted += visits.total();
         let last = fold.recent.first().map(|v| v.visited_at);
-        let recent = serde_json::to_string(&fold.recent).unwrap_or_else(|_| "[]".to_owned());
+        let recent = (!fold.recent.is_empty()).then(|| serde_json::to_string(&fold.recent).ok()).flatten();
         summaries.insert(*id, (n, i64::try_from(visits.bot).unwrap_or(i64::MAX), last, recent));
     }
     for (id, (n, last)) in &v1 {
@@ -289,7 +289,7 @@ async fn count_visits(
             continue;
         }
         outcome.visits_counted += n.unsigned_abs();
-        let entry = summaries.entry(*id).or_insert((0, 0, None, "[]".to_owned()));
+        let entry = summaries.entry(*id).or_insert((0, 0, None, None));
         entry.0 += n;
         entry.2 = entry.2.max(Some(*last));
     }
@@ -320,7 +320,7 @@ async fn count_visits(
         // After the summaries, in link order: the order every replica and the
         // API's erase take these rows in.
         let with_recent: Vec<(Uuid, &str)> =
-            summaries.iter().filter(|(_, s)| s.3 != "[]").map(|(id, s)| (*id, s.3.as_str())).collect();
+            summaries.iter().filter_map(|(id, s)| Some((*id, s.3.as_deref()?))).collect();
         if !with_recent.is_empty() {
             let recent_ids: Vec<Uuid> = with_recent.iter().map(|(id, _)| *id).collect();
             let recent: Vec<&str> = with_recent.iter().map(|(_, json)| *json).collect();

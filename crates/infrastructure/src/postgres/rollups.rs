@@ -3,6 +3,7 @@
 //! every worker replica, so concurrent upserts cannot deadlock.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use offndat_application::VisitTally;
@@ -96,11 +97,7 @@ fn counts_json(values: &ValueCounts<'_>, pick: fn(&Split) -> u64) -> String {
         // The key escaped as JSON: the dimension id is a digit, so prefixing it
         // inside the quotes keeps the escaping of the value intact.
         let quoted = serde_json::to_string(value).unwrap_or_else(|_| "\"\"".to_owned());
-        json.push('"');
-        json.push_str(&dimension.to_string());
-        json.push_str(&quoted[1..]);
-        json.push(':');
-        json.push_str(&n.to_string());
+        let _ = write!(json, "\"{dimension}{}:{n}", &quoted[1..]);
     }
     json.push('}');
     json
