@@ -1,14 +1,17 @@
-//! The worker's use cases: apply a batch of events exactly once, and prune what
-//! is no longer needed (applied message ids, raw visits past the log's keep).
+//! The worker's use cases: apply a batch of events exactly once, prune what is
+//! no longer needed (applied message ids, raw visits past the log's keep), and
+//! compact closed days' rollups.
 //! The consumer only decodes deliveries, calls these and acknowledges.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::events::Event;
+use crate::ports::Clock;
 
 /// A message about to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +81,12 @@ pub trait EventLedger: Send + Sync {
     /// Deletes raw visits older than `older_than`, or all of them for `None`;
     /// totals and rollups stay. Returns how many went.
     async fn prune_visit_log(&self, older_than: Option<Duration>) -> Result<u64, LedgerError>;
+
+    /// Folds each link's hourly rollups of the days closed by `now` (UTC) that
+    /// are not yet in its daily rollups into them; returns how many links were
+    /// compacted. Visits applied meanwhile, late ones for a closed day included,
+    /// MUST be neither lost nor counted twice.
+    async fn compact_daily_rollups(&self, now: DateTime<Utc>) -> Result<u64, LedgerError>;
 }
 
 /// The apply-events use case.
@@ -138,6 +147,26 @@ impl PruneRecords {
     }
 }
 
+/// The compaction use case: daily rollups folded from the hourly ones once a
+/// day has closed, run now and then by every worker replica (they share the
+/// work). Until then a day's stats are read from its hours.
+#[derive(Clone)]
+pub struct CompactRollups {
+    ledger: Arc<dyn EventLedger>,
+    clock: Arc<dyn Clock>,
+}
+
+impl CompactRollups {
+    pub fn new(ledger: Arc<dyn EventLedger>, clock: Arc<dyn Clock>) -> Self {
+        Self { ledger, clock }
+    }
+
+    /// Compacts every day closed by now; returns how many links were compacted.
+    pub async fn execute(&self) -> Result<u64, LedgerError> {
+        self.ledger.compact_daily_rollups(self.clock.now()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -160,6 +189,9 @@ mod tests {
             Ok(0)
         }
         async fn prune_visit_log(&self, _: Option<Duration>) -> Result<u64, LedgerError> {
+            Ok(0)
+        }
+        async fn compact_daily_rollups(&self, _: DateTime<Utc>) -> Result<u64, LedgerError> {
             Ok(0)
         }
     }

@@ -22,7 +22,7 @@ pub mod resolve_link;
 pub mod visit_tally;
 
 pub use actor::{Actor, Role};
-pub use apply_events::{ApplyEvents, PruneRecords};
+pub use apply_events::{ApplyEvents, CompactRollups, PruneRecords};
 pub use audit::{AuditEntry, AuditLog, ReadAudit};
 pub use blocklist::{ApplyBlocklist, BlocklistReport};
 pub use error::ApplicationError;

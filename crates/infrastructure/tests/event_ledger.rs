@@ -1,10 +1,17 @@
-//! Worker replicas applying batches at the same time: link rollups stay exact
-//! (every dimension sums to each bucket's total) and no batch deadlocks.
+//! Worker replicas applying batches while others compact daily rollups: link
+//! rollups stay exact (every dimension sums to each bucket's total, each day's
+//! row to its hours), no batch deadlocks, and a day is read from exactly one of
+//! the two tables whatever the compaction has done.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use offndat_application::apply_events::{EventLedger, InboxMessage};
-use offndat_application::events::{Event, HourTally, LinkTally, LinkVisitedV2, ValueCount};
-use offndat_infrastructure::postgres::PgEventLedger;
+use offndat_application::events::{Event, HourTally, LinkTally, LinkVisitedV2, RecentVisit, ValueCount};
+use offndat_application::ports::VisitStatsStore;
+use offndat_domain::stats::{Granularity, StatsRange, VisitCounts};
+use offndat_infrastructure::postgres::{PgEventLedger, PgVisitStatsStore};
 use offndat_test_support::TestDatabase;
 use uuid::Uuid;
 
@@ -56,7 +63,21 @@ async fn concurrent_replicas_add_up_exactly_without_deadlocks() {
     .await
     .expect("links");
     let hour: DateTime<Utc> = "2026-11-21T10:00:00Z".parse().expect("hour");
+    let next_day: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().expect("day");
 
+    // A third replica compacts the (closed) day over and over meanwhile.
+    let applying = Arc::new(AtomicBool::new(true));
+    let compactor = {
+        let (ledger, applying) = (PgEventLedger::new(pool.clone()), applying.clone());
+        tokio::spawn(async move {
+            let mut runs = 0;
+            while applying.load(Ordering::Relaxed) {
+                ledger.compact_daily_rollups(next_day).await.expect("compaction never deadlocks");
+                runs += 1;
+            }
+            runs
+        })
+    };
     let replicas = (0..2).map(|replica| {
         let ledger = PgEventLedger::new(pool.clone());
         // Each replica's links in a different order within its batches: the
@@ -79,6 +100,15 @@ async fn concurrent_replicas_add_up_exactly_without_deadlocks() {
     for replica in replicas.collect::<Vec<_>>() {
         replica.await.expect("replica");
     }
+    applying.store(false, Ordering::Relaxed);
+    assert!(compactor.await.expect("compactor") > 0);
+    // What the batches after the last run left pending.
+    PgEventLedger::new(pool.clone()).compact_daily_rollups(next_day).await.expect("compaction");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM visit_summaries WHERE daily_pending_from < '2026-11-22T00:00:00Z'").await,
+        0,
+        "nothing before the compaction's day left pending"
+    );
 
     let per_link = (2 * 2 * ROUNDS) as i64;
     let expected_rows = i64::try_from(LINKS * 3).expect("rows");
@@ -100,5 +130,115 @@ async fn concurrent_replicas_add_up_exactly_without_deadlocks() {
             .await;
         assert_eq!(mismatches, 0, "{table}");
     }
+    pool.close().await;
+}
+
+async fn link(pool: &sqlx::PgPool) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at)
+         VALUES ($1, 'compact-' || $1, 'https://example.com/', 0, 0, now())",
+    )
+    .bind(id)
+    .execute(pool)
+    .await
+    .expect("link");
+    id
+}
+
+/// `event` for one link with its visit as the newest, as the API sends it.
+fn visit(link: Uuid, hour: DateTime<Utc>, round: usize) -> InboxMessage {
+    let mut message = event(&[link], hour, 0, round);
+    if let Event::LinkVisited(visited) = &mut message.event {
+        visited.links[0].recent = vec![RecentVisit {
+            visited_at: hour + TimeDelta::minutes(30),
+            ip_address: None,
+            user_agent: None,
+            referrer: None,
+            bot: false,
+        }];
+    }
+    message
+}
+
+/// The link's visits by day over 2026-11-20 .. 2026-11-24, as a stats read sees them.
+async fn by_day(stats: &PgVisitStatsStore, link: Uuid) -> Vec<(String, i64)> {
+    let range = StatsRange::new(
+        "2026-11-20T00:00:00Z".parse().expect("from"),
+        "2026-11-24T00:00:00Z".parse().expect("to"),
+        Granularity::Day,
+    )
+    .expect("range");
+    let rows = stats.link_rollups(link, &range).await.expect("stats");
+    let mut days: Vec<(String, i64)> = rows
+        .buckets
+        .into_iter()
+        .map(|(day, VisitCounts { human, bot })| (day.format("%d").to_string(), human + bot))
+        .collect();
+    days.sort();
+    days
+}
+
+#[tokio::test]
+async fn a_closed_day_is_compacted_once_and_again_after_late_visits() {
+    let db = TestDatabase::migrated().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
+    let (ledger, stats) = (PgEventLedger::new(pool.clone()), PgVisitStatsStore::new(pool.clone()));
+    let a = link(&pool).await;
+    let at = |s: &str| -> DateTime<Utc> { s.parse().expect("time") };
+    let pending =
+        format!("SELECT extract(epoch FROM daily_pending_from)::bigint FROM visit_summaries WHERE link_id = '{a}'");
+    let daily =
+        |d: &str| format!("SELECT human + bot FROM link_rollups_daily WHERE link_id = '{a}' AND bucket = '{d}'");
+
+    // Two hours of the 21st and one of the 22nd.
+    let apply = |hour: &str, round: usize| {
+        let batch = [visit(a, at(hour), round)];
+        let ledger = ledger.clone();
+        async move { ledger.apply(&batch).await }
+    };
+    apply("2026-11-21T10:00:00Z", 1).await.expect("batch");
+    apply("2026-11-21T11:00:00Z", 2).await.expect("batch");
+    apply("2026-11-22T09:00:00Z", 1).await.expect("batch");
+    assert_eq!(db.scalar(&pending).await, at("2026-11-21T00:00:00Z").timestamp(), "from the first day visited");
+    assert_eq!(db.count("link_rollups_daily").await, 0, "batches write hourly rows only");
+    let expected = vec![("21".to_owned(), 2), ("22".to_owned(), 1)];
+    assert_eq!(by_day(&stats, a).await, expected, "pending days are read from their hours");
+
+    // On the 22nd only the 21st is closed.
+    assert_eq!(ledger.compact_daily_rollups(at("2026-11-22T08:00:00Z")).await.expect("compaction"), 1);
+    assert_eq!(db.scalar(&daily("2026-11-21")).await, 2);
+    assert_eq!(db.count("link_rollups_daily").await, 1, "the open day is not compacted");
+    assert_eq!(db.scalar(&pending).await, at("2026-11-22T00:00:00Z").timestamp(), "the 22nd stays pending");
+    assert_eq!(by_day(&stats, a).await, expected, "the same counts from the daily row");
+    assert_eq!(ledger.compact_daily_rollups(at("2026-11-22T09:00:00Z")).await.expect("compaction"), 0, "idle");
+
+    // A late visit to the compacted 21st: the day is pending again, read from
+    // its hours until compacted again, then replaced (not added to).
+    apply("2026-11-21T23:00:00Z", 3).await.expect("late batch");
+    assert_eq!(db.scalar(&pending).await, at("2026-11-21T00:00:00Z").timestamp());
+    let with_late = vec![("21".to_owned(), 3), ("22".to_owned(), 1)];
+    assert_eq!(by_day(&stats, a).await, with_late);
+    // A stale daily row for a pending day (a worker of an earlier release wrote
+    // daily rows too) is neither read nor added to.
+    sqlx::query("INSERT INTO link_rollups_daily (link_id, bucket, human) VALUES ($1, '2026-11-22', 40)")
+        .bind(a)
+        .execute(&pool)
+        .await
+        .expect("stale row");
+    assert_eq!(by_day(&stats, a).await, with_late);
+    assert_eq!(ledger.compact_daily_rollups(at("2026-11-23T00:00:00Z")).await.expect("compaction"), 1);
+    assert_eq!(db.scalar(&daily("2026-11-21")).await, 3);
+    assert_eq!(db.scalar(&daily("2026-11-22")).await, 1, "replaced from its hours");
+    assert_eq!(by_day(&stats, a).await, with_late);
+    // No visit on or after the 23rd: nothing left pending.
+    let open: Option<i64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM daily_pending_from)::bigint FROM visit_summaries WHERE link_id = $1",
+    )
+    .bind(a)
+    .fetch_one(&pool)
+    .await
+    .expect("summary");
+    assert_eq!(open, None);
     pool.close().await;
 }

@@ -1,5 +1,5 @@
-//! The composition root: the pool, the event ledger, one consumer per queue, inbox
-//! pruning and the health/metrics server, built from the configuration and run
+//! The composition root: the pool, the event ledger, one consumer per queue, the
+//! periodic chores (pruning, rollup compaction) and the health/metrics server, built from the configuration and run
 //! until shutdown.
 
 use std::net::SocketAddr;
@@ -13,8 +13,9 @@ use offndat_infrastructure::amqp::{BatchSettings, BrokerStatus, EventConsumer, T
 use std::sync::Arc;
 
 use offndat_application::apply_events::{EventLedger, Retention};
-use offndat_application::{ApplyEvents, PruneRecords};
+use offndat_application::{ApplyEvents, CompactRollups, PruneRecords};
 use offndat_infrastructure::postgres::{self, PgEventLedger};
+use offndat_infrastructure::system::SystemClock;
 use offndat_infrastructure::telemetry;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -29,7 +30,7 @@ pub struct Worker {
     listener: TcpListener,
     router: Router,
     pool: PgPool,
-    prune: PruneRecords,
+    chores: Chores,
     consumers: Vec<EventConsumer>,
     schema: SchemaStatus,
     config: WorkerConfig,
@@ -56,10 +57,13 @@ impl Worker {
         let store = PgEventLedger::new(pool.clone());
         let ledger: Arc<dyn EventLedger> = Arc::new(store);
         let apply = ApplyEvents::new(ledger.clone());
-        let prune = PruneRecords::new(
-            ledger.clone(),
-            Retention { inbox: config.inbox_retention, visit_log: config.visit_log.prune_older_than() },
-        );
+        let chores = Chores {
+            prune: PruneRecords::new(
+                ledger.clone(),
+                Retention { inbox: config.inbox_retention, visit_log: config.visit_log.prune_older_than() },
+            ),
+            compact: CompactRollups::new(ledger.clone(), Arc::new(SystemClock)),
+        };
         let status = BrokerStatus::default();
         let topology = Topology::new(&config.messaging.amqp_namespace);
         let settings = BatchSettings {
@@ -92,7 +96,7 @@ impl Worker {
         let schema = SchemaStatus::default();
         let router =
             health::router(HealthState { ledger: ledger.clone(), broker: status, metrics, schema: schema.clone() });
-        Ok(Self { listener, router, pool, prune, consumers, schema, config })
+        Ok(Self { listener, router, pool, chores, consumers, schema, config })
     }
 
     /// The bound address of the health and metrics server (the real port when
@@ -134,9 +138,12 @@ impl Worker {
             consumers.spawn(consumer.run(shutdown.clone()));
         }
         let inbox_every = (self.config.inbox_retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
-        let pruner = tokio::spawn(prune_periodically(self.prune.clone(), Pruned::Inbox, inbox_every, shutdown.clone()));
-        let visit_pruner =
-            tokio::spawn(prune_periodically(self.prune, Pruned::VisitLog, Duration::from_secs(60), shutdown.clone()));
+        let minute = Duration::from_secs(60);
+        let chores = [
+            tokio::spawn(periodically(self.chores.clone(), Chore::Inbox, inbox_every, shutdown.clone())),
+            tokio::spawn(periodically(self.chores.clone(), Chore::VisitLog, minute, shutdown.clone())),
+            tokio::spawn(periodically(self.chores, Chore::DailyRollups, minute, shutdown.clone())),
+        ];
         let mut server_ended = false;
         let failure = tokio::select! {
             // Consumers end on their own only after shutdown, which then wins.
@@ -182,8 +189,9 @@ impl Worker {
                 server.abort();
             }
         }
-        let _ = pruner.await;
-        let _ = visit_pruner.await;
+        for chore in chores {
+            let _ = chore.await;
+        }
         self.pool.close().await;
         match failure {
             Some(error) => Err(error),
@@ -227,43 +235,64 @@ async fn wait_for_migrations(pool: &PgPool, schema: &SchemaStatus) {
     }
 }
 
-/// What one pruning loop prunes, for its log lines.
-#[derive(Clone, Copy)]
-enum Pruned {
-    /// Applied message ids past the inbox retention.
-    Inbox,
-    /// Raw visits the visit log no longer keeps: everything under the `recent` log
-    /// (each link's newest visits live on its summary), visits past the retention
-    /// under `full`. Totals and rollups are untouched.
-    VisitLog,
+/// The use cases the worker runs on a timer.
+#[derive(Clone)]
+struct Chores {
+    prune: PruneRecords,
+    compact: CompactRollups,
 }
 
-/// Prunes `what` every `every` until shutdown. Replicas may all do it: deleting
-/// skips rows another replica is deleting.
-async fn prune_periodically(prune: PruneRecords, what: Pruned, every: Duration, shutdown: CancellationToken) {
+/// What one periodic loop does.
+#[derive(Clone, Copy)]
+enum Chore {
+    /// Forget applied message ids past the inbox retention.
+    Inbox,
+    /// Delete raw visits the visit log no longer keeps: everything under the
+    /// `recent` log (each link's newest visits are kept apart), visits past the
+    /// retention under `full`. Totals and rollups are untouched.
+    VisitLog,
+    /// Fold closed days' hourly rollups into the daily ones (an idle run reads an
+    /// empty index range).
+    DailyRollups,
+}
+
+impl Chore {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Inbox => "inbox pruning",
+            Self::VisitLog => "visit log pruning",
+            Self::DailyRollups => "daily rollup compaction",
+        }
+    }
+}
+
+/// Does `chore` every `every` until shutdown. Replicas may all do it: each
+/// skips rows another replica is working on.
+async fn periodically(chores: Chores, chore: Chore, every: Duration, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let name = match what {
-        Pruned::Inbox => "the inbox",
-        Pruned::VisitLog => "the raw visit log",
-    };
     loop {
-        let pruned = tokio::select! {
+        let done = tokio::select! {
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => tokio::select! {
                 () = shutdown.cancelled() => return,
-                pruned = async {
-                    match what {
-                        Pruned::Inbox => prune.inbox().await,
-                        Pruned::VisitLog => prune.visit_log().await,
+                done = async {
+                    match chore {
+                        Chore::Inbox => chores.prune.inbox().await,
+                        Chore::VisitLog => chores.prune.visit_log().await,
+                        Chore::DailyRollups => chores.compact.execute().await,
                     }
-                } => pruned,
+                } => done,
             },
         };
-        match pruned {
-            Ok(0) => {}
-            Ok(deleted) => tracing::info!(rows.pruned = deleted, "pruned {name}"),
-            Err(error) => tracing::warn!(error = %error, "pruning {name} failed; trying again later"),
+        match (chore, done) {
+            (_, Ok(0)) => {}
+            (Chore::Inbox, Ok(rows)) => tracing::info!(rows.pruned = rows, "pruned the inbox"),
+            (Chore::VisitLog, Ok(rows)) => tracing::info!(rows.pruned = rows, "pruned the raw visit log"),
+            (Chore::DailyRollups, Ok(links)) => tracing::info!(links.compacted = links, "compacted daily rollups"),
+            (_, Err(error)) => {
+                tracing::warn!(error = %error, chore = chore.name(), "a periodic chore failed; trying again later")
+            }
         }
     }
 }

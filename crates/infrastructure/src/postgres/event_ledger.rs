@@ -21,6 +21,11 @@ use super::rollups::{self, LinkRollupRows, ServiceRollupRows};
 /// locks or bloats one transaction.
 const PRUNE_CHUNK: i64 = 5_000;
 
+/// Most links one compaction transaction takes (≈ 24 hourly rows each for a day):
+/// the summary rows it locks hold up only the worker batches touching them, and
+/// only briefly.
+const COMPACT_CHUNK: i64 = 1_000;
+
 /// Why a batch could not be applied, as PostgreSQL said it; becomes the
 /// application's `LedgerError` at the port.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +188,10 @@ impl EventLedger for PgEventLedger {
     async fn prune_visit_log(&self, older_than: Option<Duration>) -> Result<u64, LedgerError> {
         Ok(self.prune_raw_visits(older_than).await?)
     }
+
+    async fn compact_daily_rollups(&self, now: DateTime<Utc>) -> Result<u64, LedgerError> {
+        Ok(self.compact_daily(Granularity::Day.floor(now)).await?)
+    }
 }
 
 impl PgEventLedger {
@@ -219,9 +228,95 @@ impl PgEventLedger {
     }
 }
 
+impl PgEventLedger {
+    /// Folds the hourly rollups of every closed pending day (before `today`) into
+    /// `link_rollups_daily`, a chunk of links per transaction; returns how many
+    /// links were compacted.
+    ///
+    /// Exact whatever runs beside it: the summary rows are locked first, the lock
+    /// a worker batch takes (in its summary upsert) before it writes hourly rows,
+    /// so a batch commits either before (its hours are read here) or after (it
+    /// moves `daily_pending_from` back to its own days, to be compacted again). A
+    /// daily row is replaced, not added to, so compacting a day twice, or a day a
+    /// worker of an earlier release also wrote, leaves it equal to its hours.
+    /// SKIP LOCKED: replicas share the work, and a link in a batch at the moment
+    /// waits for the next run instead of stalling this one.
+    async fn compact_daily(&self, today: DateTime<Utc>) -> Result<u64, PgLedgerError> {
+        let mut compacted = 0;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let due = sqlx::query!(
+                r#"SELECT link_id, daily_pending_from AS "pending_from!" FROM visit_summaries
+                   WHERE daily_pending_from < $1
+                   ORDER BY daily_pending_from
+                   LIMIT $2
+                   FOR UPDATE SKIP LOCKED"#,
+                today,
+                COMPACT_CHUNK,
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            if due.is_empty() {
+                tx.commit().await?;
+                return Ok(compacted);
+            }
+            let mut due: Vec<(Uuid, DateTime<Utc>)> = due.into_iter().map(|r| (r.link_id, r.pending_from)).collect();
+            due.sort_unstable();
+            let ids: Vec<Uuid> = due.iter().map(|d| d.0).collect();
+            let from: Vec<DateTime<Utc>> = due.iter().map(|d| d.1).collect();
+            // Each dimension value's count summed over the day's hours, in the
+            // layout of the hourly rows (docs/events.md, Link rollups).
+            sqlx::query!(
+                r#"WITH h AS (
+                       SELECT h.link_id, date_trunc('day', h.bucket, 'UTC') AS day, h.human, h.bot, h.human_by, h.bot_by
+                       FROM UNNEST($1::uuid[], $2::timestamptz[]) AS p(link_id, from_day)
+                       JOIN link_rollups_hourly h ON h.link_id = p.link_id AND h.bucket >= p.from_day AND h.bucket < $3),
+                   human_by AS (
+                       SELECT link_id, day, jsonb_object_agg(key, n) AS counts
+                       FROM (SELECT h.link_id, h.day, e.key, sum(e.value::bigint)::bigint AS n
+                             FROM h, jsonb_each(h.human_by) AS e GROUP BY 1, 2, 3) v
+                       GROUP BY 1, 2),
+                   bot_by AS (
+                       SELECT link_id, day, jsonb_object_agg(key, n) AS counts
+                       FROM (SELECT h.link_id, h.day, e.key, sum(e.value::bigint)::bigint AS n
+                             FROM h, jsonb_each(h.bot_by) AS e GROUP BY 1, 2, 3) v
+                       GROUP BY 1, 2)
+                   INSERT INTO link_rollups_daily AS d (link_id, bucket, human, bot, human_by, bot_by)
+                   SELECT t.link_id, t.day, t.human, t.bot, COALESCE(hb.counts, '{}'), COALESCE(bb.counts, '{}')
+                   FROM (SELECT link_id, day, sum(human)::bigint AS human, sum(bot)::bigint AS bot FROM h GROUP BY 1, 2) t
+                   LEFT JOIN human_by hb USING (link_id, day)
+                   LEFT JOIN bot_by bb USING (link_id, day)
+                   ORDER BY 1, 2
+                   ON CONFLICT (link_id, bucket) DO UPDATE
+                   SET human = EXCLUDED.human, bot = EXCLUDED.bot, human_by = EXCLUDED.human_by, bot_by = EXCLUDED.bot_by"#,
+                &ids,
+                &from,
+                today,
+            )
+            .execute(&mut *tx)
+            .await?;
+            // Today stays pending for a link whose newest visit may be in it;
+            // `last_visited_at` is the latest visit ever applied, so an older one
+            // means no hourly row from today on.
+            sqlx::query!(
+                "UPDATE visit_summaries
+                 SET daily_pending_from = CASE WHEN last_visited_at < $2 THEN NULL ELSE $2 END
+                 WHERE link_id = ANY($1::uuid[])",
+                &ids,
+                today,
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            compacted += ids.len() as u64;
+        }
+    }
+}
+
 /// What a batch adds to one link's summary: total, bots, last visited, newest
-/// visits if any (JSON text, cast to `jsonb` in the statement).
-type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, Option<String>);
+/// visits if any (JSON text, cast to `jsonb` in the statement), and the start of
+/// the earliest day it has hourly rollups for.
+type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>);
 
 /// Applies the visits of new `link.visited` messages to the links that exist:
 /// totals, newest visits, hourly and daily rollups, and the service-wide
@@ -281,7 +376,8 @@ async fn count_visits(
         outcome.visits_counted += visits.total();
         let last = fold.recent.first().map(|v| v.visited_at);
         let recent = (!fold.recent.is_empty()).then(|| serde_json::to_string(&fold.recent).ok()).flatten();
-        summaries.insert(*id, (n, i64::try_from(visits.bot).unwrap_or(i64::MAX), last, recent));
+        let first_day = fold.hours.first().map(|(hour, _)| Granularity::Day.floor(*hour));
+        summaries.insert(*id, (n, i64::try_from(visits.bot).unwrap_or(i64::MAX), last, recent, first_day));
     }
     for (id, (n, last)) in &v1 {
         if !known.contains(id) {
@@ -289,7 +385,7 @@ async fn count_visits(
             continue;
         }
         outcome.visits_counted += n.unsigned_abs();
-        let entry = summaries.entry(*id).or_insert((0, 0, None, None));
+        let entry = summaries.entry(*id).or_insert((0, 0, None, None, None));
         entry.0 += n;
         entry.2 = entry.2.max(Some(*last));
     }
@@ -299,21 +395,27 @@ async fn count_visits(
         let totals: Vec<i64> = summaries.values().map(|s| s.0).collect();
         let bots: Vec<i64> = summaries.values().map(|s| s.1).collect();
         let last: Vec<Option<DateTime<Utc>>> = summaries.values().map(|s| s.2).collect();
+        let first_days: Vec<Option<DateTime<Utc>>> = summaries.values().map(|s| s.4).collect();
+        // Daily rollups are not written here: the days this batch touches stay
+        // pending (read from the hourly rows) until `compact_daily_rollups` folds
+        // them in, under this same row lock. LEAST ignores NULLs.
         sqlx::query!(
-            r#"INSERT INTO visit_summaries AS s (link_id, total_visits, bot_visits, last_visited_at, updated_at)
-               SELECT v.link_id, v.total, v.bots, v.last_visited_at, now()
-               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[])
-                    AS v(link_id, total, bots, last_visited_at)
+            r#"INSERT INTO visit_summaries AS s (link_id, total_visits, bot_visits, last_visited_at, daily_pending_from, updated_at)
+               SELECT v.link_id, v.total, v.bots, v.last_visited_at, v.first_day, now()
+               FROM UNNEST($1::uuid[], $2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+                    AS v(link_id, total, bots, last_visited_at, first_day)
                ORDER BY v.link_id
                ON CONFLICT (link_id) DO UPDATE
                SET total_visits = s.total_visits + EXCLUDED.total_visits,
                    bot_visits = s.bot_visits + EXCLUDED.bot_visits,
                    last_visited_at = GREATEST(s.last_visited_at, EXCLUDED.last_visited_at),
+                   daily_pending_from = LEAST(s.daily_pending_from, EXCLUDED.daily_pending_from),
                    updated_at = now()"#,
             &ids,
             &totals,
             &bots,
             &last as &[Option<DateTime<Utc>>],
+            &first_days as &[Option<DateTime<Utc>>],
         )
         .execute(&mut *tx)
         .await?;
@@ -348,8 +450,7 @@ async fn count_visits(
         mark_visit_limits_reached(tx, &ids).await?;
     }
 
-    upsert_link_rollups(tx, &rollups::link_rows(&tally, &known, Granularity::Hour), Granularity::Hour).await?;
-    upsert_link_rollups(tx, &rollups::link_rows(&tally, &known, Granularity::Day), Granularity::Day).await?;
+    upsert_hourly_link_rollups(tx, &rollups::link_rows(&tally, &known, Granularity::Hour)).await?;
     let hourly = rollups::service_rows(&tally, &known, &created, Granularity::Hour);
     upsert_service_rollups(tx, &hourly, Granularity::Hour).await?;
     let daily = rollups::service_rows(&tally, &known, &created, Granularity::Day);
@@ -401,66 +502,40 @@ async fn mark_visit_limits_reached(tx: &mut sqlx::PgConnection, ids: &[Uuid]) ->
     Ok(())
 }
 
-/// One row per link and bucket: the counts add up, and the dimension values'
+/// One row per link and hour: the counts add up, and the dimension values'
 /// counts add up key by key in SQL, so concurrent workers never lose each
 /// other's visits and no prior read is needed. Rows come sorted by (link,
 /// bucket), the lock order of every replica. The merge is `offndat_add_counts`
 /// written out: as a subquery in the statement it costs ≈ 30 % less than calling
-/// the SQL function per row (measured; the function is not inlined).
-async fn upsert_link_rollups(
-    tx: &mut sqlx::PgConnection,
-    rows: &LinkRollupRows,
-    granularity: Granularity,
-) -> Result<(), PgLedgerError> {
+/// the SQL function per row (measured; the function is not inlined). Daily rows
+/// are compacted from these (`compact_daily_rollups`).
+async fn upsert_hourly_link_rollups(tx: &mut sqlx::PgConnection, rows: &LinkRollupRows) -> Result<(), PgLedgerError> {
     if rows.link_id.is_empty() {
         return Ok(());
     }
-    // One statement per table: the macros need literal table names.
-    let query = match granularity {
-        Granularity::Hour => sqlx::query!(
-            "INSERT INTO link_rollups_hourly AS r (link_id, bucket, human, bot, human_by, bot_by)
-             SELECT v.link_id, v.bucket, v.human, v.bot, v.human_by::jsonb, v.bot_by::jsonb
-             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
-                  AS v(link_id, bucket, human, bot, human_by, bot_by)
-             ORDER BY 1, 2
-             ON CONFLICT (link_id, bucket) DO UPDATE
-             SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot,
-                 human_by = r.human_by || COALESCE((
-                     SELECT jsonb_object_agg(e.key, COALESCE((r.human_by ->> e.key)::bigint, 0) + e.value::bigint)
-                     FROM jsonb_each(EXCLUDED.human_by) AS e), '{}'),
-                 bot_by = CASE WHEN EXCLUDED.bot_by = '{}' THEN r.bot_by ELSE r.bot_by || COALESCE((
-                     SELECT jsonb_object_agg(e.key, COALESCE((r.bot_by ->> e.key)::bigint, 0) + e.value::bigint)
-                     FROM jsonb_each(EXCLUDED.bot_by) AS e), '{}') END",
-            &rows.link_id,
-            &rows.bucket,
-            &rows.human,
-            &rows.bot,
-            &rows.human_by,
-            &rows.bot_by,
-        ),
-        Granularity::Day => sqlx::query!(
-            "INSERT INTO link_rollups_daily AS r (link_id, bucket, human, bot, human_by, bot_by)
-             SELECT v.link_id, v.bucket, v.human, v.bot, v.human_by::jsonb, v.bot_by::jsonb
-             FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
-                  AS v(link_id, bucket, human, bot, human_by, bot_by)
-             ORDER BY 1, 2
-             ON CONFLICT (link_id, bucket) DO UPDATE
-             SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot,
-                 human_by = r.human_by || COALESCE((
-                     SELECT jsonb_object_agg(e.key, COALESCE((r.human_by ->> e.key)::bigint, 0) + e.value::bigint)
-                     FROM jsonb_each(EXCLUDED.human_by) AS e), '{}'),
-                 bot_by = CASE WHEN EXCLUDED.bot_by = '{}' THEN r.bot_by ELSE r.bot_by || COALESCE((
-                     SELECT jsonb_object_agg(e.key, COALESCE((r.bot_by ->> e.key)::bigint, 0) + e.value::bigint)
-                     FROM jsonb_each(EXCLUDED.bot_by) AS e), '{}') END",
-            &rows.link_id,
-            &rows.bucket,
-            &rows.human,
-            &rows.bot,
-            &rows.human_by,
-            &rows.bot_by,
-        ),
-    };
-    query.execute(&mut *tx).await?;
+    sqlx::query!(
+        "INSERT INTO link_rollups_hourly AS r (link_id, bucket, human, bot, human_by, bot_by)
+         SELECT v.link_id, v.bucket, v.human, v.bot, v.human_by::jsonb, v.bot_by::jsonb
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::text[], $6::text[])
+              AS v(link_id, bucket, human, bot, human_by, bot_by)
+         ORDER BY 1, 2
+         ON CONFLICT (link_id, bucket) DO UPDATE
+         SET human = r.human + EXCLUDED.human, bot = r.bot + EXCLUDED.bot,
+             human_by = r.human_by || COALESCE((
+                 SELECT jsonb_object_agg(e.key, COALESCE((r.human_by ->> e.key)::bigint, 0) + e.value::bigint)
+                 FROM jsonb_each(EXCLUDED.human_by) AS e), '{}'),
+             bot_by = CASE WHEN EXCLUDED.bot_by = '{}' THEN r.bot_by ELSE r.bot_by || COALESCE((
+                 SELECT jsonb_object_agg(e.key, COALESCE((r.bot_by ->> e.key)::bigint, 0) + e.value::bigint)
+                 FROM jsonb_each(EXCLUDED.bot_by) AS e), '{}') END",
+        &rows.link_id,
+        &rows.bucket,
+        &rows.human,
+        &rows.bot,
+        &rows.human_by,
+        &rows.bot_by,
+    )
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

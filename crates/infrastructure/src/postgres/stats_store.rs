@@ -58,7 +58,9 @@ impl VisitStatsStore for PgVisitStatsStore {
         // in JSON objects keyed by dimension id and value; rows from before that
         // layout stay in `link_visits_*` (one row per dimension value, totals read
         // from the referrer dimension 0, where every visit is once). Every visit is
-        // in exactly one of the two, so summing both is exact.
+        // in exactly one of the two, so summing both is exact. By day, the days
+        // from the link's `daily_pending_from` on (not yet compacted) are summed
+        // from its hourly rows instead: every day is read from exactly one.
         let (buckets, values) = match range.granularity {
             Granularity::Hour => {
                 let buckets = sqlx::query_as!(
@@ -100,9 +102,14 @@ impl VisitStatsStore for PgVisitStatsStore {
             Granularity::Day => {
                 let buckets = sqlx::query_as!(
                     BucketRow,
-                    r#"SELECT bucket AS "bucket!", 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
-                       FROM (SELECT bucket, human, bot FROM link_rollups_daily
-                             WHERE link_id = $1 AND bucket >= $2 AND bucket < $3
+                    r#"WITH p AS (SELECT COALESCE((SELECT daily_pending_from FROM visit_summaries WHERE link_id = $1),
+                                                 'infinity') AS from_day)
+                       SELECT bucket AS "bucket!", 0::smallint AS "dimension!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                       FROM (SELECT d.bucket, d.human, d.bot FROM link_rollups_daily d, p
+                             WHERE d.link_id = $1 AND d.bucket >= $2 AND d.bucket < LEAST($3, p.from_day)
+                             UNION ALL
+                             SELECT date_trunc('day', h.bucket, 'UTC'), h.human, h.bot FROM link_rollups_hourly h, p
+                             WHERE h.link_id = $1 AND h.bucket >= GREATEST($2, p.from_day) AND h.bucket < $3
                              UNION ALL
                              SELECT bucket, human, bot FROM link_visits_daily
                              WHERE link_id = $1 AND bucket >= $2 AND bucket < $3 AND dimension = 0) r
@@ -115,13 +122,19 @@ impl VisitStatsStore for PgVisitStatsStore {
                 .await;
                 let values = sqlx::query_as!(
                     ValueRow,
-                    r#"SELECT dimension AS "dimension!", value AS "value!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
+                    r#"WITH p AS (SELECT COALESCE((SELECT daily_pending_from FROM visit_summaries WHERE link_id = $1),
+                                                 'infinity') AS from_day),
+                       r AS (SELECT d.human_by, d.bot_by FROM link_rollups_daily d, p
+                             WHERE d.link_id = $1 AND d.bucket >= $2 AND d.bucket < LEAST($3, p.from_day)
+                             UNION ALL
+                             SELECT h.human_by, h.bot_by FROM link_rollups_hourly h, p
+                             WHERE h.link_id = $1 AND h.bucket >= GREATEST($2, p.from_day) AND h.bucket < $3)
+                       SELECT dimension AS "dimension!", value AS "value!", sum(human)::bigint AS "human!", sum(bot)::bigint AS "bot!"
                        FROM (SELECT left(e.key, 1)::smallint AS dimension, substr(e.key, 2) AS value, e.human, e.bot
-                             FROM link_rollups_daily r,
+                             FROM r,
                                   LATERAL (SELECT key, value::bigint AS human, 0::bigint AS bot FROM jsonb_each(r.human_by)
                                            UNION ALL
                                            SELECT key, 0::bigint, value::bigint FROM jsonb_each(r.bot_by)) e
-                             WHERE r.link_id = $1 AND r.bucket >= $2 AND r.bucket < $3
                              UNION ALL
                              SELECT dimension, value, human, bot FROM link_visits_daily
                              WHERE link_id = $1 AND bucket >= $2 AND bucket < $3) v

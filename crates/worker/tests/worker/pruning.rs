@@ -1,10 +1,13 @@
-//! Inbox pruning forgets old message ids and keeps recent ones.
+//! The periodic chores: inbox pruning forgets old message ids and keeps recent
+//! ones; the running worker compacts closed days' rollups.
 
 use std::time::Duration;
 
 use offndat_application::apply_events::EventLedger;
 use offndat_infrastructure::postgres::PgEventLedger;
-use offndat_test_support::TestDatabase;
+use offndat_test_support::{AmqpNamespace, TestDatabase, eventually};
+
+use crate::helpers::{TestWorker, insert_link};
 
 #[tokio::test]
 async fn inbox_rows_older_than_the_retention_are_pruned() {
@@ -28,4 +31,53 @@ async fn inbox_rows_older_than_the_retention_are_pruned() {
     assert_eq!(db.count("inbox").await, 5);
     assert_eq!(ledger.prune_inbox(Duration::from_secs(24 * 3600)).await.expect("prune"), 0);
     pool.close().await;
+}
+
+#[tokio::test]
+async fn the_worker_compacts_closed_days_into_daily_rollups() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let link = insert_link(&db).await;
+    // Two hours of a closed day, pending, as a batch leaves them.
+    let mut conn = db.connect().await;
+    sqlx::query(
+        "INSERT INTO link_rollups_hourly (link_id, bucket, human, bot, human_by, bot_by) VALUES
+             ($1, '2026-11-20T08:00:00Z', 2, 1, '{\"0\": 2, \"1Chrome\": 2}', '{\"0\": 1, \"1Googlebot\": 1}'),
+             ($1, '2026-11-20T09:00:00Z', 3, 0, '{\"0a.example\": 3, \"1Chrome\": 3}', '{}')",
+    )
+    .bind(link)
+    .execute(&mut conn)
+    .await
+    .expect("hourly rows");
+    sqlx::query(
+        "INSERT INTO visit_summaries (link_id, total_visits, bot_visits, last_visited_at, daily_pending_from)
+         VALUES ($1, 6, 1, '2026-11-20T09:10:00Z', '2026-11-20')",
+    )
+    .bind(link)
+    .execute(&mut conn)
+    .await
+    .expect("summary");
+
+    let worker = TestWorker::spawn(&db, &namespace).await;
+    let query = format!(
+        "SELECT human::text || ' ' || bot::text || ' ' || human_by::text || ' ' || bot_by::text
+         FROM link_rollups_daily WHERE link_id = '{link}' AND bucket = '2026-11-20'"
+    );
+    let row: String = eventually(Duration::from_secs(10), "the closed day compacted", || async {
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(query.clone()))
+            .fetch_optional(&mut db.connect().await)
+            .await
+            .expect("daily row")
+            .ok_or_else(|| "no daily row".to_owned())
+    })
+    .await;
+    assert_eq!(row, r#"5 1 {"0": 2, "1Chrome": 5, "0a.example": 3} {"0": 1, "1Googlebot": 1}"#);
+    let pending: Option<String> =
+        sqlx::query_scalar("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = $1")
+            .bind(link)
+            .fetch_one(&mut conn)
+            .await
+            .expect("summary");
+    assert_eq!(pending, None, "no visit since: nothing pending");
+    worker.stop().await;
 }
