@@ -23,6 +23,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::amqp::{self, BrokerStatus, QueueStatus, Topology};
+use crate::postgres::BulkConnection;
 use crate::trace_context;
 
 /// The channel outbox inserts notify (see the migrations).
@@ -178,7 +179,8 @@ impl OutboxRelay {
     /// Claims up to a batch of the oldest unpublished rows, publishes them, waits
     /// for every confirm, then marks them published. Returns how many.
     async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = BulkConnection::acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let rows = sqlx::query!(
             "SELECT id, event_type, payload, headers, created_at FROM outbox
              WHERE published_at IS NULL

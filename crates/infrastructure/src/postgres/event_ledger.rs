@@ -14,6 +14,7 @@ use offndat_domain::stats::Granularity;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::BulkConnection;
 use super::errors::is_unavailable;
 use super::rollups::{self, LinkRollupRows, ServiceRollupRows};
 
@@ -90,7 +91,8 @@ impl PgEventLedger {
         let ids: Vec<Uuid> = unique.iter().map(|m| m.message_id).collect();
         let types: Vec<&str> = unique.iter().map(|m| m.event_type()).collect();
 
-        let mut tx = self.pool.begin().await?;
+        let mut conn = BulkConnection::acquire(&self.pool).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let inserted: HashSet<Uuid> = sqlx::query_scalar!(
             r#"INSERT INTO inbox (message_id, event_type)
                SELECT id, event_type FROM UNNEST($1::uuid[], $2::text[]) AS m(id, event_type)

@@ -3,6 +3,7 @@
 
 mod audit_log;
 mod bootstrap;
+mod bulk_connection;
 mod errors;
 mod event_ledger;
 mod idempotency;
@@ -16,6 +17,7 @@ mod visit_store;
 
 pub use audit_log::PgAuditLog;
 pub use bootstrap::{BootstrapError, connect, lookup_pool, migrate, pending_migrations};
+pub use bulk_connection::BulkConnection;
 pub use errors::is_unavailable;
 pub use event_ledger::{PgEventLedger, PgLedgerError};
 pub use idempotency::PgIdempotencyStore;

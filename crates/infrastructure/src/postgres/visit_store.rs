@@ -7,9 +7,10 @@ use std::fmt::Write as _;
 use chrono::Utc;
 use offndat_application::VisitTally;
 use offndat_application::events::{Event, LINK_VISITED, RecentVisit};
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgPool};
 use uuid::Uuid;
 
+use super::BulkConnection;
 use crate::visit_aggregator::VisitLog;
 
 /// Most links in one `link.visited` event.
@@ -72,7 +73,8 @@ impl PgVisitStore {
     /// again. Raw visits of links that no longer exist are left out, never
     /// failing the rest.
     pub async fn write(&self, batch: &FlushBatch) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = BulkConnection::acquire(&self.pool).await?;
+        let mut tx = conn.begin().await?;
         if let Some(first) = batch.ids.first() {
             let written =
                 sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM outbox WHERE id = $1) AS "written!""#, first)
