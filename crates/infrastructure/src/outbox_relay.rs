@@ -181,12 +181,14 @@ impl OutboxRelay {
     async fn publish_batch(&self, channel: &Channel) -> Result<usize, RelayError> {
         let mut conn = BulkConnection::acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        // The payload as text, sent as is: decoding it into a JSON tree only to
+        // serialise it again cost an allocation per value of every event.
         let rows = sqlx::query!(
-            "SELECT id, event_type, payload, headers, created_at FROM outbox
+            r#"SELECT id, event_type, payload::text AS "payload!", headers, created_at FROM outbox
              WHERE published_at IS NULL
              ORDER BY created_at, id
              LIMIT $1
-             FOR UPDATE SKIP LOCKED",
+             FOR UPDATE SKIP LOCKED"#,
             i64::from(self.settings.batch_size)
         )
         .fetch_all(&mut *tx)
@@ -199,7 +201,6 @@ impl OutboxRelay {
         for row in &rows {
             let span = publish_span(&self.settings.topology.exchange, &row.event_type, row.id);
             trace_context::continue_stored(&span, &row.headers);
-            let body = serde_json::to_vec(&row.payload).map_err(|e| sqlx::Error::Decode(e.into()))?;
             let properties = BasicProperties::default()
                 .with_message_id(row.id.to_string().into())
                 .with_type(row.event_type.as_str().into())
@@ -213,7 +214,7 @@ impl OutboxRelay {
                     self.settings.topology.exchange.as_str().into(),
                     row.event_type.as_str().into(),
                     BasicPublishOptions::default(),
-                    &body,
+                    row.payload.as_bytes(),
                     properties,
                 )
                 .instrument(span.clone())
