@@ -228,9 +228,7 @@ impl PgEventLedger {
             }
         }
     }
-}
 
-impl PgEventLedger {
     /// Folds the hourly rollups of every closed pending day (before `today`) into
     /// `link_rollups_daily`, a chunk of links per transaction; returns how many
     /// links were compacted.
@@ -321,10 +319,11 @@ impl PgEventLedger {
 type SummaryDelta = (i64, i64, Option<DateTime<Utc>>, Option<String>, Option<DateTime<Utc>>);
 
 /// Applies the visits of new `link.visited` messages to the links that exist:
-/// totals, newest visits, hourly and daily rollups, and the service-wide
-/// rollups. Returns the ids of the links counted. Visits of unknown links (deleted
-/// between the redirect and the flush) are skipped and counted as such, never an
-/// error that would cost the other links their visits.
+/// totals, newest visits, hourly rollups (their days left pending for the daily
+/// compaction) and the service-wide rollups. Returns the ids of the links
+/// counted. Visits of unknown links (deleted between the redirect and the flush)
+/// are skipped and counted as such, never an error that would cost the other
+/// links their visits.
 async fn count_visits(
     tx: &mut sqlx::PgConnection,
     fresh: &[&InboxMessage],
