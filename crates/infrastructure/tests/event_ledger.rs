@@ -240,5 +240,14 @@ async fn a_closed_day_is_compacted_once_and_again_after_late_visits() {
     .await
     .expect("summary");
     assert_eq!(open, None);
+
+    // An event whose hours are newer than its newest visits (none here): the
+    // compaction goes by the hourly rows, so the new day stays pending and read.
+    apply("2026-11-22T10:00:00Z", 4).await.expect("batch");
+    ledger.apply(&[event(&[a], at("2026-11-23T01:00:00Z"), 0, 5)]).await.expect("batch without newest visits");
+    assert_eq!(ledger.compact_daily_rollups(at("2026-11-23T02:00:00Z")).await.expect("compaction"), 1);
+    assert_eq!(db.scalar(&pending).await, at("2026-11-23T00:00:00Z").timestamp(), "the 23rd has hours: pending");
+    let expected = vec![("21".to_owned(), 3), ("22".to_owned(), 2), ("23".to_owned(), 1)];
+    assert_eq!(by_day(&stats, a).await, expected);
     pool.close().await;
 }

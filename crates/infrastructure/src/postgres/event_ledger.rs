@@ -295,13 +295,16 @@ impl PgEventLedger {
             )
             .execute(&mut *tx)
             .await?;
-            // Today stays pending for a link whose newest visit may be in it;
-            // `last_visited_at` is the latest visit ever applied, so an older one
-            // means no hourly row from today on.
+            // Today stays pending for a link with hourly rows from today on (one
+            // key probe; under the summary's lock no batch can add one meanwhile).
+            // Not judged from `last_visited_at`: that trusts every event's newest
+            // visits to be as new as its hours.
             sqlx::query!(
-                "UPDATE visit_summaries
-                 SET daily_pending_from = CASE WHEN last_visited_at < $2 THEN NULL ELSE $2 END
-                 WHERE link_id = ANY($1::uuid[])",
+                "UPDATE visit_summaries s
+                 SET daily_pending_from = CASE WHEN EXISTS (
+                         SELECT 1 FROM link_rollups_hourly h WHERE h.link_id = s.link_id AND h.bucket >= $2)
+                     THEN $2 END
+                 WHERE s.link_id = ANY($1::uuid[])",
                 &ids,
                 today,
             )
