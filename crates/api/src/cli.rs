@@ -34,6 +34,10 @@ pub enum Command {
         #[command(subcommand)]
         command: BlocklistCommand,
     },
+    /// Compact every link's pending days, today included, into its daily rollups
+    /// (the workers compact closed days by themselves). Before rolling back to a
+    /// release that reads only daily rows: stop the workers, run this, roll back.
+    CompactRollups,
 }
 
 /// `offndat-api keys ...`

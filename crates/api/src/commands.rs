@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use offndat_application::keys::CLI_ACTOR;
-use offndat_application::{ApplicationError, ApplyBlocklist, KeyRecord, ManageKeys};
+use offndat_application::{ApplicationError, ApplyBlocklist, CompactRollups, KeyRecord, ManageKeys};
 use offndat_domain::{Language, Theme};
 use offndat_infrastructure::blocklist::FileBlocklist;
-use offndat_infrastructure::postgres::{PgKeyStore, PgLinkTakedowns};
+use offndat_infrastructure::postgres::{PgEventLedger, PgKeyStore, PgLinkTakedowns};
 use offndat_infrastructure::system::SystemClock;
 use offndat_infrastructure::{postgres, vocabulary};
 use sqlx::PgPool;
@@ -65,6 +65,17 @@ async fn database(config: &ApiConfig) -> anyhow::Result<PgPool> {
         postgres::migrate(&pool).await?;
     }
     Ok(pool)
+}
+
+/// `compact-rollups`: every pending day, today included, into the daily rollups;
+/// prints how many links were compacted.
+pub async fn compact_rollups(config: &ApiConfig) -> anyhow::Result<()> {
+    let pool = database(config).await?;
+    let compact = CompactRollups::new(Arc::new(PgEventLedger::new(pool.clone())), Arc::new(SystemClock));
+    let compacted = compact.through_today().await.context("compacting the daily rollups");
+    pool.close().await;
+    writeln!(std::io::stdout().lock(), "compacted the daily rollups of {} link(s)", compacted?)?;
+    Ok(())
 }
 
 /// `keys create|list|revoke`. Only `create` prints a secret, on stdout, never

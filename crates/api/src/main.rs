@@ -27,7 +27,9 @@ fn main() -> ExitCode {
     let _runtime_context = runtime.enter();
     // Management subcommands print their results on stdout; their logs go to stderr.
     let init = match cli.command {
-        Some(Command::Keys { .. } | Command::Blocklist { .. }) => offndat_infrastructure::telemetry::init_for_cli,
+        Some(Command::Keys { .. } | Command::Blocklist { .. } | Command::CompactRollups) => {
+            offndat_infrastructure::telemetry::init_for_cli
+        }
         _ => offndat_infrastructure::telemetry::init,
     };
     let telemetry = match init(&cli.config.log, "offndat-api") {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
             Command::Vocabulary => commands::vocabulary(&cli.config),
             Command::Keys { command } => commands::keys(&cli.config, command).await,
             Command::Blocklist { command } => commands::blocklist(&cli.config, command).await,
+            Command::CompactRollups => commands::compact_rollups(&cli.config).await,
         }
     });
     let code = match result {

@@ -165,6 +165,12 @@ impl CompactRollups {
     pub async fn execute(&self) -> Result<u64, LedgerError> {
         self.ledger.compact_daily_rollups(self.clock.now()).await
     }
+
+    /// Compacts today too, as if it had closed (for a rollback to a release that
+    /// reads only daily rows; visits applied afterwards leave days pending again).
+    pub async fn through_today(&self) -> Result<u64, LedgerError> {
+        self.ledger.compact_daily_rollups(self.clock.now() + chrono::TimeDelta::days(1)).await
+    }
 }
 
 #[cfg(test)]

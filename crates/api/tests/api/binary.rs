@@ -169,3 +169,44 @@ async fn invalid_configuration_fails_fast() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--public-base-url"));
 }
+
+#[tokio::test]
+async fn compact_rollups_folds_pending_days_today_included_into_daily_rows() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    let mut conn = db.connect().await;
+    let link = uuid::Uuid::now_v7();
+    // Two hours of today, pending, as the worker leaves an active link.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at)
+         VALUES ('{link}', 'compact-cli-walrus', 'https://example.com/', 0, 0, now());
+         INSERT INTO link_rollups_hourly (link_id, bucket, human, bot, human_by, bot_by) VALUES
+             ('{link}', date_trunc('day', now(), 'UTC'), 2, 0, '{{\"0\": 2, \"1Chrome\": 2}}', '{{}}'),
+             ('{link}', date_trunc('day', now(), 'UTC') + interval '1 hour', 1, 1, '{{\"0\": 1, \"1Chrome\": 1}}', '{{\"0\": 1}}');
+         INSERT INTO visit_summaries (link_id, total_visits, bot_visits, last_visited_at, daily_pending_from)
+         VALUES ('{link}', 4, 1, now(), date_trunc('day', now(), 'UTC'))"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("seed");
+
+    let output = command(&db, &namespace).arg("compact-rollups").output().await;
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "compacted the daily rollups of 1 link(s)\n");
+    let daily: String = sqlx::query_scalar(
+        "SELECT human::text || ' ' || bot::text || ' ' || human_by::text || ' ' || bot_by::text
+         FROM link_rollups_daily WHERE link_id = $1 AND bucket = date_trunc('day', now(), 'UTC')",
+    )
+    .bind(link)
+    .fetch_one(&mut conn)
+    .await
+    .expect("today's daily row");
+    assert_eq!(daily, r#"3 1 {"0": 3, "1Chrome": 3} {"0": 1}"#);
+    let pending: Option<String> =
+        sqlx::query_scalar("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = $1")
+            .bind(link)
+            .fetch_one(&mut conn)
+            .await
+            .expect("summary");
+    assert_eq!(pending, None, "every day complete in the daily rows");
+}
