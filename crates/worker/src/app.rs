@@ -1,6 +1,6 @@
 //! The composition root: the pool, the event ledger, one consumer per queue, the
-//! periodic chores (pruning, rollup compaction) and the health/metrics server, built from the configuration and run
-//! until shutdown.
+//! periodic chores (pruning, rollup compaction) and the health/metrics server,
+//! built from the configuration and run until shutdown.
 
 use std::net::SocketAddr;
 use std::time::Duration;
