@@ -19,8 +19,10 @@ pub const LINK_VISITED: &str = "link.visited";
 /// phrase from its in-process cache.
 pub const LINK_CHANGED: &str = "link.changed";
 
-/// Every event, in every version a consumer still accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every event, in every version a consumer still accepts. Serialised as its
+/// payload alone (the type travels beside it); parsed by type with `parse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
 pub enum Event {
     LinkCreated(LinkCreatedV1),
     /// Visits counted per link only (written by releases before rollups; still
@@ -45,26 +47,13 @@ impl Event {
     /// The JSON body.
     pub fn payload(&self) -> serde_json::Value {
         // Serialising these plain structs cannot fail.
-        match self {
-            Self::LinkCreated(e) => serde_json::to_value(e),
-            Self::LinkVisitedV1(e) => serde_json::to_value(e),
-            Self::LinkVisited(e) => serde_json::to_value(e),
-            Self::LinkChanged(e) => serde_json::to_value(e),
-        }
-        .unwrap_or(serde_json::Value::Null)
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
 
     /// The JSON body as text: what `payload` holds, for bodies large enough that
     /// a `serde_json::Value` tree (several times the text) is worth skipping.
     pub fn payload_text(&self) -> String {
-        // Serialising these plain structs cannot fail.
-        match self {
-            Self::LinkCreated(e) => serde_json::to_string(e),
-            Self::LinkVisitedV1(e) => serde_json::to_string(e),
-            Self::LinkVisited(e) => serde_json::to_string(e),
-            Self::LinkChanged(e) => serde_json::to_string(e),
-        }
-        .unwrap_or_else(|_| "null".to_owned())
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_owned())
     }
 
     /// Parses a message body by its event type and schema version.
