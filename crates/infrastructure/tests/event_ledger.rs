@@ -232,13 +232,7 @@ async fn a_closed_day_is_compacted_once_and_again_after_late_visits() {
     assert_eq!(db.scalar(&daily("2026-11-22")).await, 1, "replaced from its hours");
     assert_eq!(by_day(&stats, a).await, with_late);
     // No visit on or after the 23rd: nothing left pending.
-    let open: Option<i64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM daily_pending_from)::bigint FROM visit_summaries WHERE link_id = $1",
-    )
-    .bind(a)
-    .fetch_one(&pool)
-    .await
-    .expect("summary");
+    let open = db.text(&format!("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = '{a}'")).await;
     assert_eq!(open, None);
 
     // An event whose hours are newer than its newest visits (none here): the

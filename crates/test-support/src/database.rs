@@ -56,6 +56,17 @@ impl TestDatabase {
         let mut conn = self.connect().await;
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(query.to_owned())).fetch_one(&mut conn).await.unwrap()
     }
+
+    /// A query returning at most one row of one `text` value: `None` for no row
+    /// or `NULL`.
+    pub async fn text(&self, query: &str) -> Option<String> {
+        let mut conn = self.connect().await;
+        sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(query.to_owned()))
+            .fetch_optional(&mut conn)
+            .await
+            .unwrap()
+            .flatten()
+    }
 }
 
 impl Drop for TestDatabase {

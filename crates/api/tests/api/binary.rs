@@ -193,20 +193,14 @@ async fn compact_rollups_folds_pending_days_today_included_into_daily_rows() {
     let output = command(&db, &namespace).arg("compact-rollups").output().await;
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "compacted the daily rollups of 1 link(s)\n");
-    let daily: String = sqlx::query_scalar(
-        "SELECT human::text || ' ' || bot::text || ' ' || human_by::text || ' ' || bot_by::text
-         FROM link_rollups_daily WHERE link_id = $1 AND bucket = date_trunc('day', now(), 'UTC')",
-    )
-    .bind(link)
-    .fetch_one(&mut conn)
-    .await
-    .expect("today's daily row");
-    assert_eq!(daily, r#"3 1 {"0": 3, "1Chrome": 3} {"0": 1}"#);
-    let pending: Option<String> =
-        sqlx::query_scalar("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = $1")
-            .bind(link)
-            .fetch_one(&mut conn)
-            .await
-            .expect("summary");
+    let daily = db
+        .text(&format!(
+            "SELECT human::text || ' ' || bot::text || ' ' || human_by::text || ' ' || bot_by::text
+             FROM link_rollups_daily WHERE link_id = '{link}' AND bucket = date_trunc('day', now(), 'UTC')"
+        ))
+        .await;
+    assert_eq!(daily.as_deref(), Some(r#"3 1 {"0": 3, "1Chrome": 3} {"0": 1}"#));
+    let pending =
+        db.text(&format!("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = '{link}'")).await;
     assert_eq!(pending, None, "every day complete in the daily rows");
 }

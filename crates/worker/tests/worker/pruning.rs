@@ -63,21 +63,13 @@ async fn the_worker_compacts_closed_days_into_daily_rollups() {
         "SELECT human::text || ' ' || bot::text || ' ' || human_by::text || ' ' || bot_by::text
          FROM link_rollups_daily WHERE link_id = '{link}' AND bucket = '2026-11-20'"
     );
-    let row: String = eventually(Duration::from_secs(10), "the closed day compacted", || async {
-        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(query.clone()))
-            .fetch_optional(&mut db.connect().await)
-            .await
-            .expect("daily row")
-            .ok_or_else(|| "no daily row".to_owned())
+    let row = eventually(Duration::from_secs(10), "the closed day compacted", || async {
+        db.text(&query).await.ok_or_else(|| "no daily row".to_owned())
     })
     .await;
     assert_eq!(row, r#"5 1 {"0": 2, "1Chrome": 5, "0a.example": 3} {"0": 1, "1Googlebot": 1}"#);
-    let pending: Option<String> =
-        sqlx::query_scalar("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = $1")
-            .bind(link)
-            .fetch_one(&mut conn)
-            .await
-            .expect("summary");
+    let pending =
+        db.text(&format!("SELECT daily_pending_from::text FROM visit_summaries WHERE link_id = '{link}'")).await;
     assert_eq!(pending, None, "no visit since: nothing pending");
     worker.stop().await;
 }
