@@ -245,3 +245,37 @@ async fn a_closed_day_is_compacted_once_and_again_after_late_visits() {
     assert_eq!(by_day(&stats, a).await, expected);
     pool.close().await;
 }
+
+/// A link's ten newest visits (over PostgreSQL's 2 kB compression threshold) are
+/// stored with lz4, the cheaper method the migration sets, and read back whole.
+#[tokio::test]
+async fn a_full_newest_visits_array_is_stored_with_lz4() {
+    let db = TestDatabase::migrated().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
+    let link = link(&pool).await;
+    let ledger = PgEventLedger::new(pool.clone());
+    let hour: DateTime<Utc> = "2026-11-21T10:00:00Z".parse().expect("hour");
+    let mut message = event(&[link], hour, 0, 0);
+    if let Event::LinkVisited(visited) = &mut message.event {
+        visited.links[0].recent = (0..10)
+            .map(|i| RecentVisit {
+                visited_at: hour + TimeDelta::minutes(50 - i),
+                ip_address: Some("203.0.113.0".into()),
+                user_agent: Some(format!(
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.{i}.0 Safari/537.36"
+                )),
+                referrer: Some(format!("https://www.example.com/articles/{i}?utm_source=newsletter")),
+                bot: false,
+            })
+            .collect();
+    }
+    ledger.apply(&[message]).await.expect("apply");
+    let row = format!("FROM link_recent_visits WHERE link_id = '{link}'");
+    assert!(db.scalar(&format!("SELECT length(visits::text)::bigint {row}")).await > 2_048, "over the threshold");
+    assert_eq!(db.text(&format!("SELECT pg_column_compression(visits) {row}")).await.as_deref(), Some("lz4"));
+    assert_eq!(db.scalar(&format!("SELECT jsonb_array_length(visits)::bigint {row}")).await, 10);
+    assert_eq!(
+        db.text(&format!("SELECT visits -> 9 ->> 'referrer' {row}")).await.as_deref(),
+        Some("https://www.example.com/articles/9?utm_source=newsletter")
+    );
+}
