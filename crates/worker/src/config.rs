@@ -21,14 +21,21 @@ pub struct WorkerConfig {
 
     /// Most unacknowledged deliveries per queue (AMQP prefetch) [range: 1 to 65535].
     ///
-    /// A `link.visited` message holds up to 500 links, so this bounds the
-    /// worker's memory.
-    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    /// A `link.visited` message holds up to 500 links (about 400 KB when each
+    /// has a newest visit), so this bounds the memory of deliveries waiting for
+    /// their batch. A little above the batch size, so the next batch is at hand
+    /// while one is written.
+    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub worker_prefetch: u16,
 
     /// Most deliveries applied (and merged per link) in one database transaction
     /// [range: 1 to 10000].
-    #[arg(long, env = "OFFNDAT_WORKER_BATCH_SIZE", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
+    ///
+    /// A batch takes whatever is waiting, up to this and
+    /// `OFFNDAT_WORKER_BATCH_MAX_BYTES`: idle, a batch is a message or two;
+    /// behind, batches grow and each link's visits of many flushes become one
+    /// write, which is how the worker catches up.
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub worker_batch_size: u32,
 
     /// Longest a delivery waits for its batch to fill [range: 1ms to 1m].
@@ -40,10 +47,13 @@ pub struct WorkerConfig {
     /// size [range: 1024 to 1073741824].
     ///
     /// A batch is parsed, merged and written in one transaction: its memory is
-    /// a few times its bodies. The default, 8 MiB, holds about eight of the
-    /// API's largest visit events (it splits flushes at 1 MiB) and any number of
-    /// small ones; a single message larger than this still forms a batch alone.
-    #[arg(long, env = "OFFNDAT_WORKER_BATCH_MAX_BYTES", default_value_t = 8 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024 * 1024), global = true)]
+    /// a few times its bodies. The default, 64 MiB, holds about 160 visit
+    /// events over 500 links each, about 80,000 links: over 100,000 links at
+    /// 25,000 visits a second, smaller batches left the worker further behind
+    /// the longer the load lasted (docs/performance.md). The worker's peak
+    /// memory at the default is about 300 MB; a single message larger than this
+    /// still forms a batch alone.
+    #[arg(long, env = "OFFNDAT_WORKER_BATCH_MAX_BYTES", default_value_t = 64 * 1024 * 1024, value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024 * 1024), global = true)]
     pub worker_batch_max_bytes: u32,
 
     /// Largest message body the worker reads, in bytes; larger ones are

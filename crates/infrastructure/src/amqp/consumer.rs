@@ -236,9 +236,13 @@ impl EventConsumer {
         async move {
             let mut readable = Vec::with_capacity(batch.len());
             let mut readable_spans = Vec::with_capacity(batch.len());
-            for (delivery, message_span) in batch.into_iter().zip(message_spans) {
+            for (mut delivery, message_span) in batch.into_iter().zip(message_spans) {
                 match parse(&delivery, &self.settings) {
                     Ok(message) => {
+                        // The body is parsed: only its tag is needed from here (a
+                        // rejected message is dead-lettered from the broker's copy),
+                        // so the batch's bytes are not held beside its events.
+                        delivery.data = Vec::new();
                         readable.push((delivery, message));
                         readable_spans.push(message_span);
                     }
