@@ -22,10 +22,9 @@ pub struct WorkerConfig {
     /// Most unacknowledged deliveries per queue (AMQP prefetch) [range: 1 to 65535].
     ///
     /// A `link.visited` message holds up to 500 links (about 400 KB when each
-    /// has a newest visit), so this bounds the memory of deliveries waiting for
-    /// their batch. A little above the batch size, so the next batch is at hand
-    /// while one is written.
-    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    /// has a newest visit, 1 MiB at most), so this bounds the memory of
+    /// deliveries waiting for their batch.
+    #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub worker_prefetch: u16,
 
     /// Most deliveries applied (and merged per link) in one database transaction

@@ -15,13 +15,7 @@ use offndat_worker::cli::Cli;
 fn main() -> ExitCode {
     offndat_infrastructure::allocator::return_freed_memory_promptly();
     let cli = Cli::parse();
-    // One thread: the worker waits on PostgreSQL and the broker, not on its CPU,
-    // and a batch freed on the thread that allocated it goes back to the OS at
-    // once (mimalloc frees a page across threads only when its owner next
-    // allocates). With a thread pool and the batch bodies held until applied,
-    // the worker stayed at 86 MB after a load; with one thread and the bodies
-    // dropped once parsed, at 50 MB.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("offndat-worker: cannot start the async runtime: {error}");
