@@ -154,6 +154,8 @@ pub struct MessagingConfig {
     pub redis_url: Url,
 
     /// RabbitMQ URL the outbox relay publishes to and the worker consumes from.
+    /// Connections propose 32 KiB frames unless its query sets `frame_max`
+    /// (each connection keeps two buffers of 32 frames).
     #[arg(
         long,
         env = "OFFNDAT_AMQP_URL",
