@@ -983,9 +983,10 @@ class Bench:
 
     def seed_rollups(self) -> dict:
         """Hourly rows for every hour of the last 365 days and the daily rows they sum
-        to (today's pending, read from its hours), for one link of its own, `rollup_visits` visits in all (a diurnal and
-        weekly shape), each dimension's values summing to every bucket's total.
-        Integer shares of cumulative weights make every sum exact."""
+        to (today's pending, read from its hours), for one link of its own,
+        `rollup_visits` visits in all (a diurnal and weekly shape), each
+        dimension's values summing to every bucket's total. Integer shares of
+        cumulative weights make every sum exact."""
         c = self.cfg
         hours = 365 * 24
         phrase = self.ROLLUP_PHRASE

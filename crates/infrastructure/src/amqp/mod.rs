@@ -21,7 +21,7 @@ use url::Url;
 /// resident per connection, and the API's two were 16.8 MB of its 41 MB live
 /// heap at the end of a benchmark (heaptrack). At 32 KiB it is 2 MiB; a 1 MiB
 /// event then travels in 32 frames instead of 8.
-pub const FRAME_MAX: u32 = 32 * 1024;
+const FRAME_MAX: u32 = 32 * 1024;
 
 /// Connects to RabbitMQ, naming the connection so operators can tell replicas apart
 /// in the management UI.
