@@ -182,9 +182,10 @@ impl OutboxRelay {
         let mut conn = BulkConnection::acquire(&self.pool).await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         // The payload as text, sent as is: decoding it into a JSON tree only to
-        // serialise it again cost an allocation per value of every event.
+        // serialise it again cost an allocation per value of every event. Visit
+        // events are stored as text already (`body`), the others as `jsonb`.
         let rows = sqlx::query!(
-            r#"SELECT id, event_type, payload::text AS "payload!", headers, created_at FROM outbox
+            r#"SELECT id, event_type, COALESCE(body, payload::text) AS "payload!", headers, created_at FROM outbox
              WHERE published_at IS NULL
              ORDER BY created_at, id
              LIMIT $1

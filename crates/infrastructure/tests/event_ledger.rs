@@ -247,8 +247,8 @@ async fn a_closed_day_is_compacted_once_and_again_after_late_visits() {
 }
 
 /// A link's ten newest visits (over PostgreSQL's 2 kB compression threshold) are
-/// stored with lz4, the cheaper method the migration sets on every JSON column
-/// the worker rewrites, and read back whole.
+/// stored with lz4, the cheaper method the migrations set on every JSON column
+/// the worker rewrites and on the outbox's visit events, and read back whole.
 #[tokio::test]
 async fn a_full_newest_visits_array_is_stored_with_lz4() {
     let db = TestDatabase::migrated().await;
@@ -263,10 +263,11 @@ async fn a_full_newest_visits_array_is_stored_with_lz4() {
              WHERE attcompression = 'l' AND NOT attisdropped
                AND (attrelid, attname) IN (('link_recent_visits'::regclass, 'visits'),
                    ('link_rollups_hourly'::regclass, 'human_by'), ('link_rollups_hourly'::regclass, 'bot_by'),
-                   ('link_rollups_daily'::regclass, 'human_by'), ('link_rollups_daily'::regclass, 'bot_by'))",
+                   ('link_rollups_daily'::regclass, 'human_by'), ('link_rollups_daily'::regclass, 'bot_by'),
+                   ('outbox'::regclass, 'body'))",
         )
         .await;
-    assert_eq!(columns, 5);
+    assert_eq!(columns, 6, "newest visits, rollup counts and the outbox's visit events");
     let pool = sqlx::PgPool::connect(&db.url).await.expect("pool");
     let link = link(&pool).await;
     let ledger = PgEventLedger::new(pool.clone());

@@ -413,10 +413,11 @@ async fn a_flood_of_unknown_phrases_does_not_grow_the_event() {
     }
     let events = eventually(DEADLINE, "the orphans flushed", || async {
         let mut conn = db.connect().await;
-        let payloads: Vec<Value> = sqlx::query_scalar("SELECT payload FROM outbox WHERE event_type = 'link.visited'")
-            .fetch_all(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        let payloads: Vec<Value> =
+            sqlx::query_scalar("SELECT body::jsonb FROM outbox WHERE event_type = 'link.visited'")
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
         let orphans: u64 = payloads
             .iter()
             .flat_map(|p| p["orphans"].as_array().cloned().unwrap_or_default())

@@ -88,9 +88,12 @@ impl PgVisitStore {
             copy_raw(&mut tx, &batch.raw).await?;
         }
         let types: Vec<&str> = batch.ids.iter().map(|_| LINK_VISITED).collect();
+        // As text in `body`, not `jsonb`: the relay sends it on unread, and parsing
+        // and pglz made this PostgreSQL's largest cost under load (migration
+        // `outbox_body`).
         sqlx::query!(
-            "INSERT INTO outbox (id, event_type, payload, created_at)
-             SELECT id, event_type, payload::jsonb, $4 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS e(id, event_type, payload)
+            "INSERT INTO outbox (id, event_type, body, created_at)
+             SELECT id, event_type, body, $4 FROM UNNEST($1::uuid[], $2::text[], $3::text[]) AS e(id, event_type, body)
              ON CONFLICT (id) DO NOTHING",
             &batch.ids,
             &types as &[&str],
