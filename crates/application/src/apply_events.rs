@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::events::Event;
 use crate::ports::Clock;
+use crate::visit_tally::{VISIT_PARTITIONS, visit_partition};
 
 /// A message about to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +71,7 @@ pub trait EventLedger: Send + Sync {
     /// Records the ids of `messages` and applies the ones not applied before, all
     /// or nothing. Visits of links that do not exist MUST be skipped (and
     /// counted in the outcome), never fail the batch.
-    async fn apply(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, LedgerError>;
+    async fn apply(&self, messages: &[&InboxMessage]) -> Result<LedgerOutcome, LedgerError>;
 
     /// One round trip: whether the store answers at all.
     async fn ping(&self) -> Result<(), LedgerError>;
@@ -93,23 +94,92 @@ pub trait EventLedger: Send + Sync {
 #[derive(Clone)]
 pub struct ApplyEvents {
     ledger: Arc<dyn EventLedger>,
+    lanes: usize,
+}
+
+/// What became of one lane's share of a batch.
+#[derive(Debug)]
+pub struct LaneResult {
+    /// The lane's messages: positions in the slice handed to `execute`, in order.
+    pub messages: Vec<usize>,
+    pub result: Result<LedgerOutcome, LedgerError>,
 }
 
 impl ApplyEvents {
+    /// Applies each batch in one transaction.
     pub fn new(ledger: Arc<dyn EventLedger>) -> Self {
-        Self { ledger }
+        Self { ledger, lanes: 1 }
     }
 
-    /// Applies `messages` exactly once. A "permanent" failure from a store that no
-    /// longer answers is a dying connection in disguise: it is reported as
-    /// transient, so the batch is retried rather than dead-lettered.
-    pub async fn execute(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
-        match self.ledger.apply(messages).await {
-            Err(LedgerError::Permanent(error)) if self.ledger.ping().await.is_err() => {
-                Err(LedgerError::Transient(error))
-            }
-            other => other,
+    /// Applies each batch in up to `lanes` concurrent transactions (see
+    /// `execute`).
+    pub fn with_lanes(ledger: Arc<dyn EventLedger>, lanes: usize) -> Self {
+        Self { ledger, lanes: lanes.clamp(1, VISIT_PARTITIONS) }
+    }
+
+    /// Applies `messages` exactly once, in one transaction per lane, and says
+    /// what became of each lane's messages (each lane all or nothing).
+    ///
+    /// Messages are grouped by the partition of their links (`visit_partition`
+    /// of the first; the API cuts its events so that all share it) modulo the
+    /// lanes, and the groups are applied concurrently: they touch different
+    /// links, so their transactions do not wait for each other, except on the
+    /// few service-wide rollup rows at the end. Messages of an earlier release
+    /// mixing partitions are as correct, only slower: rows are locked in one
+    /// order everywhere.
+    ///
+    /// A "permanent" failure from a store that no longer answers is a dying
+    /// connection in disguise: it is reported as transient, so the lane's
+    /// messages are retried rather than dead-lettered.
+    pub async fn execute(&self, messages: &[&InboxMessage]) -> Vec<LaneResult> {
+        let lanes = self.groups(messages);
+        let results = futures_util::future::join_all(lanes.iter().map(|positions| {
+            let group: Vec<&InboxMessage> = positions.iter().map(|&p| messages[p]).collect();
+            async move { self.ledger.apply(&group).await }
+        }))
+        .await;
+        let refused = results.iter().any(|r| matches!(r, Err(LedgerError::Permanent(_))));
+        let answering = !refused || self.ledger.ping().await.is_ok();
+        lanes
+            .into_iter()
+            .zip(results)
+            .map(|(messages, result)| LaneResult {
+                messages,
+                result: match result {
+                    Err(LedgerError::Permanent(error)) if !answering => Err(LedgerError::Transient(error)),
+                    other => other,
+                },
+            })
+            .collect()
+    }
+
+    /// Positions of `messages` by lane, in order within each; empty lanes left
+    /// out. Events without links go to the first lane.
+    fn groups(&self, messages: &[&InboxMessage]) -> Vec<Vec<usize>> {
+        let mut lanes: Vec<Vec<usize>> = vec![Vec::new(); self.lanes];
+        for (position, message) in messages.iter().enumerate() {
+            let first_link = match &message.event {
+                Event::LinkVisited(event) => event.links.first().map(|l| l.link_id),
+                Event::LinkVisitedV1(event) => event.links.first().map(|l| l.link_id),
+                Event::LinkCreated(event) => Some(event.link_id),
+                Event::LinkChanged(event) => Some(event.link_id),
+            };
+            let lane = first_link.map_or(0, |id| visit_partition(&id) % self.lanes);
+            lanes[lane].push(position);
         }
+        lanes.retain(|lane| !lane.is_empty());
+        lanes
+    }
+}
+
+impl LedgerOutcome {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &LedgerOutcome) {
+        self.applied += other.applied;
+        self.duplicates += other.duplicates;
+        self.skipped += other.skipped;
+        self.visits_counted += other.visits_counted;
+        self.visits_skipped += other.visits_skipped;
     }
 }
 
@@ -185,7 +255,7 @@ mod tests {
 
     #[async_trait]
     impl EventLedger for Failing {
-        async fn apply(&self, _: &[InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
+        async fn apply(&self, _: &[&InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
             Err(LedgerError::Permanent("refused".into()))
         }
         async fn ping(&self) -> Result<(), LedgerError> {
@@ -202,12 +272,125 @@ mod tests {
         }
     }
 
+    /// Which lanes fail, and how.
+    type Refusal = fn(&[&InboxMessage]) -> Option<LedgerError>;
+
+    /// Records each transaction's messages; every call waits at a barrier of
+    /// `concurrent`, so calls made one after another would never return.
+    struct Lanes {
+        calls: std::sync::Mutex<Vec<Vec<Uuid>>>,
+        barrier: tokio::sync::Barrier,
+        fail: Option<Refusal>,
+    }
+
+    impl Lanes {
+        fn new(concurrent: usize) -> Arc<Self> {
+            Arc::new(Self { calls: Default::default(), barrier: tokio::sync::Barrier::new(concurrent), fail: None })
+        }
+    }
+
+    #[async_trait]
+    impl EventLedger for Lanes {
+        async fn apply(&self, messages: &[&InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
+            self.calls.lock().expect("calls").push(messages.iter().map(|m| m.message_id).collect());
+            self.barrier.wait().await;
+            if let Some(error) = self.fail.and_then(|fail| fail(messages)) {
+                return Err(error);
+            }
+            Ok(LedgerOutcome { applied: messages.len() as u64, visits_counted: 10, ..Default::default() })
+        }
+        async fn ping(&self) -> Result<(), LedgerError> {
+            Ok(())
+        }
+        async fn prune_inbox(&self, _: Duration) -> Result<u64, LedgerError> {
+            Ok(0)
+        }
+        async fn prune_visit_log(&self, _: Option<Duration>) -> Result<u64, LedgerError> {
+            Ok(0)
+        }
+        async fn compact_daily_rollups(&self, _: DateTime<Utc>) -> Result<u64, LedgerError> {
+            Ok(0)
+        }
+    }
+
+    /// A `link.visited` message over links whose last byte is `last_byte`.
+    fn visited(n: u128, last_byte: u8) -> InboxMessage {
+        use crate::events::{LinkTally, LinkVisitedV2};
+        let link = |i: u128| LinkTally {
+            link_id: Uuid::from_u128(((n * 100 + i) << 8) | u128::from(last_byte)),
+            hours: vec![],
+            recent: vec![],
+        };
+        InboxMessage {
+            message_id: Uuid::from_u128(n),
+            event: Event::LinkVisited(LinkVisitedV2 { version: 2, links: vec![link(1), link(2)], orphans: vec![] }),
+        }
+    }
+
+    const DEADLINE: Duration = Duration::from_secs(10);
+
+    async fn execute(apply: &ApplyEvents, messages: &[InboxMessage]) -> Vec<LaneResult> {
+        let refs: Vec<&InboxMessage> = messages.iter().collect();
+        tokio::time::timeout(DEADLINE, apply.execute(&refs))
+            .await
+            .expect("the lanes ran at the same time, or the barrier would hold them")
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_applied_in_one_concurrent_transaction_per_lane() {
+        let ledger = Lanes::new(2);
+        let apply = ApplyEvents::with_lanes(ledger.clone(), 2);
+        // Partitions 0, 1, 2, 3, 4: lanes 0, 1, 0, 1, 0.
+        let messages: Vec<InboxMessage> = (0..5).map(|n| visited(n, n as u8)).collect();
+        let lanes = execute(&apply, &messages).await;
+        let positions: Vec<Vec<usize>> = lanes.iter().map(|l| l.messages.clone()).collect();
+        assert_eq!(positions, [vec![0, 2, 4], vec![1, 3]], "by lane, in their order");
+        let applied: Vec<u64> = lanes.iter().map(|l| l.result.as_ref().expect("committed").applied).collect();
+        assert_eq!(applied, [3, 2]);
+        let mut calls = ledger.calls.lock().expect("calls").clone();
+        calls.sort();
+        let ids = |ns: &[u128]| ns.iter().map(|n| Uuid::from_u128(*n)).collect::<Vec<_>>();
+        assert_eq!(calls, [ids(&[0, 2, 4]), ids(&[1, 3])], "one transaction per lane");
+    }
+
+    #[tokio::test]
+    async fn one_lane_or_one_partition_is_one_transaction() {
+        let messages: Vec<InboxMessage> = (0..4).map(|n| visited(n, n as u8)).collect();
+        let results = execute(&ApplyEvents::new(Lanes::new(1)), &messages).await;
+        assert_eq!(results.iter().map(|l| l.messages.clone()).collect::<Vec<_>>(), [vec![0, 1, 2, 3]], "one lane");
+
+        let same_partition: Vec<InboxMessage> = (0..4).map(|n| visited(n, 7)).collect();
+        let results = execute(&ApplyEvents::with_lanes(Lanes::new(1), 4), &same_partition).await;
+        assert_eq!(results.iter().map(|l| l.messages.clone()).collect::<Vec<_>>(), [vec![0, 1, 2, 3]], "one partition");
+    }
+
+    #[tokio::test]
+    async fn each_lane_succeeds_or_fails_alone_and_a_refusal_stays_permanent_while_the_store_answers() {
+        let refuse_lane_one = |messages: &[&InboxMessage]| {
+            (messages[0].message_id == Uuid::from_u128(1)).then(|| LedgerError::Permanent("refused".into()))
+        };
+        let ledger = Arc::new(Lanes {
+            calls: Default::default(),
+            barrier: tokio::sync::Barrier::new(2),
+            fail: Some(refuse_lane_one),
+        });
+        let messages: Vec<InboxMessage> = (0..4).map(|n| visited(n, n as u8)).collect();
+        let lanes = execute(&ApplyEvents::with_lanes(ledger, 2), &messages).await;
+        assert_eq!(lanes[0].messages, [0, 2]);
+        assert_eq!(lanes[0].result.as_ref().expect("lane 0 committed").applied, 2);
+        assert_eq!(lanes[1].messages, [1, 3]);
+        let error = lanes[1].result.as_ref().expect_err("lane 1 refused");
+        assert!(!error.is_transient(), "the store answers: retrying as is would be refused again");
+    }
+
     #[tokio::test]
     async fn a_refusal_from_a_store_that_no_longer_answers_is_transient() {
         let ledger = Arc::new(Failing { answers: AtomicBool::new(true) });
         let apply = ApplyEvents::new(ledger.clone());
-        assert!(!apply.execute(&[]).await.expect_err("fails").is_transient(), "a store that answers refused it");
+        let message = visited(1, 0);
+        let error = |lanes: Vec<LaneResult>| lanes.into_iter().next().expect("a lane").result.expect_err("fails");
+        assert!(!error(apply.execute(&[&message]).await).is_transient(), "a store that answers refused it");
         ledger.answers.store(false, Ordering::Relaxed);
-        assert!(apply.execute(&[]).await.expect_err("fails").is_transient(), "the connection died");
+        assert!(error(apply.execute(&[&message]).await).is_transient(), "the connection died");
     }
 }

@@ -16,6 +16,18 @@ use crate::events::{HourCount, HourTally, LinkTally, LinkVisitedV2, RecentVisit,
 /// How many newest visits are kept per link (what `recentVisits` shows).
 pub const RECENT_VISITS: usize = 10;
 
+/// Visit events are cut so that each holds the links of one partition: the
+/// worker applies a batch's partitions in concurrent transactions (its lanes),
+/// which then never wait for each other's rows. Fixed, so API and worker agree
+/// whatever each is configured with.
+pub const VISIT_PARTITIONS: usize = 16;
+
+/// `link_id`'s partition, from its last byte (random in UUIDv4 and v7 alike;
+/// the leading bytes of a v7 are its creation time).
+pub fn visit_partition(link_id: &Uuid) -> usize {
+    usize::from(link_id.as_bytes()[15]) % VISIT_PARTITIONS
+}
+
 /// Human and bot visits of one value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Split {
@@ -228,13 +240,14 @@ impl VisitTally {
     }
 
     /// The tally as events of at most `max_links` links and about `max_bytes` of
-    /// JSON each (orphans ride in the first; a single link larger than that gets
-    /// an event of its own). Links in id order, so the output is deterministic.
-    /// The byte bound keeps messages far below what the worker accepts, whatever
-    /// headers visitors send.
+    /// JSON each, each within one `visit_partition` (orphans ride in the first; a
+    /// single link larger than that gets an event of its own). Links in
+    /// (partition, id) order, so the output is deterministic. The byte bound
+    /// keeps messages far below what the worker accepts, whatever headers
+    /// visitors send.
     pub fn to_events(&self, max_links: usize, max_bytes: usize) -> Vec<LinkVisitedV2> {
         let mut links: Vec<(&Uuid, &LinkFold)> = self.links.iter().collect();
-        links.sort_by_key(|(id, _)| **id);
+        links.sort_by_key(|(id, _)| (visit_partition(id), **id));
         let mut orphans: Vec<HourCount> =
             self.orphans.iter().map(|(hour, visits)| HourCount { hour: *hour, visits: *visits }).collect();
         let mut events = Vec::new();
@@ -244,7 +257,10 @@ impl VisitTally {
             let tally = link_tally(*id, fold);
             // The serialised size, counted the way the payload will be written.
             let bytes = serde_json::to_vec(&tally).map_or(0, |json| json.len());
-            if !current.is_empty() && (current.len() >= max_links.max(1) || current_bytes + bytes > max_bytes) {
+            let other_partition = current.last().is_some_and(|l| visit_partition(&l.link_id) != visit_partition(id));
+            if !current.is_empty()
+                && (other_partition || current.len() >= max_links.max(1) || current_bytes + bytes > max_bytes)
+            {
                 let links = std::mem::take(&mut current);
                 events.push(LinkVisitedV2 { version: 2, links, orphans: std::mem::take(&mut orphans) });
                 current_bytes = 0;
@@ -445,10 +461,11 @@ mod tests {
     #[test]
     fn events_are_cut_by_size_as_well_as_by_links() {
         let mut tally = VisitTally::default();
+        // One partition (the same last byte), so only size and count cut.
         for n in 0..6u128 {
             let mut visit = visit(1);
             visit.user_agent = Some("x".repeat(400));
-            tally.add_recent(Uuid::from_u128(n), visit);
+            tally.add_recent(Uuid::from_u128(n << 8), visit);
         }
         let one_link = serde_json::to_vec(&tally.to_events(1, usize::MAX)[0].links[0]).expect("json").len();
         // Room for two links' JSON, not three.
@@ -457,7 +474,39 @@ mod tests {
         // One link bigger than the budget still goes, alone.
         assert_eq!(tally.to_events(100, 10).len(), 6);
         let ids: Vec<Uuid> = tally.to_events(100, 10).iter().flat_map(|e| e.links.iter().map(|l| l.link_id)).collect();
-        assert_eq!(ids, (0..6u128).map(Uuid::from_u128).collect::<Vec<_>>(), "every link once, in id order");
+        assert_eq!(
+            ids,
+            (0..6u128).map(|n| Uuid::from_u128(n << 8)).collect::<Vec<_>>(),
+            "every link once, in id order"
+        );
+    }
+
+    #[test]
+    fn each_event_holds_the_links_of_one_partition() {
+        let mut tally = VisitTally::default();
+        let class = class(false, "Firefox");
+        // 40 links over every partition; room for 500 in an event.
+        let ids: Vec<Uuid> = (0..40u128).map(|n| Uuid::from_u128(((n * 7919) << 64) | (n * 13))).collect();
+        for id in &ids {
+            tally.add(*id, hour(1), &class, "", 1);
+        }
+        tally.add_orphans(hour(1), 2);
+        let events = tally.to_events(500, usize::MAX);
+        let partitions: Vec<usize> =
+            ids.iter().map(visit_partition).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        assert_eq!(partitions, (0..VISIT_PARTITIONS).collect::<Vec<_>>(), "the ids cover every partition");
+        assert_eq!(events.len(), VISIT_PARTITIONS, "one event per partition");
+        for event in &events {
+            let first = visit_partition(&event.links[0].link_id);
+            assert!(event.links.iter().all(|l| visit_partition(&l.link_id) == first), "one partition per event");
+        }
+        let mut seen: Vec<Uuid> = events.iter().flat_map(|e| e.links.iter().map(|l| l.link_id)).collect();
+        seen.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(seen, expected, "every link once");
+        assert_eq!(events[0].orphans.len(), 1, "orphans in the first event");
+        assert!(events[1..].iter().all(|e| e.orphans.is_empty()));
     }
 
     #[test]

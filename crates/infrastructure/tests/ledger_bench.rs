@@ -127,7 +127,7 @@ async fn apply_rounds_of_visits_over_many_links() {
             })
             .collect();
         let started = Instant::now();
-        let outcome = ledger.apply(&messages).await.expect("apply");
+        let outcome = ledger.apply(&messages.iter().collect::<Vec<_>>()).await.expect("apply");
         let elapsed = started.elapsed();
         assert_eq!(outcome.applied, messages.len() as u64);
         println!(

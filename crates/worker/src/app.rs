@@ -56,7 +56,7 @@ impl Worker {
         let pool = postgres::connect(&config.database).await?;
         let store = PgEventLedger::new(pool.clone());
         let ledger: Arc<dyn EventLedger> = Arc::new(store);
-        let apply = ApplyEvents::new(ledger.clone());
+        let apply = ApplyEvents::with_lanes(ledger.clone(), usize::from(config.worker_lanes));
         let chores = Chores {
             prune: PruneRecords::new(
                 ledger.clone(),

@@ -37,6 +37,16 @@ pub struct WorkerConfig {
     #[arg(long, env = "OFFNDAT_WORKER_BATCH_SIZE", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000), global = true)]
     pub worker_batch_size: u32,
 
+    /// Concurrent transactions a batch is applied in, each over its own share
+    /// of the links [range: 1 to 16].
+    ///
+    /// The API cuts visit events by link partition (16), and a batch's
+    /// partitions are spread over the lanes, so the lanes' transactions write
+    /// different rows and use as many PostgreSQL cores. A batch is acknowledged
+    /// when every lane has committed. `1` applies a batch in one transaction.
+    #[arg(long, env = "OFFNDAT_WORKER_LANES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16), global = true)]
+    pub worker_lanes: u8,
+
     /// Longest a delivery waits for its batch to fill [range: 1ms to 1m].
     #[arg(long, env = "OFFNDAT_WORKER_BATCH_TIMEOUT", value_parser = duration_in(Duration::from_millis(1), Duration::from_secs(60)), default_value = "50ms", global = true)]
     pub worker_batch_timeout: Duration,

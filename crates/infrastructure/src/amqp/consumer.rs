@@ -83,10 +83,13 @@ enum SessionError {
 
 /// What became of a batch handed to the ledger.
 enum Settled {
+    /// Every message committed and acknowledged.
     Committed(LedgerOutcome),
-    /// Shutdown came while PostgreSQL was failing: nothing committed.
+    /// Shutdown came while PostgreSQL was failing: the messages not committed
+    /// stay unacknowledged.
     Abandoned,
-    Failed(LedgerError),
+    /// PostgreSQL refused these messages (positions in the batch) as a group.
+    Failed(LedgerError, Vec<usize>),
 }
 
 impl EventConsumer {
@@ -261,14 +264,8 @@ impl EventConsumer {
             }
             if !readable.is_empty() {
                 let (deliveries, messages): (Vec<Delivery>, Vec<InboxMessage>) = readable.into_iter().unzip();
-                match self.apply_with_retry(&messages, shutdown).await {
+                match self.apply_with_retry(&deliveries, &messages, shutdown).await? {
                     Settled::Committed(outcome) => {
-                        self.record(&outcome);
-                        // Deliveries come in tag order and the unreadable ones are
-                        // already rejected, so one multiple-ack settles the rest.
-                        if let Some(last) = deliveries.last() {
-                            acknowledge(last, true).await?;
-                        }
                         tracing::debug!(
                             messages.applied = outcome.applied,
                             messages.duplicate = outcome.duplicates,
@@ -277,9 +274,13 @@ impl EventConsumer {
                         );
                     }
                     Settled::Abandoned => {}
-                    Settled::Failed(error) => {
-                        tracing::warn!(error = %error, "batch failed; applying its messages one by one");
-                        self.settle_one_by_one(deliveries, messages, &readable_spans, shutdown).await?;
+                    Settled::Failed(error, failed) => {
+                        tracing::warn!(
+                            error = %error,
+                            messages.failed = failed.len(),
+                            "batch failed; applying its failed messages one by one"
+                        );
+                        self.settle_one_by_one(&deliveries, &messages, &readable_spans, &failed, shutdown).await?;
                     }
                 }
             }
@@ -292,28 +293,29 @@ impl EventConsumer {
         .await
     }
 
-    /// After a permanent failure of the whole batch: each message alone, so only
+    /// After a permanent failure: each of the `failed` messages alone, so only
     /// the ones that fail by themselves go to the dead-letter queue.
     async fn settle_one_by_one(
         &self,
-        deliveries: Vec<Delivery>,
-        messages: Vec<InboxMessage>,
+        deliveries: &[Delivery],
+        messages: &[InboxMessage],
         spans: &[tracing::Span],
+        failed: &[usize],
         shutdown: &CancellationToken,
     ) -> lapin::Result<()> {
-        for ((delivery, message), span) in deliveries.iter().zip(messages).zip(spans) {
-            let settled =
-                self.apply_with_retry(std::slice::from_ref(&message), shutdown).instrument(span.clone()).await;
+        for &position in failed {
+            let (delivery, span) = (&deliveries[position], &spans[position]);
+            let settled = self
+                .apply_with_retry(std::slice::from_ref(delivery), std::slice::from_ref(&messages[position]), shutdown)
+                .instrument(span.clone())
+                .await?;
             match settled {
-                Settled::Committed(outcome) => {
-                    self.record(&outcome);
-                    acknowledge(delivery, false).await?;
-                }
+                Settled::Committed(_) => {}
                 // The rest stays unacknowledged and is redelivered.
                 Settled::Abandoned => return Ok(()),
-                Settled::Failed(error) => {
+                Settled::Failed(error, _) => {
                     span.record("otel.status_code", "error");
-                    tracing::error!(parent: span, message.id = %message.message_id, error = %error, "dead-lettering a message PostgreSQL refuses");
+                    tracing::error!(parent: span, message.id = %messages[position].message_id, error = %error, "dead-lettering a message PostgreSQL refuses");
                     self.dead_letter(delivery).instrument(span.clone()).await?;
                 }
             }
@@ -321,35 +323,80 @@ impl EventConsumer {
         Ok(())
     }
 
-    /// Applies `messages`, retrying transient failures with capped backoff while
-    /// holding the deliveries; gives up only when shutdown comes.
-    async fn apply_with_retry(&self, messages: &[InboxMessage], shutdown: &CancellationToken) -> Settled {
+    /// Applies `messages` (one lane per transaction, see `ApplyEvents`) and
+    /// acknowledges each lane's `deliveries` once it commits; retries the lanes
+    /// that failed transiently, with capped backoff, while holding their
+    /// deliveries; gives up only when shutdown comes or PostgreSQL refuses a lane.
+    async fn apply_with_retry(
+        &self,
+        deliveries: &[Delivery],
+        messages: &[InboxMessage],
+        shutdown: &CancellationToken,
+    ) -> lapin::Result<Settled> {
         let mut delay = BACKOFF_MIN;
+        let mut total = LedgerOutcome::default();
+        let mut left: Vec<usize> = (0..messages.len()).collect();
+        let mut first_try = true;
         loop {
-            match self.apply.execute(messages).await {
-                Ok(outcome) => return Settled::Committed(outcome),
-                Err(error) if error.is_transient() => {
-                    if shutdown.is_cancelled() {
-                        tracing::warn!(error = %error, "shutting down while PostgreSQL fails; leaving the batch for redelivery");
-                        return Settled::Abandoned;
+            let batch: Vec<&InboxMessage> = left.iter().map(|&p| &messages[p]).collect();
+            let lanes = self.apply.execute(&batch).await;
+            let mut failed = Vec::new();
+            let mut failure: Option<LedgerError> = None;
+            let mut committed = Vec::new();
+            for lane in lanes {
+                match lane.result {
+                    Ok(outcome) => {
+                        self.record(&outcome);
+                        total.add(&outcome);
+                        committed.extend(lane.messages.iter().map(|&p| left[p]));
                     }
-                    tracing::warn!(
-                        error = %error,
-                        batch.size = messages.len(),
-                        retry_in_ms = delay.as_millis() as u64,
-                        "PostgreSQL unavailable; holding the batch and retrying"
-                    );
-                    tokio::select! {
-                        () = shutdown.cancelled() => {
-                            tracing::warn!("shutting down while PostgreSQL fails; leaving the batch for redelivery");
-                            return Settled::Abandoned;
+                    Err(error) => {
+                        failed.extend(lane.messages.iter().map(|&p| left[p]));
+                        // A refusal outranks an outage: retrying as is would be
+                        // refused again.
+                        if !matches!(failure, Some(LedgerError::Permanent(_))) {
+                            failure = Some(error);
                         }
-                        () = tokio::time::sleep(delay) => {}
                     }
-                    delay = (delay * 2).min(BACKOFF_MAX);
                 }
-                Err(error) => return Settled::Failed(error),
             }
+            if first_try && failure.is_none() && deliveries.len() > 1 {
+                // All at once: deliveries come in tag order and the unreadable
+                // ones are already rejected, so one multiple-ack settles them.
+                if let Some(last) = deliveries.last() {
+                    acknowledge(last, true).await?;
+                }
+            } else {
+                committed.sort_unstable();
+                for position in committed {
+                    acknowledge(&deliveries[position], false).await?;
+                }
+            }
+            first_try = false;
+            let Some(error) = failure else { return Ok(Settled::Committed(total)) };
+            failed.sort_unstable();
+            left = failed;
+            if !error.is_transient() {
+                return Ok(Settled::Failed(error, left));
+            }
+            if shutdown.is_cancelled() {
+                tracing::warn!(error = %error, "shutting down while PostgreSQL fails; leaving the batch for redelivery");
+                return Ok(Settled::Abandoned);
+            }
+            tracing::warn!(
+                error = %error,
+                batch.size = left.len(),
+                retry_in_ms = delay.as_millis() as u64,
+                "PostgreSQL unavailable; holding the batch and retrying"
+            );
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    tracing::warn!("shutting down while PostgreSQL fails; leaving the batch for redelivery");
+                    return Ok(Settled::Abandoned);
+                }
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(BACKOFF_MAX);
         }
     }
 

@@ -80,12 +80,12 @@ impl PgEventLedger {
     /// Applies `messages` in one transaction: records their ids in the inbox and
     /// applies only the ones not seen before. Set-based (arrays and `UNNEST`), so
     /// the number of statements does not grow with the batch.
-    async fn apply_batch(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, PgLedgerError> {
+    async fn apply_batch(&self, messages: &[&InboxMessage]) -> Result<LedgerOutcome, PgLedgerError> {
         let mut outcome = LedgerOutcome::default();
         // Keep the first of any id repeated within the batch; sort by id so
         // concurrent replicas lock inbox keys in one order and cannot deadlock.
         let mut seen = HashSet::with_capacity(messages.len());
-        let mut unique: Vec<&InboxMessage> = messages.iter().filter(|m| seen.insert(m.message_id)).collect();
+        let mut unique: Vec<&InboxMessage> = messages.iter().copied().filter(|m| seen.insert(m.message_id)).collect();
         outcome.duplicates = (messages.len() - unique.len()) as u64;
         unique.sort_by_key(|m| m.message_id);
         let ids: Vec<Uuid> = unique.iter().map(|m| m.message_id).collect();
@@ -175,7 +175,7 @@ impl PgEventLedger {
 
 #[async_trait]
 impl EventLedger for PgEventLedger {
-    async fn apply(&self, messages: &[InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
+    async fn apply(&self, messages: &[&InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
         Ok(self.apply_batch(messages).await?)
     }
 

@@ -9,7 +9,8 @@ use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
 use crate::helpers::{
-    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, metrics, visited_body,
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, insert_link_in_lane, metrics,
+    visited_body,
 };
 
 #[tokio::test]
@@ -64,7 +65,9 @@ async fn unreadable_messages_are_dead_lettered_at_once_and_change_nothing() {
 async fn a_message_postgres_refuses_is_dead_lettered_alone_and_its_batch_mates_apply() {
     let db = TestDatabase::migrated().await;
     let namespace = AmqpNamespace::new();
-    let (good, poisoned) = (insert_link(&db).await, insert_link(&db).await);
+    // In the two lanes of a batch (the default): the good lane commits and is
+    // acknowledged as applied while the other is split.
+    let (good, poisoned) = (insert_link_in_lane(&db, 0, 2).await, insert_link_in_lane(&db, 1, 2).await);
     // PostgreSQL refuses any summary of `poisoned`: a permanent failure that fails
     // whatever batch holds it.
     let mut conn = db.connect().await;
@@ -98,6 +101,11 @@ async fn a_message_postgres_refuses_is_dead_lettered_alone_and_its_batch_mates_a
     let metrics = metrics(&worker).await;
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "dead_lettered"), 1);
     assert_eq!(counter(&metrics, &topology.link_visited_queue, "applied"), 2);
+    assert_eq!(
+        counter(&metrics, &topology.link_visited_queue, "duplicate"),
+        0,
+        "the committed lane is not applied again"
+    );
     worker.stop().await;
 }
 

@@ -216,7 +216,18 @@ pub fn visited_body(visits: &[(Uuid, u32)], at: DateTime<Utc>) -> Vec<u8> {
 
 /// Inserts a link directly and returns its id.
 pub async fn insert_link(db: &TestDatabase) -> Uuid {
-    let id = Uuid::now_v7();
+    insert_link_with_id(db, Uuid::now_v7()).await
+}
+
+/// A link whose visits go to `lane` of `lanes` (see `ApplyEvents::execute`).
+pub async fn insert_link_in_lane(db: &TestDatabase, lane: usize, lanes: usize) -> Uuid {
+    let id = std::iter::repeat_with(Uuid::now_v7)
+        .find(|id| offndat_application::visit_tally::visit_partition(id) % lanes == lane)
+        .expect("an id");
+    insert_link_with_id(db, id).await
+}
+
+async fn insert_link_with_id(db: &TestDatabase, id: Uuid) -> Uuid {
     let mut conn = db.connect().await;
     sqlx::query("INSERT INTO links (id, phrase, target_url, language_id, theme_id, created_at) VALUES ($1, $2, 'https://example.com/', 0, 0, now())")
         .bind(id)
