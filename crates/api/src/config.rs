@@ -135,9 +135,9 @@ pub struct ApiConfig {
     #[command(flatten)]
     pub visit_log: VisitLogConfig,
 
-    /// How often the visits counted in memory are written, as one event per flush
-    /// (PostgreSQL sees about one transaction per interval, whatever the visit
-    /// rate) [range: 10ms to 60s]. Shorter would make PostgreSQL the bottleneck
+    /// How often the visits counted in memory are written, as one transaction
+    /// of events per flush (PostgreSQL sees about one transaction per interval,
+    /// whatever the visit rate) [range: 10ms to 60s]. Shorter would make PostgreSQL the bottleneck
     /// again; longer holds counts back.
     #[arg(long, env = "OFFNDAT_VISIT_FLUSH_INTERVAL", value_parser = duration_in(Duration::from_millis(10), Duration::from_secs(60)), default_value = "1s", global = true, help_heading = "Visits")]
     pub visit_flush_interval: Duration,

@@ -65,7 +65,8 @@ impl LedgerError {
 }
 
 /// Where the worker's effects are kept: the inbox of applied message ids and
-/// everything the events change, in one transaction per batch.
+/// everything the events change, in one transaction per call (a batch, or one
+/// lane of it).
 #[async_trait]
 pub trait EventLedger: Send + Sync {
     /// Records the ids of `messages` and applies the ones not applied before, all

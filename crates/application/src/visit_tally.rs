@@ -240,14 +240,17 @@ impl VisitTally {
     }
 
     /// The tally as events of at most `max_links` links and about `max_bytes` of
-    /// JSON each, each within one `visit_partition` (orphans ride in the first; a
-    /// single link larger than that gets an event of its own). Links in
-    /// (partition, id) order, so the output is deterministic. The byte bound
-    /// keeps messages far below what the worker accepts, whatever headers
-    /// visitors send.
+    /// JSON each (orphans ride in the first; a single link larger than that gets
+    /// an event of its own). A tally of more than `max_links` links is cut by
+    /// `visit_partition` too, each event within one, so the worker can apply
+    /// them in parallel; a smaller one stays one event, so light traffic makes
+    /// no more messages. Links in (partition, id) order, so the output is
+    /// deterministic. The byte bound keeps messages far below what the worker
+    /// accepts, whatever headers visitors send.
     pub fn to_events(&self, max_links: usize, max_bytes: usize) -> Vec<LinkVisitedV2> {
         let mut links: Vec<(&Uuid, &LinkFold)> = self.links.iter().collect();
         links.sort_by_key(|(id, _)| (visit_partition(id), **id));
+        let by_partition = links.len() > max_links.max(1);
         let mut orphans: Vec<HourCount> =
             self.orphans.iter().map(|(hour, visits)| HourCount { hour: *hour, visits: *visits }).collect();
         let mut events = Vec::new();
@@ -257,7 +260,8 @@ impl VisitTally {
             let tally = link_tally(*id, fold);
             // The serialised size, counted the way the payload will be written.
             let bytes = serde_json::to_vec(&tally).map_or(0, |json| json.len());
-            let other_partition = current.last().is_some_and(|l| visit_partition(&l.link_id) != visit_partition(id));
+            let other_partition =
+                by_partition && current.last().is_some_and(|l| visit_partition(&l.link_id) != visit_partition(id));
             if !current.is_empty()
                 && (other_partition || current.len() >= max_links.max(1) || current_bytes + bytes > max_bytes)
             {
@@ -482,16 +486,17 @@ mod tests {
     }
 
     #[test]
-    fn each_event_holds_the_links_of_one_partition() {
+    fn a_tally_over_the_event_size_is_cut_by_partition_and_a_smaller_one_is_not() {
         let mut tally = VisitTally::default();
         let class = class(false, "Firefox");
-        // 40 links over every partition; room for 500 in an event.
+        // 40 links over every partition, two or three in each.
         let ids: Vec<Uuid> = (0..40u128).map(|n| Uuid::from_u128(((n * 7919) << 64) | (n * 13))).collect();
         for id in &ids {
             tally.add(*id, hour(1), &class, "", 1);
         }
         tally.add_orphans(hour(1), 2);
-        let events = tally.to_events(500, usize::MAX);
+        assert_eq!(tally.to_events(40, usize::MAX).len(), 1, "40 links fit one event: one, partitions mixed");
+        let events = tally.to_events(5, usize::MAX);
         let partitions: Vec<usize> =
             ids.iter().map(visit_partition).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
         assert_eq!(partitions, (0..VISIT_PARTITIONS).collect::<Vec<_>>(), "the ids cover every partition");

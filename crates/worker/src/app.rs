@@ -66,6 +66,17 @@ impl Worker {
         };
         let status = BrokerStatus::default();
         let topology = Topology::new(&config.messaging.amqp_namespace);
+        // Every queue's consumer may have all its lanes in a transaction at once,
+        // beside the chores (pruning, compaction) and the readiness check.
+        let connections = topology.consumer_queues().len() * usize::from(config.worker_lanes) + 2;
+        if connections > config.database.database_max_connections as usize {
+            tracing::warn!(
+                lanes = config.worker_lanes,
+                connections.needed = connections,
+                connections.max = config.database.database_max_connections,
+                "OFFNDAT_DATABASE_MAX_CONNECTIONS is below what the lanes may use at once: lanes will wait for connections"
+            );
+        }
         let settings = BatchSettings {
             prefetch: config.worker_prefetch,
             batch_size,

@@ -27,8 +27,8 @@ pub struct WorkerConfig {
     #[arg(long, env = "OFFNDAT_WORKER_PREFETCH", default_value_t = 200, value_parser = clap::value_parser!(u16).range(1..), global = true)]
     pub worker_prefetch: u16,
 
-    /// Most deliveries applied (and merged per link) in one database transaction
-    /// [range: 1 to 10000].
+    /// Most deliveries applied (and merged per link) in one batch, one database
+    /// transaction per lane [range: 1 to 10000].
     ///
     /// A batch takes whatever is waiting, up to this and
     /// `OFFNDAT_WORKER_BATCH_MAX_BYTES`: idle, a batch is a message or two;
@@ -42,8 +42,11 @@ pub struct WorkerConfig {
     ///
     /// The API cuts visit events by link partition (16), and a batch's
     /// partitions are spread over the lanes, so the lanes' transactions write
-    /// different rows and use as many PostgreSQL cores. A batch is acknowledged
-    /// when every lane has committed. `1` applies a batch in one transaction.
+    /// different rows and use as many PostgreSQL cores. Each lane's messages are
+    /// acknowledged once it commits; a lane that fails is retried (or split)
+    /// alone. Each lane holds a connection of `OFFNDAT_DATABASE_MAX_CONNECTIONS`
+    /// while it runs, for each of the two queues. `1` applies a batch in one
+    /// transaction.
     #[arg(long, env = "OFFNDAT_WORKER_LANES", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16), global = true)]
     pub worker_lanes: u8,
 
@@ -55,7 +58,7 @@ pub struct WorkerConfig {
     /// reach this, so the worker's memory is bounded by it whatever the batch
     /// size [range: 1024 to 1073741824].
     ///
-    /// A batch is parsed, merged and written in one transaction: its memory is
+    /// A batch is parsed, merged and written (one transaction per lane): its memory is
     /// a few times its bodies. The default, 64 MiB, holds about 160 visit
     /// events over 500 links each, about 80,000 links: over 100,000 links at
     /// 25,000 visits a second, smaller batches left the worker further behind

@@ -49,7 +49,7 @@ pub struct BatchSettings {
     /// Most unacknowledged deliveries the broker sends (AMQP prefetch). At least
     /// the batch size, or batches never fill.
     pub prefetch: u16,
-    /// Most deliveries applied in one transaction.
+    /// Most deliveries applied in one batch (one transaction per lane).
     pub batch_size: usize,
     /// Longest the first delivery of a batch waits for the batch to fill.
     pub batch_timeout: Duration,

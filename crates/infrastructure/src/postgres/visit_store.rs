@@ -26,7 +26,7 @@ pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct FlushBatch {
     ids: Vec<Uuid>,
-    /// JSON text, cast to `jsonb` by PostgreSQL: a `serde_json::Value` of each
+    /// JSON text, stored as text (`outbox.body`): a `serde_json::Value` of each
     /// was the largest share of the API's heap at peak under load over many links
     /// (measured with heaptrack), several times the text.
     payloads: Vec<String>,

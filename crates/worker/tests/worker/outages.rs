@@ -4,7 +4,9 @@
 use offndat_test_support::{AmqpNamespace, TcpProxy, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
-use crate::helpers::{DEADLINE, Publisher, TestWorker, await_total, config, insert_link, total};
+use crate::helpers::{
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, insert_link_in_lane, metrics, total,
+};
 
 #[tokio::test]
 async fn a_postgres_outage_holds_deliveries_and_applies_them_exactly_once_when_it_returns() {
@@ -76,4 +78,48 @@ async fn a_lost_broker_connection_is_re_established_and_consumption_resumes() {
     assert_eq!(db.count("inbox").await, 11);
     assert_eq!(publisher.ready_count(&namespace.topology().link_visited_queue).await, 0);
     worker.stop().await;
+}
+
+/// A lane PostgreSQL fails transiently (a serialization failure on one link's
+/// summary) is retried alone: the other lane's messages are applied and
+/// acknowledged meanwhile, the failing lane's once it recovers, each once.
+#[tokio::test]
+async fn a_lane_that_fails_transiently_is_retried_alone_while_the_other_lane_is_applied() {
+    let db = TestDatabase::migrated().await;
+    let namespace = AmqpNamespace::new();
+    // In the two lanes of a batch (the default).
+    let (good, stuck) = (insert_link_in_lane(&db, 0, 2).await, insert_link_in_lane(&db, 1, 2).await);
+    let mut conn = db.connect().await;
+    for statement in [
+        "CREATE FUNCTION fail_for_now() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'busy, try again' USING ERRCODE = 'serialization_failure'; END; $$"
+            .to_owned(),
+        format!(
+            "CREATE TRIGGER fail_for_now BEFORE INSERT OR UPDATE ON visit_summaries
+             FOR EACH ROW WHEN (NEW.link_id = '{stuck}') EXECUTE FUNCTION fail_for_now()"
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.expect("create trigger");
+    }
+    let publisher = Publisher::new(&namespace).await;
+    let topology = namespace.topology();
+    // Published before the worker starts, so they arrive in one batch.
+    publisher.visited(Uuid::now_v7(), &[(good, 1)]).await;
+    publisher.visited(Uuid::now_v7(), &[(stuck, 5)]).await;
+    publisher.visited(Uuid::now_v7(), &[(good, 2)]).await;
+    let worker = TestWorker::spawn(&db, &namespace).await;
+
+    await_total(&db, good, 3).await;
+    assert_eq!(total(&db, stuck).await, -1, "the failing lane committed nothing");
+    sqlx::raw_sql("DROP TRIGGER fail_for_now ON visit_summaries").execute(&mut conn).await.expect("drop trigger");
+    await_total(&db, stuck, 5).await;
+
+    let metrics = metrics(&worker).await;
+    assert_eq!(counter(&metrics, &topology.link_visited_queue, "applied"), 3);
+    assert_eq!(counter(&metrics, &topology.link_visited_queue, "duplicate"), 0, "nothing applied twice");
+    assert_eq!(counter(&metrics, &topology.link_visited_queue, "dead_lettered"), 0);
+    worker.stop().await;
+    // Unacknowledged deliveries would be back in the queue once its channel closed.
+    assert_eq!(publisher.ready_count(&topology.link_visited_queue).await, 0, "every delivery acknowledged");
+    assert_eq!(db.count("inbox").await, 3);
 }
