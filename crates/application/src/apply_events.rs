@@ -122,7 +122,8 @@ impl ApplyEvents {
     /// what became of each lane's messages (each lane all or nothing).
     ///
     /// Messages are grouped by the partition of their links (`visit_partition`
-    /// of the first; the API cuts its events so that all share it) modulo the
+    /// of the first; the API cuts the events of large flushes so that all share
+    /// it) modulo the
     /// lanes, and the groups are applied concurrently: they touch different
     /// links, so their transactions do not wait for each other, except on the
     /// few service-wide rollup rows at the end. Messages of an earlier release
@@ -250,43 +251,31 @@ mod tests {
 
     use super::*;
 
-    struct Failing {
-        answers: AtomicBool,
-    }
-
-    #[async_trait]
-    impl EventLedger for Failing {
-        async fn apply(&self, _: &[&InboxMessage]) -> Result<LedgerOutcome, LedgerError> {
-            Err(LedgerError::Permanent("refused".into()))
-        }
-        async fn ping(&self) -> Result<(), LedgerError> {
-            if self.answers.load(Ordering::Relaxed) { Ok(()) } else { Err(LedgerError::Transient("gone".into())) }
-        }
-        async fn prune_inbox(&self, _: Duration) -> Result<u64, LedgerError> {
-            Ok(0)
-        }
-        async fn prune_visit_log(&self, _: Option<Duration>) -> Result<u64, LedgerError> {
-            Ok(0)
-        }
-        async fn compact_daily_rollups(&self, _: DateTime<Utc>) -> Result<u64, LedgerError> {
-            Ok(0)
-        }
-    }
-
     /// Which lanes fail, and how.
     type Refusal = fn(&[&InboxMessage]) -> Option<LedgerError>;
 
     /// Records each transaction's messages; every call waits at a barrier of
-    /// `concurrent`, so calls made one after another would never return.
+    /// `concurrent`, so calls made one after another would never return. `fail`
+    /// picks the calls that fail; `answers` is what `ping` says.
     struct Lanes {
         calls: std::sync::Mutex<Vec<Vec<Uuid>>>,
         barrier: tokio::sync::Barrier,
         fail: Option<Refusal>,
+        answers: AtomicBool,
     }
 
     impl Lanes {
         fn new(concurrent: usize) -> Arc<Self> {
-            Arc::new(Self { calls: Default::default(), barrier: tokio::sync::Barrier::new(concurrent), fail: None })
+            Self::failing(concurrent, None)
+        }
+
+        fn failing(concurrent: usize, fail: Option<Refusal>) -> Arc<Self> {
+            Arc::new(Self {
+                calls: Default::default(),
+                barrier: tokio::sync::Barrier::new(concurrent),
+                fail,
+                answers: AtomicBool::new(true),
+            })
         }
     }
 
@@ -301,7 +290,7 @@ mod tests {
             Ok(LedgerOutcome { applied: messages.len() as u64, visits_counted: 10, ..Default::default() })
         }
         async fn ping(&self) -> Result<(), LedgerError> {
-            Ok(())
+            if self.answers.load(Ordering::Relaxed) { Ok(()) } else { Err(LedgerError::Transient("gone".into())) }
         }
         async fn prune_inbox(&self, _: Duration) -> Result<u64, LedgerError> {
             Ok(0)
@@ -370,11 +359,7 @@ mod tests {
         let refuse_lane_one = |messages: &[&InboxMessage]| {
             (messages[0].message_id == Uuid::from_u128(1)).then(|| LedgerError::Permanent("refused".into()))
         };
-        let ledger = Arc::new(Lanes {
-            calls: Default::default(),
-            barrier: tokio::sync::Barrier::new(2),
-            fail: Some(refuse_lane_one),
-        });
+        let ledger = Lanes::failing(2, Some(refuse_lane_one));
         let messages: Vec<InboxMessage> = (0..4).map(|n| visited(n, n as u8)).collect();
         let lanes = execute(&ApplyEvents::with_lanes(ledger, 2), &messages).await;
         assert_eq!(lanes[0].messages, [0, 2]);
@@ -386,7 +371,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_from_a_store_that_no_longer_answers_is_transient() {
-        let ledger = Arc::new(Failing { answers: AtomicBool::new(true) });
+        let ledger = Lanes::failing(1, Some(|_| Some(LedgerError::Permanent("refused".into()))));
         let apply = ApplyEvents::new(ledger.clone());
         let message = visited(1, 0);
         let error = |lanes: Vec<LaneResult>| lanes.into_iter().next().expect("a lane").result.expect_err("fails");

@@ -16,10 +16,11 @@ use crate::events::{HourCount, HourTally, LinkTally, LinkVisitedV2, RecentVisit,
 /// How many newest visits are kept per link (what `recentVisits` shows).
 pub const RECENT_VISITS: usize = 10;
 
-/// Visit events are cut so that each holds the links of one partition: the
-/// worker applies a batch's partitions in concurrent transactions (its lanes),
-/// which then never wait for each other's rows. Fixed, so API and worker agree
-/// whatever each is configured with.
+/// The events of a flush over one event's worth of links are cut so that each
+/// holds the links of one partition: the worker applies a batch's partitions
+/// in concurrent transactions (its lanes), which then never wait for each
+/// other's rows. Fixed, so API and worker agree whatever each is configured
+/// with.
 pub const VISIT_PARTITIONS: usize = 16;
 
 /// `link_id`'s partition, from its last byte (random in UUIDv4 and v7 alike;

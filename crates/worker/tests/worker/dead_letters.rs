@@ -9,8 +9,8 @@ use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
 use crate::helpers::{
-    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, insert_link_in_lane, metrics,
-    visited_body,
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, fail_summary_writes, insert_link,
+    insert_link_in_lane, metrics, visited_body,
 };
 
 #[tokio::test]
@@ -70,18 +70,7 @@ async fn a_message_postgres_refuses_is_dead_lettered_alone_and_its_batch_mates_a
     let (good, poisoned) = (insert_link_in_lane(&db, 0, 2).await, insert_link_in_lane(&db, 1, 2).await);
     // PostgreSQL refuses any summary of `poisoned`: a permanent failure that fails
     // whatever batch holds it.
-    let mut conn = db.connect().await;
-    for statement in [
-        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN RAISE EXCEPTION 'refused by the test'; END; $$"
-            .to_owned(),
-        format!(
-            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON visit_summaries
-             FOR EACH ROW WHEN (NEW.link_id = '{poisoned}') EXECUTE FUNCTION refuse()"
-        ),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.expect("create trigger");
-    }
+    fail_summary_writes(&db, poisoned, "refuse", "P0001").await;
     let publisher = Publisher::new(&namespace).await;
     let topology = namespace.topology();
     // Published before the worker starts, so they arrive in one batch.

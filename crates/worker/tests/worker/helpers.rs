@@ -219,6 +219,25 @@ pub async fn insert_link(db: &TestDatabase) -> Uuid {
     insert_link_with_id(db, Uuid::now_v7()).await
 }
 
+/// Makes PostgreSQL fail every write of `link_id`'s summary with `sqlstate`
+/// (`P0001`, a plain exception, is a refusal; `40001`, a serialization failure,
+/// is worth retrying), through a trigger named `name`; drop it to stop.
+pub async fn fail_summary_writes(db: &TestDatabase, link_id: Uuid, name: &str, sqlstate: &str) {
+    let mut conn = db.connect().await;
+    for statement in [
+        format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'failed by the test' USING ERRCODE = '{sqlstate}'; END; $$"
+        ),
+        format!(
+            "CREATE TRIGGER {name} BEFORE INSERT OR UPDATE ON visit_summaries
+             FOR EACH ROW WHEN (NEW.link_id = '{link_id}') EXECUTE FUNCTION {name}()"
+        ),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.expect("create trigger");
+    }
+}
+
 /// A link whose visits go to `lane` of `lanes` (see `ApplyEvents::execute`).
 pub async fn insert_link_in_lane(db: &TestDatabase, lane: usize, lanes: usize) -> Uuid {
     let id = std::iter::repeat_with(Uuid::now_v7)

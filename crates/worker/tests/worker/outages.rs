@@ -5,7 +5,8 @@ use offndat_test_support::{AmqpNamespace, TcpProxy, TestDatabase, amqp_url, even
 use uuid::Uuid;
 
 use crate::helpers::{
-    DEADLINE, Publisher, TestWorker, await_total, config, counter, insert_link, insert_link_in_lane, metrics, total,
+    DEADLINE, Publisher, TestWorker, await_total, config, counter, fail_summary_writes, insert_link,
+    insert_link_in_lane, metrics, total,
 };
 
 #[tokio::test]
@@ -89,18 +90,7 @@ async fn a_lane_that_fails_transiently_is_retried_alone_while_the_other_lane_is_
     let namespace = AmqpNamespace::new();
     // In the two lanes of a batch (the default).
     let (good, stuck) = (insert_link_in_lane(&db, 0, 2).await, insert_link_in_lane(&db, 1, 2).await);
-    let mut conn = db.connect().await;
-    for statement in [
-        "CREATE FUNCTION fail_for_now() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN RAISE EXCEPTION 'busy, try again' USING ERRCODE = 'serialization_failure'; END; $$"
-            .to_owned(),
-        format!(
-            "CREATE TRIGGER fail_for_now BEFORE INSERT OR UPDATE ON visit_summaries
-             FOR EACH ROW WHEN (NEW.link_id = '{stuck}') EXECUTE FUNCTION fail_for_now()"
-        ),
-    ] {
-        sqlx::raw_sql(sqlx::AssertSqlSafe(statement)).execute(&mut conn).await.expect("create trigger");
-    }
+    fail_summary_writes(&db, stuck, "fail_for_now", "40001").await;
     let publisher = Publisher::new(&namespace).await;
     let topology = namespace.topology();
     // Published before the worker starts, so they arrive in one batch.
@@ -111,7 +101,10 @@ async fn a_lane_that_fails_transiently_is_retried_alone_while_the_other_lane_is_
 
     await_total(&db, good, 3).await;
     assert_eq!(total(&db, stuck).await, -1, "the failing lane committed nothing");
-    sqlx::raw_sql("DROP TRIGGER fail_for_now ON visit_summaries").execute(&mut conn).await.expect("drop trigger");
+    sqlx::raw_sql("DROP TRIGGER fail_for_now ON visit_summaries")
+        .execute(&mut db.connect().await)
+        .await
+        .expect("drop trigger");
     await_total(&db, stuck, 5).await;
 
     let metrics = metrics(&worker).await;
