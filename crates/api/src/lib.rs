@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client_ip;
 pub mod commands;
 pub mod config;
+pub mod connection_deadlines;
 pub mod error;
 pub mod extract;
 pub mod http_metrics;

@@ -1,7 +1,9 @@
 //! The API's accept loop: hyper (HTTP/1.1 and HTTP/2) with the per-connection
 //! limits `axum::serve` does not offer: a header-read timeout, an idle timeout
 //! and a cap on open connections, so slow or idle clients cannot hold the
-//! process's sockets and memory.
+//! process's sockets and memory. The timeouts are kept by
+//! [`connection_deadlines`](crate::connection_deadlines): one sleep per
+//! connection, not a timer per request.
 
 use std::convert::Infallible;
 use std::pin::pin;
@@ -19,8 +21,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
+
+use crate::connection_deadlines::{Deadlines, HeaderTimer, Watched, wake_at_deadlines};
 
 /// Limits on each client connection.
 #[derive(Debug, Clone, Copy)]
@@ -50,8 +53,11 @@ pub async fn serve(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    builder.http1().header_read_timeout(limits.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
+    // The connection's watchdog wakes at least this often, so a deadline, which
+    // starts with at least this long to run, is never missed.
+    let watchdog_period = limits.header_read_timeout.min(limits.idle_timeout);
     let mut shutdown = pin!(shutdown);
     loop {
         // The permit is taken before accepting: at the cap, connections queue in
@@ -77,10 +83,10 @@ pub async fn serve(
         };
         // Small responses (redirects) go out at once.
         let _ = stream.set_nodelay(true);
-        let mut stream = TimeoutStream::new(stream);
-        stream.set_read_timeout(Some(limits.idle_timeout));
-        stream.set_write_timeout(Some(limits.idle_timeout));
-        let io = TokioIo::new(Box::pin(stream));
+        let deadlines = Deadlines::new(limits.idle_timeout);
+        let io = TokioIo::new(Watched::new(stream, deadlines.clone()));
+        let mut builder = builder.clone();
+        builder.http1().timer(HeaderTimer(deadlines.clone()));
         let service = router.clone().map_request(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             request.map(Body::new)
@@ -88,7 +94,11 @@ pub async fn serve(
         let service = TowerToHyperService::new(service.map_err(|never: Infallible| match never {}));
         let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let ended = tokio::select! {
+                ended = connection => ended,
+                never = wake_at_deadlines(deadlines, watchdog_period) => match never {},
+            };
+            if let Err(error) = ended {
                 // Timeouts and resets are the client's business, not an incident.
                 tracing::debug!(%peer, error = %error, "connection ended with an error");
             }
