@@ -6,6 +6,7 @@
 //! OpenTelemetry layer is installed at all, so spans cost what the log layer makes
 //! of them and nothing more.
 
+mod json_fields;
 mod metrics;
 mod otel;
 
@@ -21,6 +22,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub use self::metrics::metrics_handle;
 pub(crate) use self::otel::with_trace_id_for_new_trace;
 use crate::config::{LogConfig, LogFormat};
+use json_fields::JsonSpanFields;
 
 /// Crates whose spans never go to the trace exporter: the exporter's own HTTP/2
 /// and gRPC stack (tracing it would trace every export) and OpenTelemetry itself.
@@ -80,10 +82,16 @@ fn init_with(config: &LogConfig, service: &'static str, to_stderr: bool) -> Resu
     let log_layer = match (config.log_format, to_stderr) {
         (LogFormat::Text, false) => log_layer.boxed(),
         (LogFormat::Text, true) => log_layer.with_writer(std::io::stderr).boxed(),
-        (LogFormat::Json, false) => log_layer.json().flatten_event(true).with_current_span(true).boxed(),
-        (LogFormat::Json, true) => {
-            log_layer.with_writer(std::io::stderr).json().flatten_event(true).with_current_span(true).boxed()
+        (LogFormat::Json, false) => {
+            log_layer.json().flatten_event(true).with_current_span(true).fmt_fields(JsonSpanFields).boxed()
         }
+        (LogFormat::Json, true) => log_layer
+            .with_writer(std::io::stderr)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .fmt_fields(JsonSpanFields)
+            .boxed(),
     }
     .with_filter(log_filter);
 
