@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::Identity;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -109,10 +111,15 @@ fn init_with(config: &LogConfig, service: &'static str, to_stderr: bool) -> Resu
             .with_threads(false)
             .with_location(false)
             .with_target(false)
-            .with_filter(trace_filter);
-        (Some(layer), Some(provider))
+            .with_filter(trace_filter)
+            .boxed();
+        (layer, Some(provider))
     } else {
-        (None, None)
+        // A layer that wants nothing, rather than `None`: tracing-subscriber
+        // lets an absent `Option` layer take an interest in every callsite, so
+        // each span and event the log filter rejects (a request's span at
+        // `warn`, every `debug!` at `info`) was still built and dispatched.
+        (Identity::new().with_filter(LevelFilter::OFF).boxed(), None)
     };
 
     let exporting = tracer_provider.is_some();
