@@ -60,11 +60,12 @@ impl Deadlines {
         self.started + Duration::from_millis(ms)
     }
 
-    fn earliest(&self) -> Option<u64> {
+    /// The earliest deadline later than `after`.
+    fn earliest_after(&self, after: u64) -> Option<u64> {
         [&self.read, &self.write, &self.header]
             .into_iter()
             .map(|deadline| deadline.load(Ordering::Relaxed))
-            .filter(|&deadline| deadline != NONE)
+            .filter(|&deadline| deadline != NONE && deadline > after)
             .min()
     }
 
@@ -92,12 +93,13 @@ fn millis_up(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
-/// Runs beside the connection, in its task, until the connection ends: sleeps
-/// until the earliest deadline and so wakes the task, whose late wait then
-/// fails. Every wait starts with at least `period` to run, so a deadline that
-/// starts while this sleeps a whole `period` is seen at the next wake-up.
-/// A deadline already woken for that is still set (the connection did not poll
-/// the wait) is not woken for again; it is checked every `period`.
+/// Runs beside the connection, in its task, until the connection ends: wakes
+/// the task at the earliest deadline, and the late wait then fails when polled.
+/// It sleeps at most `period` at a time: every wait starts with at least
+/// `period` to run (the shorter timeout), so one that starts while this sleeps
+/// is seen at the next wake-up, even when it is due before the deadline this
+/// sleeps towards. A deadline already woken for that is still set (the
+/// connection did not poll that wait) is not woken for again.
 pub async fn wake_at_deadlines(deadlines: Arc<Deadlines>, period: Duration) -> std::convert::Infallible {
     let period_ms = millis_up(period).max(1);
     let mut woken_at = 0;
@@ -105,11 +107,8 @@ pub async fn wake_at_deadlines(deadlines: Arc<Deadlines>, period: Duration) -> s
     tokio::pin!(sleep);
     loop {
         sleep.as_mut().await;
-        woken_at = match deadlines.earliest() {
-            Some(deadline) if deadline > woken_at => deadline,
-            _ => deadlines.now_ms() + period_ms,
-        }
-        .max(woken_at);
+        let at_the_latest = deadlines.now_ms() + period_ms;
+        woken_at = deadlines.earliest_after(woken_at).map_or(at_the_latest, |deadline| deadline.min(at_the_latest));
         sleep.as_mut().reset(deadlines.instant(woken_at).into());
     }
 }
@@ -249,21 +248,28 @@ mod tests {
     const IDLE: Duration = Duration::from_millis(200);
     const DEADLINE: Duration = Duration::from_secs(10);
 
-    /// `stream` with its watchdog beside it, as the server runs them.
-    async fn with_watchdog<T>(deadlines: Arc<Deadlines>, work: impl Future<Output = T>) -> T {
-        tokio::select! {
-            out = work => out,
-            never = wake_at_deadlines(deadlines, IDLE) => match never {},
-        }
+    /// Runs `work` with the connection's watchdog beside it, as the server
+    /// does, in a task of its own: only the watchdog can wake it at a deadline
+    /// (a timeout in the same task would wake it too and hide a missed one).
+    async fn with_watchdog<T: Send + 'static>(
+        deadlines: Arc<Deadlines>,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> T {
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                out = work => out,
+                never = wake_at_deadlines(deadlines, IDLE) => match never {},
+            }
+        });
+        tokio::time::timeout(DEADLINE, task).await.expect("woken in time").expect("join")
     }
 
     #[tokio::test]
     async fn a_read_waiting_past_the_idle_timeout_fails_and_one_making_progress_does_not() {
         let (client, server) = tokio::io::duplex(64);
         let deadlines = Deadlines::new(IDLE);
-        let mut server = Watched::new(server, deadlines.clone());
-        let (mut client_read, mut client_write) = tokio::io::split(client);
-        let _keep = &mut client_read;
+        let server = Watched::new(server, deadlines.clone());
+        let (_client_read, mut client_write) = tokio::io::split(client);
         // Progress every 50 ms for twice the idle timeout: never late.
         let writer = tokio::spawn(async move {
             for byte in 0..8u8 {
@@ -272,31 +278,45 @@ mod tests {
             }
             client_write
         });
-        let read = with_watchdog(deadlines.clone(), async {
+        let (got, mut server) = with_watchdog(deadlines.clone(), async move {
+            let mut server = server;
             let mut got = [0; 8];
-            server.read_exact(&mut got).await.map(|_| got)
-        });
-        assert_eq!(
-            tokio::time::timeout(DEADLINE, read).await.expect("in time").expect("read"),
-            [0, 1, 2, 3, 4, 5, 6, 7]
-        );
+            (server.read_exact(&mut got).await.map(|_| got), server)
+        })
+        .await;
+        assert_eq!(got.expect("read"), [0, 1, 2, 3, 4, 5, 6, 7]);
         let _client_write = writer.await.expect("join");
         // Then silence: the next read fails, woken by the watchdog alone.
         let started = Instant::now();
-        let silent = with_watchdog(deadlines, async { server.read_u8().await });
-        let error = tokio::time::timeout(DEADLINE, silent).await.expect("woken").expect_err("timed out");
+        let error = with_watchdog(deadlines, async move { server.read_u8().await }).await.expect_err("timed out");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() >= IDLE, "not before the idle timeout: {:?}", started.elapsed());
     }
 
     #[tokio::test]
     async fn a_write_the_peer_does_not_read_fails_after_the_idle_timeout() {
-        let (_client, server) = tokio::io::duplex(16);
+        let (client, server) = tokio::io::duplex(16);
         let deadlines = Deadlines::new(IDLE);
         let mut server = Watched::new(server, deadlines.clone());
-        let write = with_watchdog(deadlines, async { server.write_all(&[7; 1024]).await });
-        let error = tokio::time::timeout(DEADLINE, write).await.expect("woken").expect_err("timed out");
+        let error =
+            with_watchdog(deadlines, async move { server.write_all(&[7; 1024]).await }).await.expect_err("timed out");
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        drop(client);
+    }
+
+    #[tokio::test]
+    async fn a_shorter_deadline_that_starts_while_the_watchdog_sleeps_towards_a_longer_one_is_kept() {
+        let deadlines = Deadlines::new(Duration::from_secs(3600));
+        // A read waits, due in an hour; the watchdog sleeps towards it.
+        assert!(!deadlines.waiting(&deadlines.read));
+        let timer = HeaderTimer(deadlines.clone());
+        // The pace is the thing under test: the header wait starts after the
+        // watchdog's first wake-up has seen only the hour-long deadline.
+        with_watchdog(deadlines, async move {
+            tokio::time::sleep(IDLE * 2).await;
+            timer.sleep(IDLE).await;
+        })
+        .await;
     }
 
     #[tokio::test]
@@ -304,11 +324,11 @@ mod tests {
         let deadlines = Deadlines::new(Duration::from_secs(3600));
         let timer = HeaderTimer(deadlines.clone());
         let mut sleep = timer.sleep(Duration::from_secs(3600));
-        assert!(deadlines.earliest().is_some());
+        assert!(deadlines.earliest_after(0).is_some());
         timer.reset(&mut sleep, Instant::now() + IDLE);
         let started = Instant::now();
-        tokio::time::timeout(DEADLINE, with_watchdog(deadlines.clone(), sleep)).await.expect("woken at the deadline");
+        with_watchdog(deadlines.clone(), sleep).await;
         assert!(started.elapsed() >= IDLE / 2, "not long before the deadline: {:?}", started.elapsed());
-        assert_eq!(deadlines.earliest(), None, "dropped with its deadline");
+        assert_eq!(deadlines.earliest_after(0), None, "dropped with its deadline");
     }
 }
