@@ -48,8 +48,14 @@ impl Deadlines {
         })
     }
 
+    /// Now, rounded up: for starting a deadline, which so never comes early.
     fn now_ms(&self) -> u64 {
         millis_up(self.started.elapsed())
+    }
+
+    /// Whether `deadline` has passed, by now rounded down: never early.
+    fn passed(&self, deadline: u64) -> bool {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) >= deadline
     }
 
     fn at(&self, instant: Instant) -> u64 {
@@ -77,7 +83,7 @@ impl Deadlines {
                 deadline.store(self.now_ms() + self.idle_timeout_ms, Ordering::Relaxed);
                 false
             }
-            running => self.now_ms() >= running,
+            running => self.passed(running),
         }
     }
 
@@ -266,25 +272,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_waiting_past_the_idle_timeout_fails_and_one_making_progress_does_not() {
+        // Progress every 100 ms for twice this: never late, with room for a
+        // loaded machine's scheduling delays.
+        const IDLE: Duration = Duration::from_secs(1);
         let (client, server) = tokio::io::duplex(64);
         let deadlines = Deadlines::new(IDLE);
         let server = Watched::new(server, deadlines.clone());
         let (_client_read, mut client_write) = tokio::io::split(client);
-        // Progress every 50 ms for twice the idle timeout: never late.
         let writer = tokio::spawn(async move {
-            for byte in 0..8u8 {
+            for byte in 0..20u8 {
                 client_write.write_all(&[byte]).await.expect("write");
-                tokio::time::sleep(IDLE / 4).await;
+                tokio::time::sleep(IDLE / 10).await;
             }
             client_write
         });
         let (got, mut server) = with_watchdog(deadlines.clone(), async move {
             let mut server = server;
-            let mut got = [0; 8];
+            let mut got = [0; 20];
             (server.read_exact(&mut got).await.map(|_| got), server)
         })
         .await;
-        assert_eq!(got.expect("read"), [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(got.expect("read"), std::array::from_fn::<u8, 20, _>(|i| i as u8));
         let _client_write = writer.await.expect("join");
         // Then silence: the next read fails, woken by the watchdog alone.
         let started = Instant::now();

@@ -92,9 +92,10 @@ pub async fn serve(
             request.map(Body::new)
         });
         let service = TowerToHyperService::new(service.map_err(|never: Infallible| match never {}));
-        let connection = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
             let ended = tokio::select! {
+                biased;
                 ended = connection => ended,
                 never = wake_at_deadlines(deadlines, watchdog_period) => match never {},
             };

@@ -68,7 +68,9 @@ async fn a_client_sending_headers_one_byte_a_second_is_closed_while_others_are_s
 #[tokio::test]
 async fn a_kept_alive_connection_left_idle_is_closed() {
     let db = TestDatabase::new();
-    let app = spawn_with(&db, &["--http-header-read-timeout=1s"]).await;
+    // The idle timeout far off: only the wait for the next request's headers
+    // can close the connection in time.
+    let app = spawn_with(&db, &["--http-header-read-timeout=1s", "--http-idle-timeout=5m"]).await;
     let mut stream = TcpStream::connect(app.address).await.expect("connect");
     stream.write_all(b"GET /health/live HTTP/1.1\r\nHost: offndat.test\r\n\r\n").await.expect("write");
     // The answer, then nothing: reading to the end finishes only when the server

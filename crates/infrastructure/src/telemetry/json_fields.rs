@@ -36,15 +36,23 @@ impl<'writer> FormatFields<'writer> for JsonSpanFields {
         if current.fields.is_empty() {
             return self.format_fields(current.as_writer(), fields);
         }
-        if current.fields.pop() != Some('}') {
+        if !current.fields.ends_with('}') {
             return Err(fmt::Error);
         }
+        let before = current.fields.len();
+        current.fields.pop();
         let first = current.fields.ends_with('{');
         let mut writer = current.as_writer();
         let mut members = Members { out: &mut writer, first, result: Ok(()) };
         fields.record(&mut members);
-        members.result?;
-        writer.write_char('}')
+        let appended = members.result.and_then(|()| writer.write_char('}'));
+        if appended.is_err() {
+            // A value that failed to format leaves the fields as they were,
+            // still a JSON object.
+            current.fields.truncate(before - 1);
+            current.fields.push('}');
+        }
+        appended
     }
 }
 
@@ -75,7 +83,8 @@ impl<W: Write> Members<'_, W> {
 impl<W: Write> Visit for Members<'_, W> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity; serde_json writes them as null too.
-        self.member(field, |out| if value.is_finite() { write!(out, "{value}") } else { out.write_str("null") });
+        // `{:?}` keeps a float a float (`1.0`, `1e19`), as serde_json writes it.
+        self.member(field, |out| if value.is_finite() { write!(out, "{value:?}") } else { out.write_str("null") });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -187,6 +196,7 @@ mod tests {
                 unsigned = 7u64,
                 wide = u128::MAX,
                 ratio = 0.5f64,
+                whole = 1.0f64,
                 nan = f64::NAN,
                 flag = true,
                 shown = %format_args!("{:032x}", 0xabcu128),
@@ -205,6 +215,7 @@ mod tests {
                 "unsigned": 7,
                 "wide": u128::MAX.to_string(),
                 "ratio": 0.5,
+                "whole": 1.0,
                 "nan": null,
                 "flag": true,
                 "shown": "00000000000000000000000000000abc",
