@@ -9,8 +9,8 @@ use offndat_test_support::{AmqpNamespace, TestDatabase, amqp_url, eventually};
 use uuid::Uuid;
 
 use crate::helpers::{
-    DEADLINE, Publisher, TestWorker, await_total, config, counter, fail_summary_writes, insert_link,
-    insert_link_in_lane, metrics, visited_body,
+    DEADLINE, Publisher, TestWorker, await_total, batch_with_a_failing_lane, config, counter, insert_link, metrics,
+    visited_body,
 };
 
 #[tokio::test]
@@ -65,19 +65,11 @@ async fn unreadable_messages_are_dead_lettered_at_once_and_change_nothing() {
 async fn a_message_postgres_refuses_is_dead_lettered_alone_and_its_batch_mates_apply() {
     let db = TestDatabase::migrated().await;
     let namespace = AmqpNamespace::new();
-    // In the two lanes of a batch (the default): the good lane commits and is
-    // acknowledged as applied while the other is split.
-    let (good, poisoned) = (insert_link_in_lane(&db, 0, 2).await, insert_link_in_lane(&db, 1, 2).await);
-    // PostgreSQL refuses any summary of `poisoned`: a permanent failure that fails
-    // whatever batch holds it.
-    fail_summary_writes(&db, poisoned, "refuse", "P0001").await;
-    let publisher = Publisher::new(&namespace).await;
     let topology = namespace.topology();
-    // Published before the worker starts, so they arrive in one batch.
-    publisher.visited(Uuid::now_v7(), &[(good, 1)]).await;
-    publisher.visited(Uuid::now_v7(), &[(poisoned, 1)]).await;
-    publisher.visited(Uuid::now_v7(), &[(good, 2)]).await;
-    let worker = TestWorker::spawn(&db, &namespace).await;
+    // PostgreSQL refuses any summary of `poisoned`: a permanent failure that
+    // fails whatever batch holds it. The good lane commits and is acknowledged
+    // as applied while the other is split.
+    let (good, _poisoned, publisher, worker) = batch_with_a_failing_lane(&db, &namespace, "refuse", "P0001", 1).await;
 
     await_total(&db, good, 3).await;
     eventually(DEADLINE, "the refused message dead-lettered", || async {

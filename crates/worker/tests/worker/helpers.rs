@@ -238,6 +238,28 @@ pub async fn fail_summary_writes(db: &TestDatabase, link_id: Uuid, name: &str, s
     }
 }
 
+/// A batch split over a worker's two lanes (the default): a link in each, the
+/// second's summary writes failed by trigger `trigger` with `sqlstate`, and
+/// three visit messages (the good link 1, the failing one `failing_visits`,
+/// the good one 2) published before the worker starts, so they arrive in one
+/// batch. Returns the links, the publisher and the started worker.
+pub async fn batch_with_a_failing_lane(
+    db: &TestDatabase,
+    namespace: &AmqpNamespace,
+    trigger: &str,
+    sqlstate: &str,
+    failing_visits: u32,
+) -> (Uuid, Uuid, Publisher, TestWorker) {
+    let (good, failing) = (insert_link_in_lane(db, 0, 2).await, insert_link_in_lane(db, 1, 2).await);
+    fail_summary_writes(db, failing, trigger, sqlstate).await;
+    let publisher = Publisher::new(namespace).await;
+    publisher.visited(Uuid::now_v7(), &[(good, 1)]).await;
+    publisher.visited(Uuid::now_v7(), &[(failing, failing_visits)]).await;
+    publisher.visited(Uuid::now_v7(), &[(good, 2)]).await;
+    let worker = TestWorker::spawn(db, namespace).await;
+    (good, failing, publisher, worker)
+}
+
 /// A link whose visits go to `lane` of `lanes` (see `ApplyEvents::execute`).
 pub async fn insert_link_in_lane(db: &TestDatabase, lane: usize, lanes: usize) -> Uuid {
     let id = std::iter::repeat_with(Uuid::now_v7)

@@ -5,8 +5,8 @@ use offndat_test_support::{AmqpNamespace, TcpProxy, TestDatabase, amqp_url, even
 use uuid::Uuid;
 
 use crate::helpers::{
-    DEADLINE, Publisher, TestWorker, await_total, config, counter, fail_summary_writes, insert_link,
-    insert_link_in_lane, metrics, total,
+    DEADLINE, Publisher, TestWorker, await_total, batch_with_a_failing_lane, config, counter, insert_link, metrics,
+    total,
 };
 
 #[tokio::test]
@@ -88,16 +88,9 @@ async fn a_lost_broker_connection_is_re_established_and_consumption_resumes() {
 async fn a_lane_that_fails_transiently_is_retried_alone_while_the_other_lane_is_applied() {
     let db = TestDatabase::migrated().await;
     let namespace = AmqpNamespace::new();
-    // In the two lanes of a batch (the default).
-    let (good, stuck) = (insert_link_in_lane(&db, 0, 2).await, insert_link_in_lane(&db, 1, 2).await);
-    fail_summary_writes(&db, stuck, "fail_for_now", "40001").await;
-    let publisher = Publisher::new(&namespace).await;
     let topology = namespace.topology();
-    // Published before the worker starts, so they arrive in one batch.
-    publisher.visited(Uuid::now_v7(), &[(good, 1)]).await;
-    publisher.visited(Uuid::now_v7(), &[(stuck, 5)]).await;
-    publisher.visited(Uuid::now_v7(), &[(good, 2)]).await;
-    let worker = TestWorker::spawn(&db, &namespace).await;
+    // A serialization failure: transient.
+    let (good, stuck, publisher, worker) = batch_with_a_failing_lane(&db, &namespace, "fail_for_now", "40001", 5).await;
 
     await_total(&db, good, 3).await;
     assert_eq!(total(&db, stuck).await, -1, "the failing lane committed nothing");
